@@ -1,0 +1,235 @@
+//! The narrow Image Builder client the exporter needs.
+//!
+//! Discovery talks to [`ImageBuilderApi`], which speaks the project's model
+//! types, never SDK types. The real implementation ([`sdk::SdkClient`]) wraps
+//! the AWS SDK with our own retry policy, a client-side rate limit and a
+//! concurrency limit; tests can substitute a fake without HTTP.
+
+pub mod convert;
+pub mod ratelimit;
+pub mod retry;
+pub mod sdk;
+
+use std::fmt;
+use std::future::Future;
+
+use crate::model::{Build, StepDetail, StepExecution, WorkflowExecution};
+
+/// The operations the exporter calls; the `operation` label of its API metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    ListImageBuildVersions,
+    ListWorkflowExecutions,
+    ListWorkflowStepExecutions,
+    GetWorkflowStepExecution,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 4] = [
+        Operation::ListImageBuildVersions,
+        Operation::ListWorkflowExecutions,
+        Operation::ListWorkflowStepExecutions,
+        Operation::GetWorkflowStepExecution,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::ListImageBuildVersions => "ListImageBuildVersions",
+            Operation::ListWorkflowExecutions => "ListWorkflowExecutions",
+            Operation::ListWorkflowStepExecutions => "ListWorkflowStepExecutions",
+            Operation::GetWorkflowStepExecution => "GetWorkflowStepExecution",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A call that failed after retries. `code()` is the `code` label of
+/// `imagebuilder_exporter_api_errors_total`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The service answered with an error (`x-amzn-ErrorType`).
+    #[error("{operation} failed: {code}: {message}")]
+    Service {
+        operation: Operation,
+        code: String,
+        message: String,
+        status: u16,
+    },
+    #[error("{operation} timed out")]
+    Timeout { operation: Operation },
+    #[error("{operation} could not connect: {message}")]
+    Connection {
+        operation: Operation,
+        message: String,
+    },
+    /// The answer could not be read: malformed JSON, wrong types, a
+    /// pagination token that never ends.
+    #[error("{operation} returned a malformed answer: {message}")]
+    Parse {
+        operation: Operation,
+        message: String,
+    },
+}
+
+impl ApiError {
+    pub fn code(&self) -> &str {
+        match self {
+            ApiError::Service { code, .. } => code,
+            ApiError::Timeout { .. } => "timeout",
+            ApiError::Connection { .. } => "connection",
+            ApiError::Parse { .. } => "parse",
+        }
+    }
+
+    pub fn operation(&self) -> Operation {
+        match self {
+            ApiError::Service { operation, .. }
+            | ApiError::Timeout { operation }
+            | ApiError::Connection { operation, .. }
+            | ApiError::Parse { operation, .. } => *operation,
+        }
+    }
+
+    /// Throttling: retried, and slows the client down.
+    pub fn is_throttle(&self) -> bool {
+        matches!(self, ApiError::Service { code, status, .. }
+            if *status == 429 || code == "CallRateLimitExceededException" || code == "ThrottlingException")
+    }
+
+    /// Worth another attempt: throttling, server-side errors, timeouts,
+    /// connection failures and garbled answers (often a cut connection).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Service { status, .. } => self.is_throttle() || *status >= 500,
+            ApiError::Timeout { .. } | ApiError::Connection { .. } | ApiError::Parse { .. } => true,
+        }
+    }
+
+    /// The resource does not exist (any more): a definite answer, not an outage.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ApiError::Service { code, status, .. }
+            if *status == 404 || code == "ResourceNotFoundException"
+                || (code == "InvalidRequestException" && *status == 400))
+    }
+}
+
+/// Something wrong inside an otherwise readable answer: a required field
+/// missing, a time that does not parse, an absurd value. The item is kept
+/// without the bad field (or skipped when it cannot be identified), and the
+/// issue is logged and counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataIssue {
+    pub operation: Operation,
+    /// `missing_field`, `bad_time`, `bad_value`, …: the counter's `kind` label.
+    pub kind: &'static str,
+    pub field: &'static str,
+    /// The offending value, shortened for logs.
+    pub detail: String,
+}
+
+impl fmt::Display for DataIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} in field {}: {}",
+            self.operation, self.kind, self.field, self.detail
+        )
+    }
+}
+
+/// One page of a list operation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+    pub issues: Vec<DataIssue>,
+}
+
+/// A single answer with the issues found while converting it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched<T> {
+    pub value: T,
+    pub issues: Vec<DataIssue>,
+}
+
+/// What the exporter asks of Image Builder. Every method is one API call
+/// (with retries); paging is the caller's business so that it can guard
+/// against tokens that never end.
+pub trait ImageBuilderApi: Send + Sync + 'static {
+    fn list_image_build_versions(
+        &self,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Build>, ApiError>> + Send;
+
+    fn list_workflow_executions(
+        &self,
+        build_arn: String,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<WorkflowExecution>, ApiError>> + Send;
+
+    fn list_workflow_step_executions(
+        &self,
+        workflow_execution_id: String,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<StepExecution>, ApiError>> + Send;
+
+    fn get_workflow_step_execution(
+        &self,
+        step_execution_id: String,
+    ) -> impl Future<Output = Result<Fetched<StepDetail>, ApiError>> + Send;
+}
+
+/// Shortens a value for a log line or an error message: answers may carry
+/// 500-character messages, and logs must stay readable.
+pub fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(max).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(code: &str, status: u16) -> ApiError {
+        ApiError::Service {
+            operation: Operation::GetWorkflowStepExecution,
+            code: code.into(),
+            message: String::new(),
+            status,
+        }
+    }
+
+    #[test]
+    fn classifies_errors() {
+        assert!(service("CallRateLimitExceededException", 429).is_throttle());
+        assert!(service("CallRateLimitExceededException", 429).is_retryable());
+        assert!(service("ServiceUnavailableException", 503).is_retryable());
+        assert!(!service("ServiceUnavailableException", 503).is_throttle());
+        assert!(!service("ForbiddenException", 403).is_retryable());
+        assert!(!service("InvalidRequestException", 400).is_retryable());
+        assert!(service("InvalidRequestException", 400).is_not_found());
+        assert!(service("ResourceNotFoundException", 404).is_not_found());
+        assert_eq!(
+            ApiError::Timeout {
+                operation: Operation::ListImageBuildVersions
+            }
+            .code(),
+            "timeout"
+        );
+    }
+
+    #[test]
+    fn shorten_cuts_on_characters() {
+        assert_eq!(shorten("abc", 5), "abc");
+        assert_eq!(shorten("ééééé", 2), "éé…");
+    }
+}

@@ -1,0 +1,368 @@
+//! [`ImageBuilderApi`] over the AWS SDK, with the exporter's retry policy,
+//! rate limit, concurrency limit and per-attempt metrics.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_imagebuilder::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_imagebuilder::Client;
+use tokio::sync::Semaphore;
+
+use super::convert::{self, Issues};
+use super::ratelimit::RateLimiter;
+use super::retry::RetryPolicy;
+use super::{shorten, ApiError, Fetched, ImageBuilderApi, Operation, Page};
+use crate::metrics::ExporterMetrics;
+use crate::model::{Build, StepDetail, StepExecution, WorkflowExecution};
+
+/// Page size asked of list operations: the API's maximum.
+pub const PAGE_SIZE: i32 = 100;
+
+/// How the SDK is set up; everything else comes from the default chain
+/// (environment, profile, container and instance roles, `AWS_ENDPOINT_URL_IMAGEBUILDER`).
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// An explicit endpoint (the demo's simulator). Without it the SDK honours
+    /// `AWS_ENDPOINT_URL_IMAGEBUILDER` / `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// Fixed credentials instead of the default chain (demo and tests only).
+    pub static_credentials: Option<(String, String)>,
+    pub request_timeout: Duration,
+}
+
+/// Errors setting up the AWS client: all are configuration problems.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsConfigError {
+    #[error("no AWS region: set AWS_REGION, a region in the AWS profile, or --aws.region")]
+    NoRegion,
+}
+
+/// Limits applied to every call of one client.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub requests_per_second: f64,
+    pub max_concurrency: usize,
+    pub retry: RetryPolicy,
+}
+
+/// Loads the SDK configuration for one target.
+pub async fn load_sdk_config(s: &AwsSettings) -> Result<aws_config::SdkConfig, AwsConfigError> {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3).min(s.request_timeout))
+        .operation_attempt_timeout(s.request_timeout)
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        // Retries are ours (see `retry`): the SDK would not retry 429s and
+        // would hide attempts from the metrics.
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(timeouts);
+    if let Some(r) = &s.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(p) = &s.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(url) = &s.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some((id, secret)) = &s.static_credentials {
+        loader = loader.credentials_provider(aws_sdk_imagebuilder::config::Credentials::new(
+            id,
+            secret,
+            None,
+            None,
+            "static",
+        ));
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        return Err(AwsConfigError::NoRegion);
+    }
+    Ok(config)
+}
+
+/// The real client.
+pub struct SdkClient {
+    client: Client,
+    target: String,
+    limiter: RateLimiter,
+    concurrency: Semaphore,
+    retry: RetryPolicy,
+    metrics: ExporterMetrics,
+    rng: Mutex<fastrand::Rng>,
+}
+
+impl SdkClient {
+    pub fn new(config: &aws_config::SdkConfig, target: &str, limits: Limits, metrics: ExporterMetrics) -> Self {
+        metrics
+            .api_rate_limit
+            .with_label_values(&[target])
+            .set(limits.requests_per_second);
+        Self {
+            client: Client::new(config),
+            target: target.to_string(),
+            limiter: RateLimiter::new(limits.requests_per_second),
+            concurrency: Semaphore::new(limits.max_concurrency.max(1)),
+            retry: limits.retry,
+            metrics,
+            rng: Mutex::new(fastrand::Rng::new()),
+        }
+    }
+
+    /// Runs one logical call: waits for a concurrency permit and a rate
+    /// slot, sends, records the attempt, and retries per the policy.
+    async fn call<T, F, Fut>(&self, op: Operation, mut send: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let labels = [self.target.as_str(), op.as_str()];
+        let mut attempt = 0;
+        loop {
+            let result = {
+                let _permit = self.concurrency.acquire().await;
+                self.limiter.acquire().await;
+                let started = tokio::time::Instant::now();
+                let r = send().await;
+                self.metrics.api_requests.with_label_values(&labels).inc();
+                self.metrics
+                    .api_duration
+                    .with_label_values(&labels)
+                    .observe(started.elapsed().as_secs_f64());
+                r
+            };
+            let err = match result {
+                Ok(v) => {
+                    self.limiter.on_success();
+                    self.publish_rate();
+                    return Ok(v);
+                }
+                Err(e) => e,
+            };
+            self.metrics
+                .api_errors
+                .with_label_values(&[labels[0], labels[1], err.code()])
+                .inc();
+            if err.is_throttle() {
+                self.limiter.on_throttle();
+                self.publish_rate();
+            }
+            let delay = {
+                let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+                self.retry.next_delay(attempt, &err, &mut rng)
+            };
+            match delay {
+                Some(d) => {
+                    tracing::debug!(operation = %op, code = err.code(), attempt, delay_ms = d.as_millis() as u64, "retrying");
+                    tokio::time::sleep(d).await;
+                    attempt += 1;
+                }
+                None => return Err(err),
+            }
+        }
+    }
+
+    fn publish_rate(&self) {
+        self.metrics
+            .api_rate_limit
+            .with_label_values(&[self.target.as_str()])
+            .set(self.limiter.current_rate());
+    }
+}
+
+/// Maps an SDK error to the exporter's error, keeping the AWS error code.
+pub fn classify<E>(op: Operation, err: SdkError<E, aws_sdk_imagebuilder::config::http::HttpResponse>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let message = || shorten(&DisplayErrorContext(&err).to_string(), 300);
+    match &err {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
+            match se.err().code() {
+                Some(code) => ApiError::Service {
+                    operation: op,
+                    code: code.to_string(),
+                    message: shorten(se.err().message().unwrap_or_default(), 300),
+                    status,
+                },
+                // A success status whose body could not be deserialized.
+                None if status < 300 => ApiError::Parse {
+                    operation: op,
+                    message: message(),
+                },
+                None => ApiError::Service {
+                    operation: op,
+                    code: format!("HTTP{status}"),
+                    message: message(),
+                    status,
+                },
+            }
+        }
+        SdkError::TimeoutError(_) => ApiError::Timeout { operation: op },
+        SdkError::DispatchFailure(d) if d.is_timeout() => ApiError::Timeout { operation: op },
+        SdkError::ResponseError(_) => ApiError::Parse {
+            operation: op,
+            message: message(),
+        },
+        _ => ApiError::Connection {
+            operation: op,
+            message: message(),
+        },
+    }
+}
+
+impl ImageBuilderApi for SdkClient {
+    async fn list_image_build_versions(&self, next_token: Option<String>) -> Result<Page<Build>, ApiError> {
+        let op = Operation::ListImageBuildVersions;
+        let out = self
+            .call(op, || async {
+                self.client
+                    .list_image_build_versions()
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(next_token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(op, e))
+            })
+            .await?;
+        let mut issues = Issues::new(op);
+        let items = out
+            .image_summary_list()
+            .iter()
+            .filter_map(|s| convert::build(s, &mut issues))
+            .collect();
+        Ok(Page {
+            items,
+            next_token: out.next_token().map(str::to_string),
+            issues: issues.list,
+        })
+    }
+
+    async fn list_workflow_executions(
+        &self,
+        build_arn: String,
+        next_token: Option<String>,
+    ) -> Result<Page<WorkflowExecution>, ApiError> {
+        let op = Operation::ListWorkflowExecutions;
+        let out = self
+            .call(op, || async {
+                self.client
+                    .list_workflow_executions()
+                    .image_build_version_arn(&build_arn)
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(next_token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(op, e))
+            })
+            .await?;
+        let mut issues = Issues::new(op);
+        let items = out
+            .workflow_executions()
+            .iter()
+            .filter_map(|w| convert::workflow_execution(w, &mut issues))
+            .collect();
+        Ok(Page {
+            items,
+            next_token: out.next_token().map(str::to_string),
+            issues: issues.list,
+        })
+    }
+
+    async fn list_workflow_step_executions(
+        &self,
+        workflow_execution_id: String,
+        next_token: Option<String>,
+    ) -> Result<Page<StepExecution>, ApiError> {
+        let op = Operation::ListWorkflowStepExecutions;
+        let out = self
+            .call(op, || async {
+                self.client
+                    .list_workflow_step_executions()
+                    .workflow_execution_id(&workflow_execution_id)
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(next_token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(op, e))
+            })
+            .await?;
+        let mut issues = Issues::new(op);
+        let items = out
+            .steps()
+            .iter()
+            .filter_map(|s| convert::step_execution(s, &mut issues))
+            .collect();
+        Ok(Page {
+            items,
+            next_token: out.next_token().map(str::to_string),
+            issues: issues.list,
+        })
+    }
+
+    async fn get_workflow_step_execution(&self, step_execution_id: String) -> Result<Fetched<StepDetail>, ApiError> {
+        let op = Operation::GetWorkflowStepExecution;
+        let out = self
+            .call(op, || async {
+                self.client
+                    .get_workflow_step_execution()
+                    .step_execution_id(&step_execution_id)
+                    .send()
+                    .await
+                    .map_err(|e| classify(op, e))
+            })
+            .await?;
+        let mut issues = Issues::new(op);
+        match convert::step_detail(&out, &mut issues) {
+            Some(value) => Ok(Fetched {
+                value,
+                issues: issues.list,
+            }),
+            None => Err(ApiError::Parse {
+                operation: op,
+                message: issues
+                    .list
+                    .first()
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "unusable answer".into()),
+            }),
+        }
+    }
+}
+
+/// Shares one client between the refresher's tasks.
+impl<T: ImageBuilderApi> ImageBuilderApi for Arc<T> {
+    fn list_image_build_versions(
+        &self,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Build>, ApiError>> + Send {
+        (**self).list_image_build_versions(next_token)
+    }
+    fn list_workflow_executions(
+        &self,
+        build_arn: String,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<WorkflowExecution>, ApiError>> + Send {
+        (**self).list_workflow_executions(build_arn, next_token)
+    }
+    fn list_workflow_step_executions(
+        &self,
+        workflow_execution_id: String,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<StepExecution>, ApiError>> + Send {
+        (**self).list_workflow_step_executions(workflow_execution_id, next_token)
+    }
+    fn get_workflow_step_execution(
+        &self,
+        step_execution_id: String,
+    ) -> impl Future<Output = Result<Fetched<StepDetail>, ApiError>> + Send {
+        (**self).get_workflow_step_execution(step_execution_id)
+    }
+}

@@ -1,0 +1,673 @@
+//! Finding and following step executions: the refresh algorithm.
+//!
+//! A refresh walks builds → workflow executions → step executions → step
+//! details, but only where something can still change or is still needed:
+//!
+//! * builds are listed at most once per `--discovery.interval`;
+//! * a build whose state and workflow executions are all terminal is frozen:
+//!   its workflow executions are never listed again;
+//! * a workflow execution is step-listed only while it is in flight, when it
+//!   is the latest of its workflow, or when its steps must be counted (builds
+//!   created after the exporter started); once it and all its steps are
+//!   terminal it is frozen;
+//! * `GetWorkflowStepExecution` is called once per step execution, and only
+//!   for the latest execution of each step and for steps in flight.
+//!
+//! So a steady-state refresh costs the discovery listing (when due) plus
+//! calls for what is in flight, whatever the account's history.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use regex::Regex;
+use tokio::time::Instant;
+
+use crate::aws::{ApiError, DataIssue, ImageBuilderApi, Operation, Page};
+use crate::clock::{Nanos, NANOS_PER_SEC};
+use crate::counters::{StepCounters, StepKey};
+use crate::model::{parse_arn, workflow_type_from_arn, Build, StepDetail};
+use crate::snapshot::{Snapshot, SnapshotStats, StepView, WorkflowView};
+use crate::tracked::{
+    build_order, latest_steps, select_latest, Limits, TrackedBuild, TrackedStep, TrackedWorkflow,
+    WorkflowKey,
+};
+
+/// Calls in flight at once within a refresh; the client's own concurrency
+/// limit is what really bounds the API.
+const FAN_OUT: usize = 64;
+
+/// Pages a single listing may take before it is considered endless.
+const MAX_PAGES: usize = 2_000;
+
+/// What to track and how often to look for new builds.
+#[derive(Debug, Clone)]
+pub struct DiscoveryConfig {
+    pub lookback: Duration,
+    pub interval: Duration,
+    pub image_filter: Option<Regex>,
+    pub step_execution_ids: Vec<String>,
+    pub max_builds: usize,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            lookback: Duration::from_secs(24 * 3600),
+            interval: Duration::from_secs(300),
+            image_filter: None,
+            step_execution_ids: Vec::new(),
+            max_builds: 10_000,
+        }
+    }
+}
+
+/// A failed read: the call's error and what it was reading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error: ApiError,
+    pub resource: String,
+}
+
+/// What a refresh ran into.
+#[derive(Debug, Default)]
+pub struct RefreshReport {
+    /// Reads that failed: their last good data was kept.
+    pub failures: Vec<Failure>,
+    /// `--step-execution-id` values the API does not know.
+    pub unknown_step_ids: Vec<String>,
+    /// Bad fields inside answers that were otherwise used.
+    pub issues: Vec<DataIssue>,
+    pub discovery_ran: bool,
+    /// Builds left untracked because of `--discovery.max-builds`.
+    pub dropped_builds: usize,
+}
+
+impl RefreshReport {
+    /// Everything that was needed could be read.
+    pub fn complete(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    fn fail(&mut self, error: ApiError, resource: impl Into<String>) {
+        self.failures.push(Failure {
+            error,
+            resource: resource.into(),
+        });
+    }
+}
+
+/// A step followed through `--step-execution-id`.
+#[derive(Debug, Clone, Default)]
+struct DirectStep {
+    detail: Option<StepDetail>,
+    counted: bool,
+}
+
+/// Everything held between refreshes for one target.
+#[derive(Debug)]
+pub struct Tracker {
+    cfg: DiscoveryConfig,
+    builds: HashMap<Arc<str>, TrackedBuild>,
+    direct: BTreeMap<String, DirectStep>,
+    last_discovery: Option<Instant>,
+    /// Builds created up to this time existed at the first discovery.
+    baseline_cutoff: Option<Nanos>,
+    /// A complete refresh has happened: later terminal steps are news.
+    seeded: bool,
+    counters: StepCounters,
+}
+
+impl Tracker {
+    pub fn new(cfg: DiscoveryConfig) -> Self {
+        let direct = cfg
+            .step_execution_ids
+            .iter()
+            .map(|id| (id.clone(), DirectStep::default()))
+            .collect();
+        Self {
+            cfg,
+            builds: HashMap::new(),
+            direct,
+            last_discovery: None,
+            baseline_cutoff: None,
+            seeded: false,
+            counters: StepCounters::default(),
+        }
+    }
+
+    /// Reads what changed since the last refresh. `now` is the wall clock
+    /// (for the lookback window and the baseline).
+    pub async fn refresh<C: ImageBuilderApi>(&mut self, api: &C, now: Nanos) -> RefreshReport {
+        let mut report = RefreshReport::default();
+
+        if self.discovery_due() {
+            report.discovery_ran = true;
+            match list_all(Operation::ListImageBuildVersions, |t| api.list_image_build_versions(t)).await {
+                Ok((builds, issues)) => {
+                    report.issues.extend(issues);
+                    self.apply_discovery(builds, now, &mut report);
+                    self.last_discovery = Some(Instant::now());
+                }
+                Err(e) => report.fail(e, "the account's image build versions"),
+            }
+        }
+
+        self.refresh_workflows(api, &mut report).await;
+        self.refresh_steps(api, &mut report).await;
+        self.refresh_limits(api, &mut report).await;
+        self.refresh_direct(api, &mut report).await;
+        self.count_terminal_steps();
+
+        if report.complete() {
+            self.seeded = true;
+        }
+        report
+    }
+
+    fn discovery_due(&self) -> bool {
+        self.last_discovery
+            .is_none_or(|t| t.elapsed() >= self.cfg.interval)
+    }
+
+    /// Chooses the builds to track from a full listing.
+    fn apply_discovery(&mut self, listed: Vec<Build>, now: Nanos, report: &mut RefreshReport) {
+        let first = self.baseline_cutoff.is_none();
+        let cutoff = *self.baseline_cutoff.get_or_insert(now);
+        let lookback_start = now - self.cfg.lookback.as_nanos() as Nanos;
+
+        let mut by_arn: HashMap<Arc<str>, Build> = HashMap::new();
+        for b in listed {
+            if self.cfg.image_filter.as_ref().is_none_or(|re| re.is_match(&b.name)) {
+                by_arn.insert(b.arn.clone(), b);
+            }
+        }
+        let mut newest: HashMap<&str, &Build> = HashMap::new();
+        for b in by_arn.values() {
+            let slot = newest.entry(&b.name).or_insert(b);
+            if build_order(b, slot).is_gt() {
+                *slot = b;
+            }
+        }
+        let newest: HashSet<Arc<str>> = newest.values().map(|b| b.arn.clone()).collect();
+        let mut chosen: Vec<&Build> = by_arn
+            .values()
+            .filter(|b| {
+                newest.contains(&b.arn)
+                    || b.date_created.is_some_and(|d| d >= lookback_start)
+                    || !b.status.is_terminal()
+            })
+            .collect();
+
+        if chosen.len() > self.cfg.max_builds {
+            // Keep, in order of importance: builds in flight, the newest of
+            // each image, then the most recent. The oldest finished go first.
+            chosen.sort_by(|a, b| {
+                let rank = |x: &Build| (!x.status.is_terminal(), newest.contains(&x.arn));
+                rank(b).cmp(&rank(a)).then_with(|| build_order(b, a))
+            });
+            report.dropped_builds = chosen.len() - self.cfg.max_builds;
+            chosen.truncate(self.cfg.max_builds);
+        }
+
+        let keep: HashSet<Arc<str>> = chosen.iter().map(|b| b.arn.clone()).collect();
+        self.builds.retain(|arn, _| keep.contains(arn));
+        for b in chosen {
+            match self.builds.get_mut(&b.arn) {
+                Some(tb) => tb.build = b.clone(),
+                None => {
+                    let baseline = first || b.date_created.is_some_and(|d| d <= cutoff);
+                    self.builds.insert(
+                        b.arn.clone(),
+                        TrackedBuild {
+                            build: b.clone(),
+                            workflows: None,
+                            frozen: false,
+                            baseline,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    async fn refresh_workflows<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
+        let jobs: Vec<Arc<str>> = self
+            .builds
+            .values()
+            .filter(|b| !b.frozen)
+            .map(|b| b.build.arn.clone())
+            .collect();
+        let results = fan_out(jobs, |arn| async move {
+            let r = list_all(Operation::ListWorkflowExecutions, |t| {
+                api.list_workflow_executions(arn.to_string(), t)
+            })
+            .await;
+            (arn, r)
+        })
+        .await;
+        for (arn, r) in results {
+            match r {
+                Ok((list, issues)) => {
+                    report.issues.extend(issues);
+                    if let Some(tb) = self.builds.get_mut(&arn) {
+                        apply_workflows(tb, list);
+                    }
+                }
+                Err(e) => report.fail(e, format!("workflow executions of {arn}")),
+            }
+        }
+    }
+
+    async fn refresh_steps<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
+        let latest: HashSet<(Arc<str>, usize)> = select_latest(&self.builds)
+            .into_iter()
+            .map(|l| (l.build_arn, l.index))
+            .collect();
+        let mut jobs = Vec::new();
+        for tb in self.builds.values() {
+            for (i, w) in tb.workflows.iter().flatten().enumerate() {
+                let needed = latest.contains(&(tb.build.arn.clone(), i))
+                    || !w.exec.status.is_terminal()
+                    || !tb.baseline
+                    || w.steps.is_some();
+                if needed && !w.frozen {
+                    jobs.push((tb.build.arn.clone(), w.exec.id.clone()));
+                }
+            }
+        }
+        let results = fan_out(jobs, |(arn, id)| async move {
+            let r = list_all(Operation::ListWorkflowStepExecutions, |t| {
+                api.list_workflow_step_executions(id.clone(), t)
+            })
+            .await;
+            (arn, id, r)
+        })
+        .await;
+        for (arn, id, r) in results {
+            match r {
+                Ok((list, issues)) => {
+                    report.issues.extend(issues);
+                    if let Some(tb) = self.builds.get_mut(&arn) {
+                        let baseline = tb.baseline;
+                        if let Some(w) = tb
+                            .workflows
+                            .iter_mut()
+                            .flatten()
+                            .find(|w| w.exec.id == id)
+                        {
+                            apply_steps(w, list, baseline);
+                        }
+                    }
+                }
+                Err(e) => report.fail(e, format!("step executions of {id} ({arn})")),
+            }
+        }
+    }
+
+    /// Fetches `timeoutSeconds` for the latest execution of each step and for
+    /// steps in flight, once per step execution.
+    async fn refresh_limits<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
+        let mut wanted: BTreeMap<String, (Arc<str>, String)> = BTreeMap::new();
+        for l in select_latest(&self.builds) {
+            let tb = &self.builds[&l.build_arn];
+            let w = &tb.workflows.as_deref().unwrap_or_default()[l.index];
+            for s in latest_steps(w.steps.as_deref().unwrap_or_default()) {
+                if s.limits == Limits::Unknown {
+                    wanted.insert(s.exec.id.clone(), (l.build_arn.clone(), w.exec.id.clone()));
+                }
+            }
+        }
+        for tb in self.builds.values() {
+            for w in tb.workflows.iter().flatten() {
+                for s in w.steps.iter().flatten() {
+                    if s.limits == Limits::Unknown && !s.exec.status.is_terminal() {
+                        wanted.insert(s.exec.id.clone(), (tb.build.arn.clone(), w.exec.id.clone()));
+                    }
+                }
+            }
+        }
+        let results = fan_out(wanted, |(step_id, place)| async move {
+            let r = api.get_workflow_step_execution(step_id.clone()).await;
+            (step_id, place, r)
+        })
+        .await;
+        for (step_id, (arn, exec_id), r) in results {
+            let step = self
+                .builds
+                .get_mut(&arn)
+                .and_then(|tb| tb.workflows.as_mut())
+                .and_then(|ws| ws.iter_mut().find(|w| w.exec.id == exec_id))
+                .and_then(|w| w.steps.as_mut())
+                .and_then(|ss| ss.iter_mut().find(|s| s.exec.id == step_id));
+            let Some(step) = step else { continue };
+            match r {
+                Ok(f) => {
+                    report.issues.extend(f.issues);
+                    step.limits = Limits::Known(f.value.limits);
+                    // The detail is the fresher read of the same step.
+                    step.exec.status = f.value.step.status;
+                    step.exec.start = f.value.step.start.or(step.exec.start);
+                    step.exec.end = f.value.step.end.or(step.exec.end);
+                }
+                Err(e) if e.is_not_found() => {
+                    step.limits = Limits::Missing;
+                    report.fail(e, format!("step execution {step_id}"));
+                }
+                Err(e) => report.fail(e, format!("step execution {step_id}")),
+            }
+        }
+    }
+
+    /// Follows `--step-execution-id` steps that discovery does not cover.
+    async fn refresh_direct<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
+        if self.direct.is_empty() {
+            return;
+        }
+        let discovered = self.discovered_step_ids();
+        let jobs: Vec<String> = self
+            .direct
+            .iter()
+            .filter(|(id, d)| {
+                !discovered.contains(id.as_str())
+                    && d.detail
+                        .as_ref()
+                        .is_none_or(|x| !x.step.status.is_terminal())
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        let results = fan_out(jobs, |id| async move {
+            let r = api.get_workflow_step_execution(id.clone()).await;
+            (id, r)
+        })
+        .await;
+        for (id, r) in results {
+            let Some(d) = self.direct.get_mut(&id) else { continue };
+            match r {
+                Ok(f) => {
+                    report.issues.extend(f.issues);
+                    let seed = !self.seeded && d.detail.is_none() && f.value.step.status.is_terminal();
+                    d.counted |= seed;
+                    d.detail = Some(f.value);
+                }
+                // An ID the API does not know is the user's to fix; it does
+                // not make the refresh incomplete.
+                Err(e) if e.is_not_found() => report.unknown_step_ids.push(id),
+                Err(e) => report.fail(e, format!("step execution {id} (--step-execution-id)")),
+            }
+        }
+    }
+
+    fn discovered_step_ids(&self) -> HashSet<&str> {
+        self.builds
+            .values()
+            .flat_map(|b| b.workflows.iter().flatten())
+            .flat_map(|w| w.steps.iter().flatten())
+            .map(|s| s.exec.id.as_str())
+            .collect()
+    }
+
+    /// Counts each step execution once, when first seen terminal.
+    fn count_terminal_steps(&mut self) {
+        for tb in self.builds.values_mut() {
+            let build = &tb.build;
+            for w in tb.workflows.iter_mut().flatten() {
+                let wkey = WorkflowKey::new(build, &w.exec.workflow_arn);
+                for s in w.steps.iter_mut().flatten() {
+                    if !s.counted && s.exec.status.is_terminal() {
+                        let key = step_key(&wkey, w.exec.workflow_type.as_str(), s);
+                        self.counters.record(&key, &s.exec.status, s.exec.duration());
+                        s.counted = true;
+                    }
+                }
+            }
+        }
+        let names = self.build_names();
+        for d in self.direct.values_mut() {
+            let Some(detail) = &d.detail else { continue };
+            if d.counted || !detail.step.status.is_terminal() {
+                continue;
+            }
+            if let Some(key) = direct_key(detail, &names) {
+                self.counters
+                    .record(&key, &detail.step.status, detail.step.duration());
+            }
+            d.counted = true;
+        }
+    }
+
+    fn build_names(&self) -> HashMap<Arc<str>, Arc<str>> {
+        self.builds
+            .values()
+            .map(|b| (b.build.arn.clone(), b.build.name.clone()))
+            .collect()
+    }
+
+    /// Builds the snapshot of the current state.
+    pub fn snapshot(&mut self, target: &str, now: Nanos) -> Snapshot {
+        let mut steps = Vec::new();
+        let mut workflows = Vec::new();
+        for l in select_latest(&self.builds) {
+            let w = &self.builds[&l.build_arn].workflows.as_deref().unwrap_or_default()[l.index];
+            let e = &w.exec;
+            let wtype: Arc<str> = Arc::from(e.workflow_type.as_str());
+            workflows.push(WorkflowView {
+                key: l.key.clone(),
+                workflow_type: wtype.clone(),
+                status: e.status.clone(),
+                start: e.start,
+                end: e.end,
+                total: e.total_steps,
+                succeeded: e.steps_succeeded,
+                failed: e.steps_failed,
+                skipped: e.steps_skipped,
+            });
+            for s in latest_steps(w.steps.as_deref().unwrap_or_default()) {
+                steps.push(StepView {
+                    key: step_key(&l.key, &wtype, s),
+                    status: s.exec.status.clone(),
+                    start: s.exec.start,
+                    end: s.exec.end,
+                    timeout_seconds: s.limits.timeout_seconds(),
+                });
+            }
+        }
+        // Direct steps fill in what discovery does not show; for one set of
+        // labels, the newest start wins.
+        let names = self.build_names();
+        let mut seen: HashSet<StepKey> = steps.iter().map(|s| s.key.clone()).collect();
+        let mut direct: Vec<StepView> = self
+            .direct
+            .values()
+            .filter_map(|d| d.detail.as_ref())
+            .filter_map(|d| {
+                Some(StepView {
+                    key: direct_key(d, &names)?,
+                    status: d.step.status.clone(),
+                    start: d.step.start,
+                    end: d.step.end,
+                    timeout_seconds: d.limits.timeout_seconds,
+                })
+            })
+            .collect();
+        direct.sort_by(|a, b| b.start.cmp(&a.start));
+        for d in direct {
+            if seen.insert(d.key.clone()) {
+                steps.push(d);
+            }
+        }
+        for s in &steps {
+            self.counters.preset(&s.key);
+        }
+        let stats = SnapshotStats {
+            tracked_builds: self.builds.len(),
+            tracked_step_executions: self
+                .builds
+                .values()
+                .flat_map(|b| b.workflows.iter().flatten())
+                .map(|w| w.steps.as_ref().map_or(0, Vec::len))
+                .sum::<usize>()
+                + self.direct.values().filter(|d| d.detail.is_some()).count(),
+        };
+        Snapshot::build(target, now, stats, &steps, &workflows, &self.counters)
+    }
+
+    /// The counters, for tests.
+    pub fn counters(&self) -> &StepCounters {
+        &self.counters
+    }
+}
+
+fn step_key(wkey: &WorkflowKey, workflow_type: &str, s: &TrackedStep) -> StepKey {
+    StepKey {
+        workflow: wkey.clone(),
+        workflow_type: Arc::from(workflow_type),
+        step_name: s.exec.name.clone(),
+        action: s.exec.action.clone(),
+    }
+}
+
+/// Labels of a step known only from `GetWorkflowStepExecution`: everything
+/// comes from the ARNs it carries.
+fn direct_key(d: &StepDetail, names: &HashMap<Arc<str>, Arc<str>>) -> Option<StepKey> {
+    let build_arn = d.build_arn.as_ref()?;
+    let workflow_arn = d.workflow_arn.as_ref()?;
+    let parts = parse_arn(build_arn)?;
+    let image = names
+        .get(build_arn)
+        .cloned()
+        .unwrap_or_else(|| Arc::from(parts.name));
+    let wtype = workflow_type_from_arn(workflow_arn)?;
+    Some(StepKey {
+        workflow: WorkflowKey {
+            account_id: Arc::from(parts.account_id),
+            region: Arc::from(parts.region),
+            image,
+            workflow_arn: workflow_arn.clone(),
+        },
+        workflow_type: Arc::from(wtype.as_str()),
+        step_name: d.step.name.clone(),
+        action: d.step.action.clone(),
+    })
+}
+
+/// Merges a fresh listing of a build's workflow executions.
+fn apply_workflows(tb: &mut TrackedBuild, list: Vec<crate::model::WorkflowExecution>) {
+    let mut old: HashMap<String, TrackedWorkflow> = tb
+        .workflows
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|w| (w.exec.id.clone(), w))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut merged = Vec::with_capacity(list.len());
+    for exec in list {
+        if !seen.insert(exec.id.clone()) {
+            continue; // listed twice
+        }
+        match old.remove(&exec.id) {
+            Some(mut w) => {
+                w.exec = exec;
+                merged.push(w);
+            }
+            None => merged.push(TrackedWorkflow {
+                exec,
+                steps: None,
+                frozen: false,
+            }),
+        }
+    }
+    tb.frozen = tb.build.status.is_terminal() && merged.iter().all(|w| w.exec.status.is_terminal());
+    tb.workflows = Some(merged);
+}
+
+/// Merges a fresh listing of a workflow execution's steps.
+fn apply_steps(w: &mut TrackedWorkflow, list: Vec<crate::model::StepExecution>, baseline: bool) {
+    let mut old: HashMap<String, TrackedStep> = w
+        .steps
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.exec.id.clone(), s))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut merged = Vec::with_capacity(list.len());
+    for exec in list {
+        if !seen.insert(exec.id.clone()) {
+            continue;
+        }
+        match old.remove(&exec.id) {
+            Some(mut s) => {
+                s.exec = exec;
+                merged.push(s);
+            }
+            None => {
+                // Terminal before we ever saw it, in a build that existed at
+                // start-up: seed, do not count.
+                let counted = baseline && exec.status.is_terminal();
+                merged.push(TrackedStep {
+                    exec,
+                    limits: Limits::Unknown,
+                    counted,
+                });
+            }
+        }
+    }
+    w.frozen = w.exec.status.is_terminal() && merged.iter().all(|s| s.exec.status.is_terminal());
+    w.steps = Some(merged);
+}
+
+/// Follows `nextToken` to the end. A token seen twice, or more than
+/// `MAX_PAGES` pages, is a malformed answer: the listing fails instead of
+/// looping forever.
+pub async fn list_all<T, F, Fut>(op: Operation, mut fetch: F) -> Result<(Vec<T>, Vec<DataIssue>), ApiError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<Page<T>, ApiError>>,
+{
+    let mut items = Vec::new();
+    let mut issues = Vec::new();
+    let mut seen = HashSet::new();
+    let mut token = None;
+    for _ in 0..MAX_PAGES {
+        let page = fetch(token.take()).await?;
+        items.extend(page.items);
+        issues.extend(page.issues);
+        match page.next_token.filter(|t| !t.is_empty()) {
+            None => return Ok((items, issues)),
+            Some(t) => {
+                if !seen.insert(t.clone()) {
+                    return Err(ApiError::Parse {
+                        operation: op,
+                        message: format!(
+                            "nextToken {:?} was returned twice; the listing would never end",
+                            crate::aws::shorten(&t, 40)
+                        ),
+                    });
+                }
+                token = Some(t);
+            }
+        }
+    }
+    Err(ApiError::Parse {
+        operation: op,
+        message: format!("more than {MAX_PAGES} pages; the listing was abandoned"),
+    })
+}
+
+/// Runs `f` over `jobs` with bounded concurrency and collects the results.
+async fn fan_out<J, R, F, Fut>(jobs: impl IntoIterator<Item = J>, f: F) -> Vec<R>
+where
+    F: Fn(J) -> Fut,
+    Fut: Future<Output = R>,
+{
+    stream::iter(jobs).map(f).buffer_unordered(FAN_OUT).collect().await
+}
+
+/// Seconds as nanoseconds, for configuration arithmetic.
+pub fn nanos(d: Duration) -> Nanos {
+    (d.as_secs() as Nanos) * NANOS_PER_SEC + Nanos::from(d.subsec_nanos())
+}

@@ -1,0 +1,178 @@
+//! The exporter's own metrics: API calls, refreshes, what is tracked.
+//!
+//! These are few and change all the time, so they live in a `prometheus`
+//! registry and are encoded at each scrape. Per-target metrics carry a
+//! `target` label (the region, or the name given in the config file).
+
+use prometheus::{
+    exponential_buckets, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+/// Every metric the exporter keeps about itself.
+#[derive(Clone)]
+pub struct ExporterMetrics {
+    registry: Registry,
+    pub up: IntGaugeVec,
+    pub api_requests: IntCounterVec,
+    pub api_errors: IntCounterVec,
+    pub api_duration: HistogramVec,
+    pub api_rate_limit: GaugeVec,
+    pub refresh_duration: GaugeVec,
+    pub last_refresh_success: GaugeVec,
+    pub snapshot_age: GaugeVec,
+    pub tracked_builds: IntGaugeVec,
+    pub tracked_step_executions: IntGaugeVec,
+    pub data_issues: IntCounterVec,
+    pub dropped_builds: IntCounterVec,
+    pub scrape_timeouts: IntCounter,
+}
+
+/// Metric construction only fails on invalid names or duplicate
+/// registration, both programming errors caught by the unit tests.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot register the exporter's metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl ExporterMetrics {
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let target = &["target"];
+        let op = &["target", "operation"];
+
+        let up = IntGaugeVec::new(
+            Opts::new("imagebuilder_up", "1 if the last refresh of this target read everything it needed from the Image Builder API, 0 if any call failed (the last good values are still served)."),
+            target,
+        )?;
+        let api_requests = IntCounterVec::new(
+            Opts::new("imagebuilder_exporter_api_requests_total", "Image Builder API requests sent, retries included."),
+            op,
+        )?;
+        let api_errors = IntCounterVec::new(
+            Opts::new("imagebuilder_exporter_api_errors_total", "Image Builder API requests that failed, by AWS error code (or timeout, connection, parse)."),
+            &["target", "operation", "code"],
+        )?;
+        let api_duration = HistogramVec::new(
+            HistogramOpts::new("imagebuilder_exporter_api_request_duration_seconds", "Latency of Image Builder API requests, each attempt on its own.")
+                .buckets(exponential_buckets(0.005, 2.0, 12)?),
+            op,
+        )?;
+        let api_rate_limit = GaugeVec::new(
+            Opts::new("imagebuilder_exporter_api_rate_limit_requests_per_second", "Client-side request rate currently allowed; lowered when the API throttles, restored on success."),
+            target,
+        )?;
+        let refresh_duration = GaugeVec::new(
+            Opts::new("imagebuilder_exporter_refresh_duration_seconds", "Duration of the last refresh of this target."),
+            target,
+        )?;
+        let last_refresh_success = GaugeVec::new(
+            Opts::new("imagebuilder_exporter_last_refresh_success_timestamp_seconds", "Unix time at which the last complete refresh of this target ended."),
+            target,
+        )?;
+        let snapshot_age = GaugeVec::new(
+            Opts::new("imagebuilder_exporter_snapshot_age_seconds", "Age of the data served for this target: seconds since the refresh that produced it ended."),
+            target,
+        )?;
+        let tracked_builds = IntGaugeVec::new(
+            Opts::new("imagebuilder_exporter_tracked_builds", "Image build versions tracked: the newest of each image, those within --discovery.lookback, and those still in flight."),
+            target,
+        )?;
+        let tracked_step_executions = IntGaugeVec::new(
+            Opts::new("imagebuilder_exporter_tracked_step_executions", "Step executions held in memory for the tracked builds."),
+            target,
+        )?;
+        let data_issues = IntCounterVec::new(
+            Opts::new("imagebuilder_exporter_invalid_data_total", "Fields of API answers that were refused: unparseable times, missing fields, values out of range. The field is treated as absent."),
+            &["target", "operation", "kind", "field"],
+        )?;
+        let dropped_builds = IntCounterVec::new(
+            Opts::new("imagebuilder_exporter_dropped_builds_total", "Builds not tracked because --discovery.max-builds was reached (the oldest finished builds go first)."),
+            target,
+        )?;
+        let scrape_timeouts = IntCounter::with_opts(Opts::new(
+            "imagebuilder_exporter_scrape_timeouts_total",
+            "Scrapes answered with the previous snapshot because the refresh took longer than --scrape.timeout.",
+        ))?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("imagebuilder_exporter_build_info", "Version of the exporter; always 1."),
+            &["version"],
+        )?;
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+
+        registry.register(Box::new(up.clone()))?;
+        registry.register(Box::new(api_requests.clone()))?;
+        registry.register(Box::new(api_errors.clone()))?;
+        registry.register(Box::new(api_duration.clone()))?;
+        registry.register(Box::new(api_rate_limit.clone()))?;
+        registry.register(Box::new(refresh_duration.clone()))?;
+        registry.register(Box::new(last_refresh_success.clone()))?;
+        registry.register(Box::new(snapshot_age.clone()))?;
+        registry.register(Box::new(tracked_builds.clone()))?;
+        registry.register(Box::new(tracked_step_executions.clone()))?;
+        registry.register(Box::new(data_issues.clone()))?;
+        registry.register(Box::new(dropped_builds.clone()))?;
+        registry.register(Box::new(scrape_timeouts.clone()))?;
+        registry.register(Box::new(build_info))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+
+        Ok(Self {
+            registry,
+            up,
+            api_requests,
+            api_errors,
+            api_duration,
+            api_rate_limit,
+            refresh_duration,
+            last_refresh_success,
+            snapshot_age,
+            tracked_builds,
+            tracked_step_executions,
+            data_issues,
+            dropped_builds,
+            scrape_timeouts,
+        })
+    }
+
+    /// Appends the text encoding of every metric in the registry.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let families = self.registry.gather();
+        let mut text = String::new();
+        // Encoding a gathered registry into a String cannot fail.
+        if TextEncoder::new().encode_utf8(&families, &mut text).is_ok() {
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+
+    /// Makes the per-target series exist from the start (at 0), so that
+    /// `rate()` and alerts see the first change.
+    pub fn init_target(&self, target: &str) {
+        self.up.with_label_values(&[target]);
+        self.dropped_builds.with_label_values(&[target]);
+        for op in crate::aws::Operation::ALL {
+            self.api_requests.with_label_values(&[target, op.as_str()]);
+            self.api_errors
+                .with_label_values(&[target, op.as_str(), "CallRateLimitExceededException"]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_and_encodes() {
+        let m = ExporterMetrics::new().unwrap();
+        m.init_target("us-east-1");
+        m.up.with_label_values(&["us-east-1"]).set(1);
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("imagebuilder_up{target=\"us-east-1\"} 1"));
+        assert!(text.contains("imagebuilder_exporter_build_info{version=\""));
+        assert!(text.contains(
+            "imagebuilder_exporter_api_requests_total{operation=\"GetWorkflowStepExecution\",target=\"us-east-1\"} 0"
+        ));
+    }
+}

@@ -1,0 +1,128 @@
+//! The metric families the exporter promises: names, types, help and labels.
+//! Dashboards and alert rules depend on these exact names.
+
+/// Prometheus metric types used here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Gauge,
+    Counter,
+    Histogram,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Gauge => "gauge",
+            Kind::Counter => "counter",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// A family's fixed description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FamilyDef {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+/// Labels of every step series, in exposition order.
+pub const STEP_LABELS: [&str; 7] = [
+    "account_id",
+    "region",
+    "image",
+    "workflow_arn",
+    "workflow_type",
+    "step_name",
+    "action",
+];
+
+/// Labels of the workflow-execution families.
+pub const WORKFLOW_LABELS: [&str; 5] = ["account_id", "region", "image", "workflow_arn", "workflow_type"];
+
+/// Labels of the step duration histogram: few, so that it stays cheap.
+pub const HISTOGRAM_LABELS: [&str; 5] = ["account_id", "region", "workflow_arn", "workflow_type", "action"];
+
+/// Buckets of the step duration histogram: from seconds to the 12 h maximum
+/// step timeout.
+pub const DURATION_BUCKETS: [f64; 15] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
+    28800.0, 43200.0,
+];
+
+macro_rules! families {
+    ($($id:ident = ($name:literal, $kind:ident, $help:expr);)+) => {
+        /// The workflow families, in the order they are exposed.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[repr(usize)]
+        pub enum Family { $($id,)+ }
+
+        pub const FAMILIES: &[FamilyDef] = &[
+            $(FamilyDef { name: $name, kind: Kind::$kind, help: $help },)+
+        ];
+
+        impl Family {
+            pub const ALL: &'static [Family] = &[$(Family::$id,)+];
+            pub fn def(self) -> &'static FamilyDef {
+                &FAMILIES[self as usize]
+            }
+        }
+    };
+}
+
+families! {
+    StepStatus = ("imagebuilder_workflow_step_status", Gauge, latest_help::STEP_STATUS);
+    StepDuration = ("imagebuilder_workflow_step_duration_seconds", Gauge, latest_help::STEP_DURATION);
+    StepTimeout = ("imagebuilder_workflow_step_timeout_seconds", Gauge, latest_help::STEP_TIMEOUT);
+    StepHeadroom = ("imagebuilder_workflow_step_timeout_headroom_seconds", Gauge, latest_help::STEP_HEADROOM);
+    StepStart = ("imagebuilder_workflow_step_start_timestamp_seconds", Gauge, latest_help::STEP_START);
+    StepEnd = ("imagebuilder_workflow_step_end_timestamp_seconds", Gauge, latest_help::STEP_END);
+    StepExecutions = ("imagebuilder_workflow_step_executions_total", Counter,
+        "Step executions seen reaching a terminal status since the exporter started, counted once each when first seen terminal. Steps already terminal at the first discovery only seed the state (no start-up burst). Held in the exporter's memory.");
+    StepExecutionDuration = ("imagebuilder_workflow_step_execution_duration_seconds", Histogram,
+        "Duration (endTime - startTime) of each counted step execution, by workflow and action. Held in the exporter's memory since it started.");
+    WorkflowStatus = ("imagebuilder_workflow_execution_status", Gauge, latest_help::WF_STATUS);
+    WorkflowDuration = ("imagebuilder_workflow_execution_duration_seconds", Gauge, latest_help::WF_DURATION);
+    WorkflowSteps = ("imagebuilder_workflow_execution_steps", Gauge, latest_help::WF_STEPS);
+}
+
+/// Help texts of the latest-state families, each ending with where its
+/// values come from and how they are cached.
+mod latest_help {
+    macro_rules! latest {
+        ($($n:ident = $s:literal;)+) => {
+            $(pub const $n: &str = concat!($s, " Values come from the newest tracked build that ran the workflow; refreshed when scraped (at most every --refresh.min-interval), terminal steps cached and never fetched again.");)+
+        };
+    }
+    latest! {
+        STEP_STATUS = "Latest status of each workflow step: 1 for the current status, 0 for the others.";
+        STEP_DURATION = "Duration of the latest execution of each step: endTime - startTime, or now - startTime while it runs.";
+        STEP_TIMEOUT = "timeoutSeconds of the latest execution of each step (from GetWorkflowStepExecution).";
+        STEP_HEADROOM = "Seconds left before the latest execution of each step hits its timeout (timeout - duration); negative when it overran.";
+        STEP_START = "startTime of the latest execution of each step, as a Unix timestamp.";
+        STEP_END = "endTime of the latest execution of each step, as a Unix timestamp.";
+        WF_STATUS = "Latest status of each workflow: 1 for the current status, 0 for the others.";
+        WF_DURATION = "Duration of the latest execution of each workflow: endTime - startTime, or now - startTime while it runs.";
+        WF_STEPS = "Step counts of the latest execution of each workflow, by outcome (total, succeeded, failed, skipped).";
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_conventions() {
+        let re = regex::Regex::new("^[a-zA-Z_:][a-zA-Z0-9_:]*$").unwrap();
+        for f in FAMILIES {
+            assert!(re.is_match(f.name), "{}", f.name);
+            assert!(f.name.starts_with("imagebuilder_"));
+            if f.kind == Kind::Counter {
+                assert!(f.name.ends_with("_total"));
+            }
+        }
+        assert_eq!(Family::ALL.len(), FAMILIES.len());
+        assert_eq!(Family::StepHeadroom.def().name, "imagebuilder_workflow_step_timeout_headroom_seconds");
+    }
+}

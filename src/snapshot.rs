@@ -1,0 +1,478 @@
+//! The immutable result of a refresh, and its rendering at scrape time.
+//!
+//! A refresh ends by building a [`Snapshot`] and swapping it in whole:
+//! scrapes never see half a refresh. Most of the text is encoded once, here;
+//! only the few time-dependent values (how long a running step has been
+//! running, and its headroom) are computed per scrape. That keeps `/metrics`
+//! close to the cost of copying bytes however large the account.
+
+use std::sync::Arc;
+
+use crate::clock::{secs, Nanos, NANOS_PER_SEC};
+use crate::counters::{StepCounters, StepKey};
+use crate::metrics::family::{Family, FamilyDef, STEP_LABELS, WORKFLOW_LABELS};
+use crate::metrics::text::{write_header, write_labels, write_value};
+use crate::model::{StepStatus, WorkflowStatus};
+use crate::tracked::WorkflowKey;
+
+/// The latest state of one step, ready to be exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepView {
+    pub key: StepKey,
+    pub status: StepStatus,
+    pub start: Option<Nanos>,
+    pub end: Option<Nanos>,
+    pub timeout_seconds: Option<i64>,
+}
+
+/// The latest state of one workflow, ready to be exported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowView {
+    pub key: WorkflowKey,
+    pub workflow_type: Arc<str>,
+    pub status: WorkflowStatus,
+    pub start: Option<Nanos>,
+    pub end: Option<Nanos>,
+    pub total: Option<i64>,
+    pub succeeded: Option<i64>,
+    pub failed: Option<i64>,
+    pub skipped: Option<i64>,
+}
+
+/// A value that depends on the time of the scrape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Live {
+    /// now − start (never below 0: a clock behind the API's is not a
+    /// negative duration).
+    Elapsed { start: Nanos },
+    /// timeout − (now − start).
+    Headroom { start: Nanos, timeout: i64 },
+}
+
+impl Live {
+    fn at(self, now: Nanos) -> f64 {
+        match self {
+            Live::Elapsed { start } => secs((now - start).max(0)),
+            Live::Headroom { start, timeout } => {
+                secs(timeout * NANOS_PER_SEC - (now - start).max(0))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Body {
+    text: Vec<u8>,
+    live: Vec<(Box<[u8]>, Live)>,
+}
+
+impl Body {
+    fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.live.is_empty()
+    }
+}
+
+/// Figures about a snapshot, for the exporter's own metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    pub tracked_builds: usize,
+    pub tracked_step_executions: usize,
+}
+
+/// One target's data as of its last refresh.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub target: Arc<str>,
+    /// Wall time at which the refresh that produced it ended; `None` for
+    /// the empty snapshot served before the first refresh.
+    pub refreshed_at: Option<Nanos>,
+    pub stats: SnapshotStats,
+    bodies: Vec<Body>,
+}
+
+impl Snapshot {
+    /// What is served before anything was read.
+    pub fn empty(target: &str) -> Self {
+        Self {
+            target: Arc::from(target),
+            refreshed_at: None,
+            stats: SnapshotStats::default(),
+            bodies: vec![Body::default(); Family::ALL.len()],
+        }
+    }
+
+    /// Encodes the views and counters.
+    pub fn build(
+        target: &str,
+        refreshed_at: Nanos,
+        stats: SnapshotStats,
+        steps: &[StepView],
+        workflows: &[WorkflowView],
+        counters: &StepCounters,
+    ) -> Self {
+        let mut bodies = vec![Body::default(); Family::ALL.len()];
+        let mut labels = Vec::with_capacity(512);
+        for s in steps {
+            labels.clear();
+            write_labels(&mut labels, &STEP_LABELS, &s.key.label_values());
+            encode_step(&mut bodies, &labels, s);
+        }
+        for w in workflows {
+            labels.clear();
+            let values = [
+                &*w.key.account_id,
+                &*w.key.region,
+                &*w.key.image,
+                &*w.key.workflow_arn,
+                &*w.workflow_type,
+            ];
+            write_labels(&mut labels, &WORKFLOW_LABELS, &values);
+            encode_workflow(&mut bodies, &labels, w);
+        }
+        counters.encode_executions(
+            Family::StepExecutions.def().name,
+            &mut bodies[Family::StepExecutions as usize].text,
+        );
+        counters.encode_durations(
+            Family::StepExecutionDuration.def().name,
+            &mut bodies[Family::StepExecutionDuration as usize].text,
+        );
+        for b in &mut bodies {
+            b.text.shrink_to_fit();
+        }
+        Self {
+            target: Arc::from(target),
+            refreshed_at: Some(refreshed_at),
+            stats,
+            bodies,
+        }
+    }
+
+    /// Bytes held by the encoded text, for the memory figures.
+    pub fn encoded_len(&self) -> usize {
+        self.bodies.iter().map(|b| b.text.len()).sum()
+    }
+}
+
+fn sample(body: &mut Body, def: &FamilyDef, labels: &[u8], extra: &str, v: f64) {
+    let t = &mut body.text;
+    t.extend_from_slice(def.name.as_bytes());
+    t.push(b'{');
+    t.extend_from_slice(labels);
+    t.extend_from_slice(extra.as_bytes());
+    t.extend_from_slice(b"} ");
+    write_value(t, v);
+    t.push(b'\n');
+}
+
+fn live(body: &mut Body, def: &FamilyDef, labels: &[u8], v: Live) {
+    let mut prefix = Vec::with_capacity(def.name.len() + labels.len() + 3);
+    prefix.extend_from_slice(def.name.as_bytes());
+    prefix.push(b'{');
+    prefix.extend_from_slice(labels);
+    prefix.extend_from_slice(b"} ");
+    body.live.push((prefix.into_boxed_slice(), v));
+}
+
+/// A duration that is either known or still growing.
+enum Span {
+    Done(Nanos),
+    Running(Nanos),
+    Unknown,
+}
+
+fn span(terminal: bool, start: Option<Nanos>, end: Option<Nanos>) -> Span {
+    match (start, end) {
+        (Some(s), Some(e)) if e >= s => Span::Done(e - s),
+        (Some(s), None) if !terminal => Span::Running(s),
+        // No start, an end before the start, or a finished step that lost its
+        // end time: no duration rather than an invented one.
+        _ => Span::Unknown,
+    }
+}
+
+fn state_set<T: PartialEq>(
+    body: &mut Body,
+    def: &FamilyDef,
+    labels: &[u8],
+    known: &[T],
+    current: &T,
+    as_str: impl Fn(&T) -> &str,
+) {
+    let mut extra = String::with_capacity(40);
+    for k in known {
+        extra.clear();
+        extra.push_str(",status=\"");
+        extra.push_str(as_str(k));
+        extra.push('"');
+        sample(body, def, labels, &extra, if k == current { 1.0 } else { 0.0 });
+    }
+    if !known.contains(current) {
+        // A status outside the model (WAITING) gets its own series.
+        let mut v = Vec::new();
+        crate::metrics::text::write_label_value(&mut v, as_str(current));
+        let extra = format!(",status=\"{}\"", String::from_utf8_lossy(&v));
+        sample(body, def, labels, &extra, 1.0);
+    }
+}
+
+fn encode_step(bodies: &mut [Body], labels: &[u8], s: &StepView) {
+    state_set(
+        &mut bodies[Family::StepStatus as usize],
+        Family::StepStatus.def(),
+        labels,
+        StepStatus::KNOWN,
+        &s.status,
+        |x| x.as_str(),
+    );
+    let dur = span(s.status.is_terminal(), s.start, s.end);
+    let def = Family::StepDuration.def();
+    let body = &mut bodies[Family::StepDuration as usize];
+    match dur {
+        Span::Done(d) => sample(body, def, labels, "", secs(d)),
+        Span::Running(start) => live(body, def, labels, Live::Elapsed { start }),
+        Span::Unknown => {}
+    }
+    if let Some(t) = s.timeout_seconds {
+        let def = Family::StepTimeout.def();
+        sample(&mut bodies[Family::StepTimeout as usize], def, labels, "", t as f64);
+        let def = Family::StepHeadroom.def();
+        let body = &mut bodies[Family::StepHeadroom as usize];
+        match dur {
+            Span::Done(d) => sample(body, def, labels, "", secs(t * NANOS_PER_SEC - d)),
+            Span::Running(start) => live(body, def, labels, Live::Headroom { start, timeout: t }),
+            Span::Unknown => {}
+        }
+    }
+    if let Some(t) = s.start {
+        let def = Family::StepStart.def();
+        sample(&mut bodies[Family::StepStart as usize], def, labels, "", secs(t));
+    }
+    if let Some(t) = s.end {
+        let def = Family::StepEnd.def();
+        sample(&mut bodies[Family::StepEnd as usize], def, labels, "", secs(t));
+    }
+}
+
+fn encode_workflow(bodies: &mut [Body], labels: &[u8], w: &WorkflowView) {
+    state_set(
+        &mut bodies[Family::WorkflowStatus as usize],
+        Family::WorkflowStatus.def(),
+        labels,
+        WorkflowStatus::KNOWN,
+        &w.status,
+        |x| x.as_str(),
+    );
+    let def = Family::WorkflowDuration.def();
+    let body = &mut bodies[Family::WorkflowDuration as usize];
+    match span(w.status.is_terminal(), w.start, w.end) {
+        Span::Done(d) => sample(body, def, labels, "", secs(d)),
+        Span::Running(start) => live(body, def, labels, Live::Elapsed { start }),
+        Span::Unknown => {}
+    }
+    let def = Family::WorkflowSteps.def();
+    let body = &mut bodies[Family::WorkflowSteps as usize];
+    for (outcome, v) in [
+        ("total", w.total),
+        ("succeeded", w.succeeded),
+        ("failed", w.failed),
+        ("skipped", w.skipped),
+    ] {
+        if let Some(v) = v {
+            sample(body, def, labels, &format!(",outcome=\"{outcome}\""), v as f64);
+        }
+    }
+}
+
+/// Writes the workflow families of every target at time `now`. Families stay
+/// contiguous across targets, as the text format requires.
+pub fn render(snapshots: &[Arc<Snapshot>], now: Nanos, out: &mut Vec<u8>) {
+    for f in Family::ALL {
+        let i = *f as usize;
+        if snapshots.iter().all(|s| s.bodies[i].is_empty()) {
+            continue;
+        }
+        write_header(out, f.def());
+        for s in snapshots {
+            let b = &s.bodies[i];
+            out.extend_from_slice(&b.text);
+            for (prefix, v) in &b.live {
+                out.extend_from_slice(prefix);
+                write_value(out, v.at(now));
+                out.push(b'\n');
+            }
+        }
+    }
+}
+
+/// An upper bound of the rendered size, to allocate once per scrape.
+pub fn render_capacity(snapshots: &[Arc<Snapshot>]) -> usize {
+    snapshots
+        .iter()
+        .map(|s| {
+            s.bodies
+                .iter()
+                .map(|b| b.text.len() + b.live.iter().map(|(p, _)| p.len() + 24).sum::<usize>())
+                .sum::<usize>()
+        })
+        .sum::<usize>()
+        + 16 * 1024
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Nanos = 1_788_981_143_418_000_000;
+
+    fn key() -> StepKey {
+        StepKey {
+            workflow: WorkflowKey {
+                account_id: "123456789012".into(),
+                region: "us-east-1".into(),
+                image: "web".into(),
+                workflow_arn: "arn:wf".into(),
+            },
+            workflow_type: "BUILD".into(),
+            step_name: "Build".into(),
+            action: "ExecuteComponents".into(),
+        }
+    }
+
+    fn render_one(s: Snapshot, now: Nanos) -> String {
+        let mut out = Vec::new();
+        render(&[Arc::new(s)], now, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn line<'a>(text: &'a str, name: &str, extra: &str) -> Option<&'a str> {
+        let prefix = format!(
+            "{name}{{account_id=\"123456789012\",region=\"us-east-1\",image=\"web\",workflow_arn=\"arn:wf\",workflow_type=\"BUILD\",step_name=\"Build\",action=\"ExecuteComponents\"{extra}}} "
+        );
+        text.lines().find_map(|l| l.strip_prefix(prefix.as_str()))
+    }
+
+    fn snap(steps: &[StepView]) -> Snapshot {
+        Snapshot::build("t", S, SnapshotStats::default(), steps, &[], &StepCounters::default())
+    }
+
+    #[test]
+    fn finished_step_has_static_duration_and_headroom() {
+        let text = render_one(
+            snap(&[StepView {
+                key: key(),
+                status: StepStatus::Completed,
+                start: Some(S),
+                end: Some(S + 12_418_000_000),
+                timeout_seconds: Some(10),
+            }]),
+            S + 999 * NANOS_PER_SEC,
+        );
+        assert_eq!(line(&text, "imagebuilder_workflow_step_duration_seconds", ""), Some("12.418"));
+        assert_eq!(line(&text, "imagebuilder_workflow_step_timeout_seconds", ""), Some("10"));
+        assert_eq!(
+            line(&text, "imagebuilder_workflow_step_timeout_headroom_seconds", ""),
+            Some("-2.418")
+        );
+        assert_eq!(
+            line(&text, "imagebuilder_workflow_step_status", ",status=\"COMPLETED\""),
+            Some("1")
+        );
+        assert_eq!(
+            line(&text, "imagebuilder_workflow_step_status", ",status=\"RUNNING\""),
+            Some("0")
+        );
+        assert_eq!(
+            line(&text, "imagebuilder_workflow_step_end_timestamp_seconds", ""),
+            Some("1788981155.836")
+        );
+    }
+
+    #[test]
+    fn running_step_grows_at_scrape_time() {
+        let s = Arc::new(snap(&[StepView {
+            key: key(),
+            status: StepStatus::parse("WAITING"),
+            start: Some(S),
+            end: None,
+            timeout_seconds: Some(3600),
+        }]));
+        for (after, headroom) in [(10.5, "3589.5"), (70.0, "3530")] {
+            let mut out = Vec::new();
+            render(&[s.clone()], S + (after * 1e9) as i64, &mut out);
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(
+                line(&text, "imagebuilder_workflow_step_duration_seconds", ""),
+                Some(after.to_string().as_str())
+            );
+            assert_eq!(
+                line(&text, "imagebuilder_workflow_step_timeout_headroom_seconds", ""),
+                Some(headroom)
+            );
+            assert_eq!(
+                line(&text, "imagebuilder_workflow_step_status", ",status=\"WAITING\""),
+                Some("1")
+            );
+            assert_eq!(text.matches("imagebuilder_workflow_step_status{").count(), 7);
+        }
+    }
+
+    #[test]
+    fn no_duration_without_a_sane_start() {
+        for (status, start, end) in [
+            (StepStatus::Completed, None, Some(S)),
+            (StepStatus::Completed, Some(S), Some(S - 1)),
+            (StepStatus::Failed, Some(S), None),
+            (StepStatus::Running, None, None),
+        ] {
+            let text = render_one(
+                snap(&[StepView {
+                    key: key(),
+                    status,
+                    start,
+                    end,
+                    timeout_seconds: Some(60),
+                }]),
+                S,
+            );
+            assert!(!text.contains("imagebuilder_workflow_step_duration_seconds{"), "{text}");
+            assert!(!text.contains("imagebuilder_workflow_step_timeout_headroom_seconds{"));
+            assert!(text.contains("imagebuilder_workflow_step_timeout_seconds{"));
+        }
+    }
+
+    #[test]
+    fn families_stay_contiguous_across_targets() {
+        let view = |region: &str| StepView {
+            key: StepKey {
+                workflow: WorkflowKey {
+                    region: region.into(),
+                    ..key().workflow
+                },
+                ..key()
+            },
+            status: StepStatus::Running,
+            start: Some(S),
+            end: None,
+            timeout_seconds: None,
+        };
+        let a = Arc::new(snap(&[view("us-east-1")]));
+        let b = Arc::new(snap(&[view("eu-west-1")]));
+        let mut out = Vec::new();
+        render(&[a, b], S, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches("# TYPE imagebuilder_workflow_step_status gauge").count(), 1);
+        let names: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split('{').next().unwrap())
+            .collect();
+        let mut seen = Vec::new();
+        for n in names {
+            if seen.last() != Some(&n) {
+                assert!(!seen.contains(&n), "{n} is split");
+                seen.push(n);
+            }
+        }
+    }
+}
