@@ -1,1 +1,106 @@
-fn main() {}
+//! `imagebuilder-sim`: the Image Builder simulator as a standalone server,
+//! for end-to-end tests, benchmarks and trying things by hand.
+//!
+//! ```text
+//! imagebuilder-sim --listen 127.0.0.1:4566 --scenario demo
+//! AWS_ENDPOINT_URL_IMAGEBUILDER=http://127.0.0.1:4566 imagebuilder-exporter
+//! ```
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use imagebuilder_exporter::clock::{Clock, ScaledClock, SystemClock, NANOS_PER_SEC};
+use imagebuilder_exporter::config::{parse_duration, LogFormat, LogLevel};
+use imagebuilder_exporter::simulator::{scenario, Faults, Simulator};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Scenario {
+    /// Five images with a day of history and new builds every 90 s.
+    Demo,
+    /// `--builds` finished builds over `--images` images, plus `--running`.
+    Sized,
+}
+
+/// Image Builder simulator speaking the service's rest-json protocol.
+#[derive(Debug, Parser)]
+#[command(name = "imagebuilder-sim", version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4566")]
+    listen: SocketAddr,
+    #[arg(long, value_enum, default_value = "demo")]
+    scenario: Scenario,
+    /// Finished builds (sized scenario).
+    #[arg(long, default_value_t = 100)]
+    builds: usize,
+    /// Images the builds are spread over (sized scenario).
+    #[arg(long, default_value_t = 5)]
+    images: usize,
+    /// Builds in flight (sized scenario).
+    #[arg(long, default_value_t = 3)]
+    running: usize,
+    /// Seed of the scenario and of injected faults.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Run the clock this many times faster than real time.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Share of requests answered 429 CallRateLimitExceededException.
+    #[arg(long, default_value_t = 0.0)]
+    throttle_ratio: f64,
+    /// Share of requests answered 500/503.
+    #[arg(long, default_value_t = 0.0)]
+    server_error_ratio: f64,
+    /// Latency added to every answer.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    latency: Duration,
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    log_level: LogLevel,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    imagebuilder_exporter::logging::init(args.log_level, LogFormat::Logfmt);
+    let clock: Arc<dyn Clock> = if args.speed == 1.0 {
+        Arc::new(SystemClock)
+    } else {
+        ScaledClock::new(SystemClock.now(), args.speed)
+    };
+    let now = clock.now();
+    let store = match args.scenario {
+        Scenario::Demo => scenario::demo(now, args.seed),
+        Scenario::Sized => scenario::sized(now, args.builds, args.images, args.running, 20 * 3600 * NANOS_PER_SEC, args.seed),
+    };
+    let sim = Simulator::new(clock, store, args.seed);
+    sim.set_faults(Faults {
+        throttle_ratio: args.throttle_ratio,
+        server_error_ratio: args.server_error_ratio,
+        latency: args.latency,
+        ..Faults::default()
+    });
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(address = %args.listen, error = %e, "cannot listen");
+            return ExitCode::from(1);
+        }
+    };
+    let url = format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    tracing::info!(endpoint = %url, "simulator ready");
+    println!("AWS_ENDPOINT_URL_IMAGEBUILDER={url}");
+    sim.serve(listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    ExitCode::SUCCESS
+}

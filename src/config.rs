@@ -1,0 +1,426 @@
+//! Command-line flags, validated at start-up.
+//!
+//! Every value is parsed by a `value_parser`, so a bad one is refused by clap
+//! with a message naming the flag, the value and what is accepted, and exit
+//! status 2. Names follow the Prometheus exporter conventions
+//! (`--web.listen-address`, `--log.level`, …).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use regex::Regex;
+
+use crate::aws::retry::RetryPolicy;
+use crate::aws::sdk::{AwsSettings, Limits};
+use crate::discovery::DiscoveryConfig;
+use crate::httpserve::ServeOptions;
+use crate::server::WebConfig;
+
+/// The default port, in the Prometheus exporters' 9100–9999 range.
+pub const DEFAULT_PORT: u16 = 9863;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+/// Prometheus exporter for AWS EC2 Image Builder workflow step executions.
+///
+/// AWS credentials and region come from the default chain: environment
+/// (AWS_REGION, AWS_ACCESS_KEY_ID, …), AWS_PROFILE, web identity (EKS IRSA),
+/// container and instance roles. AWS_ENDPOINT_URL_IMAGEBUILDER points the
+/// client at another endpoint.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "imagebuilder-exporter", version, about, long_about = None)]
+pub struct Cli {
+    /// Address to listen on for the web interface and telemetry (`:PORT` listens on all interfaces).
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":9863", value_parser = parse_listen_address)]
+    pub listen_address: SocketAddr,
+
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = parse_telemetry_path)]
+    pub telemetry_path: String,
+
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    pub max_connections: u32,
+
+    /// Only log messages with this level or above.
+    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", value_enum)]
+    pub log_level: LogLevel,
+
+    /// Log format.
+    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt", value_enum)]
+    pub log_format: LogFormat,
+
+    /// AWS region (default: AWS_REGION or the profile's region).
+    #[arg(long = "aws.region", value_name = "REGION", value_parser = parse_region)]
+    pub region: Option<String>,
+
+    /// AWS profile from the shared config files (default: AWS_PROFILE).
+    #[arg(long = "aws.profile", value_name = "NAME", value_parser = parse_nonempty)]
+    pub profile: Option<String>,
+
+    /// Client-side limit on Image Builder API requests per second; lowered automatically while the API throttles.
+    #[arg(long = "aws.max-requests-per-second", value_name = "RATE", default_value = "10", value_parser = parse_rate)]
+    pub max_requests_per_second: f64,
+
+    /// Image Builder API requests in flight at once.
+    #[arg(long = "aws.max-concurrency", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub max_concurrency: u32,
+
+    /// Attempts per API call, the first included (throttling, 5xx, timeouts and connection errors are retried).
+    #[arg(long = "aws.max-attempts", value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+
+    /// Timeout of one API request attempt.
+    #[arg(long = "aws.request-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub request_timeout: Duration,
+
+    /// How often to list image build versions to find new builds.
+    #[arg(long = "discovery.interval", value_name = "DURATION", default_value = "5m", value_parser = parse_positive_duration)]
+    pub discovery_interval: Duration,
+
+    /// Track every build created within this window (plus the newest build of each image and builds in flight).
+    #[arg(long = "discovery.lookback", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
+    pub discovery_lookback: Duration,
+
+    /// Track at most this many builds; the oldest finished builds are dropped first.
+    #[arg(long = "discovery.max-builds", value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_builds: u32,
+
+    /// Only track images whose name matches this regular expression (anchored at both ends).
+    #[arg(long = "filter.image-name", value_name = "REGEX", value_parser = parse_image_regex)]
+    pub image_filter: Option<Regex>,
+
+    /// Also track this step execution directly (repeatable), e.g. step-0123abcd-0123-4567-89ab-0123456789ab.
+    #[arg(long = "step-execution-id", value_name = "ID", value_parser = parse_step_execution_id)]
+    pub step_execution_ids: Vec<String>,
+
+    /// Minimum time between two refreshes; scrapes in between get the current data.
+    #[arg(long = "refresh.min-interval", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub refresh_min_interval: Duration,
+
+    /// Longest a scrape waits for a refresh before it is served the last complete data.
+    #[arg(long = "scrape.timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub scrape_timeout: Duration,
+
+    /// Run against a built-in Image Builder simulator: no AWS account needed.
+    #[arg(long = "demo")]
+    pub demo: bool,
+}
+
+/// Everything the exporter needs, validated; built from [`Cli`] or by tests.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub listen_address: SocketAddr,
+    pub web: WebConfig,
+    pub aws: AwsSettings,
+    pub limits: Limits,
+    pub discovery: DiscoveryConfig,
+    pub refresh_min_interval: Duration,
+    pub scrape_timeout: Duration,
+    pub demo: bool,
+}
+
+impl Options {
+    /// Options from command-line style arguments (without the program name),
+    /// e.g. `Options::from_args(["--demo"])`.
+    pub fn from_args<I, T>(args: I) -> Result<Options, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let argv = std::iter::once(std::ffi::OsString::from("imagebuilder-exporter"))
+            .chain(args.into_iter().map(Into::into));
+        Cli::try_parse_args(argv).map(|(_, o)| o)
+    }
+}
+
+impl Cli {
+    /// Parses the process arguments; on error clap prints the message and
+    /// the caller should exit with [`clap::Error::exit_code`].
+    pub fn try_parse_args<I, T>(args: I) -> Result<(Cli, Options), clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let cli = Cli::from_arg_matches(&matches)?;
+        let opts = cli.clone().into_options(&matches);
+        Ok((cli, opts))
+    }
+
+    /// Turns flags into options. `--demo` shortens the discovery and refresh
+    /// intervals that were not given, so that the demo visibly moves.
+    pub fn into_options(self, matches: &ArgMatches) -> Options {
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        let mut discovery_interval = self.discovery_interval;
+        let mut min_interval = self.refresh_min_interval;
+        if self.demo {
+            if !given("discovery_interval") {
+                discovery_interval = Duration::from_secs(30);
+            }
+            if !given("refresh_min_interval") {
+                min_interval = Duration::from_secs(5);
+            }
+        }
+        Options {
+            listen_address: self.listen_address,
+            web: WebConfig {
+                telemetry_path: self.telemetry_path,
+                serve: ServeOptions {
+                    max_connections: self.max_connections as usize,
+                    ..ServeOptions::default()
+                },
+            },
+            aws: AwsSettings {
+                region: self.region,
+                profile: self.profile,
+                endpoint_url: None,
+                static_credentials: None,
+                request_timeout: self.request_timeout,
+            },
+            limits: Limits {
+                requests_per_second: self.max_requests_per_second,
+                max_concurrency: self.max_concurrency as usize,
+                retry: RetryPolicy {
+                    max_attempts: self.max_attempts,
+                    ..RetryPolicy::default()
+                },
+            },
+            discovery: DiscoveryConfig {
+                lookback: self.discovery_lookback,
+                interval: discovery_interval,
+                image_filter: self.image_filter,
+                step_execution_ids: self.step_execution_ids,
+                max_builds: self.max_builds as usize,
+            },
+            refresh_min_interval: min_interval,
+            scrape_timeout: self.scrape_timeout,
+            demo: self.demo,
+        }
+    }
+}
+
+/// Parses a Prometheus-style duration: `30s`, `5m`, `1h30m`, `500ms`, `7d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let err = || {
+        format!("{s:?} is not a duration: use a number with a unit, like 30s, 5m or 1h30m (units: ms, s, m, h, d, w, y)")
+    };
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let units: [(&str, u64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("ms", 1),
+        ("m", 60_000),
+        ("s", 1000),
+    ];
+    // Units must come in decreasing order, each at most once.
+    let order = ["y", "w", "d", "h", "m", "s", "ms"];
+    let mut rest = s;
+    let mut total: u64 = 0;
+    let mut last = None;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(err());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        let (unit, ms) = units
+            .iter()
+            .find(|(u, _)| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))
+            .ok_or_else(err)?;
+        let pos = order.iter().position(|o| o == unit);
+        if last.is_some_and(|l| pos <= l) {
+            return Err(err());
+        }
+        last = Some(pos);
+        rest = &rest[unit.len()..];
+        total = n
+            .checked_mul(*ms)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{s:?} is too long a duration"))?;
+    }
+    if last.is_none() {
+        return Err(err());
+    }
+    Ok(Duration::from_millis(total))
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?} must be longer than zero"));
+    }
+    Ok(d)
+}
+
+/// `host:port`, `[v6]:port` or `:port` (all interfaces).
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
+    let err = || format!("{s:?} is not a listen address: use HOST:PORT, [IPv6]:PORT or :PORT (e.g. :{DEFAULT_PORT} or 127.0.0.1:{DEFAULT_PORT})");
+    if let Some(port) = s.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| err())?;
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+    }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(err)?;
+    let port: u16 = port.parse().map_err(|_| err())?;
+    match host {
+        "localhost" => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)),
+        "ip6-localhost" => Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port)),
+        _ => Err(err()),
+    }
+}
+
+fn parse_telemetry_path(s: &str) -> Result<String, String> {
+    let ok = s.starts_with('/')
+        && s.len() > 1
+        && !s.starts_with("/-/")
+        && s.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a usable path: it must start with '/', not be '/' or under '/-/', and hold no spaces, '?' or '#'"))
+    }
+}
+
+fn parse_region(s: &str) -> Result<String, String> {
+    let re = Regex::new(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$").map_err(|e| e.to_string())?;
+    if re.is_match(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not an AWS region name like us-east-1"))
+    }
+}
+
+fn parse_nonempty(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(s.to_string())
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 && r <= 10_000.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a request rate: use a number above 0 and at most 10000, like 10 or 0.5")),
+    }
+}
+
+fn parse_image_regex(s: &str) -> Result<Regex, String> {
+    Regex::new(&format!("^(?:{s})$"))
+        .map_err(|e| format!("{s:?} is not a valid regular expression: {e}"))
+}
+
+/// The API's pattern for step execution IDs.
+pub const STEP_EXECUTION_ID_PATTERN: &str =
+    r"^step-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+fn parse_step_execution_id(s: &str) -> Result<String, String> {
+    let re = Regex::new(STEP_EXECUTION_ID_PATTERN).map_err(|e| e.to_string())?;
+    if re.is_match(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a step execution ID: it must match {STEP_EXECUTION_ID_PATTERN}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_like_prometheus() {
+        let d = |s| parse_duration(s).unwrap();
+        assert_eq!(d("30s"), Duration::from_secs(30));
+        assert_eq!(d("5m"), Duration::from_secs(300));
+        assert_eq!(d("1h30m"), Duration::from_secs(5400));
+        assert_eq!(d("500ms"), Duration::from_millis(500));
+        assert_eq!(d("1d"), Duration::from_secs(86_400));
+        assert_eq!(d("1m30s500ms"), Duration::from_millis(90_500));
+        assert_eq!(d("0"), Duration::ZERO);
+        for bad in ["", "5", "m", "5x", "30s5m", "5m5m", "-5s", "1.5h", " 5s", "99999999999999999999y"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+        assert!(parse_positive_duration("0s").is_err());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen_address(":9863").unwrap().to_string(), "0.0.0.0:9863");
+        assert_eq!(parse_listen_address("127.0.0.1:80").unwrap().to_string(), "127.0.0.1:80");
+        assert_eq!(parse_listen_address("[::1]:80").unwrap().to_string(), "[::1]:80");
+        assert_eq!(parse_listen_address("localhost:80").unwrap().to_string(), "127.0.0.1:80");
+        for bad in ["9863", ":99999", "example.com:80", "1.2.3.4", ""] {
+            assert!(parse_listen_address(bad).unwrap_err().contains("listen address"));
+        }
+    }
+
+    #[test]
+    fn step_ids_follow_the_api_pattern() {
+        assert!(parse_step_execution_id("step-0123abcd-0123-4567-89ab-0123456789ab").is_ok());
+        let e = parse_step_execution_id("step-123").unwrap_err();
+        assert!(e.contains("\"step-123\"") && e.contains("^step-"));
+    }
+
+    #[test]
+    fn image_filter_is_anchored() {
+        let re = parse_image_regex("web.*").unwrap();
+        assert!(re.is_match("web-server"));
+        assert!(!re.is_match("my-web-server"));
+        assert!(parse_image_regex("(").unwrap_err().contains("regular expression"));
+    }
+
+    #[test]
+    fn defaults_and_demo() {
+        let o = Options::from_args(Vec::<String>::new()).unwrap();
+        assert_eq!(o.listen_address.port(), DEFAULT_PORT);
+        assert_eq!(o.discovery.interval, Duration::from_secs(300));
+        assert_eq!(o.refresh_min_interval, Duration::from_secs(30));
+        let (_, o) = Cli::try_parse_args(["x", "--demo"]).unwrap();
+        assert_eq!(o.discovery.interval, Duration::from_secs(30));
+        let (_, o) = Cli::try_parse_args(["x", "--demo", "--discovery.interval", "2m"]).unwrap();
+        assert_eq!(o.discovery.interval, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn bad_flags_exit_with_2_and_name_the_value() {
+        for args in [
+            vec!["x", "--discovery.lookback", "soon"],
+            vec!["x", "--step-execution-id", "nope"],
+            vec!["x", "--web.listen-address", "nowhere"],
+            vec!["x", "--aws.max-requests-per-second", "0"],
+            vec!["x", "--filter.image-name", "(("],
+            vec!["x", "--log.format", "xml"],
+            vec!["x", "--web.telemetry-path", "metrics"],
+        ] {
+            let e = Cli::try_parse_args(args.clone()).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            let text = e.to_string();
+            assert!(text.contains(args[2]), "{args:?}: {text}");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The accept loop shared by the exporter's web server and the simulator:
+//! HTTP/1.1 over hyper, a limit on open connections, a deadline for request
+//! headers (slow clients cannot hold a connection forever) and graceful
+//! shutdown that lets requests in flight finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// A handler's answer; an `Err` closes the connection without a response
+/// (the simulator uses it to imitate connection resets).
+pub type HandlerResult = Result<Response<Full<Bytes>>, CloseConnection>;
+
+/// Asks the server to drop the connection instead of answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("connection closed by the handler")]
+pub struct CloseConnection;
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Connections open at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send its request headers.
+    pub header_read_timeout: Duration,
+    /// Time requests in flight get to finish after shutdown is asked.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 128,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Serves `handler` on `listener` until `shutdown` completes, then stops
+/// accepting and waits (up to the grace period) for open requests.
+pub async fn serve<H, Fut>(
+    listener: TcpListener,
+    handler: H,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let h = handler.clone();
+        let svc = service_fn(move |req| {
+            let h = h.clone();
+            async move { h(req, peer).await }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(opts.header_read_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), svc);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still open after the shutdown grace period; closing them");
+    }
+}
+
+/// A response with a body and a content type.
+pub fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}

@@ -1,0 +1,223 @@
+//! Scrape-driven refreshes, guarded so that they scale.
+//!
+//! * At most one refresh of a target runs at a time; scrapes that arrive
+//!   meanwhile wait for it instead of starting their own.
+//! * No refresh starts sooner than `min_interval` after the previous one
+//!   ended: scrapes in between are served the current snapshot.
+//! * A scrape waits at most `scrape_timeout`; after that it is served the
+//!   last complete snapshot while the refresh finishes in the background
+//!   (it runs in its own task, so an abandoned scrape does not cancel it).
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::aws::ImageBuilderApi;
+use crate::clock::{secs, Clock};
+use crate::discovery::{RefreshReport, Tracker};
+use crate::loglimit::LogLimiter;
+use crate::metrics::ExporterMetrics;
+use crate::snapshot::Snapshot;
+
+/// How often the same warning may be logged.
+const WARN_EVERY: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Default)]
+struct Coordination {
+    running: bool,
+    started: u64,
+    last_end: Option<Instant>,
+    ready: bool,
+}
+
+/// One target (an account and region) and everything it holds.
+pub struct Target<C> {
+    name: Arc<str>,
+    api: C,
+    tracker: tokio::sync::Mutex<Tracker>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    coordination: Mutex<Coordination>,
+    finished: watch::Sender<u64>,
+    min_interval: Duration,
+    clock: Arc<dyn Clock>,
+    metrics: ExporterMetrics,
+    logs: LogLimiter,
+}
+
+impl<C: ImageBuilderApi> Target<C> {
+    pub fn new(
+        name: &str,
+        api: C,
+        tracker: Tracker,
+        min_interval: Duration,
+        clock: Arc<dyn Clock>,
+        metrics: ExporterMetrics,
+    ) -> Arc<Self> {
+        metrics.init_target(name);
+        Arc::new(Self {
+            name: Arc::from(name),
+            api,
+            tracker: tokio::sync::Mutex::new(tracker),
+            snapshot: RwLock::new(Arc::new(Snapshot::empty(name))),
+            coordination: Mutex::new(Coordination::default()),
+            finished: watch::channel(0).0,
+            min_interval,
+            clock,
+            metrics,
+            logs: LogLimiter::default(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The snapshot currently served.
+    pub fn current(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// True once a refresh has read everything it needed.
+    pub fn is_ready(&self) -> bool {
+        self.coord().ready
+    }
+
+    fn coord(&self) -> std::sync::MutexGuard<'_, Coordination> {
+        self.coordination.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a refresh unless one is running or the last ended too
+    /// recently; returns the refresh to wait for, if any.
+    pub fn trigger(self: &Arc<Self>) -> Option<u64> {
+        let mut c = self.coord();
+        if c.running {
+            return Some(c.started);
+        }
+        if c.last_end.is_some_and(|t| t.elapsed() < self.min_interval) {
+            return None;
+        }
+        c.running = true;
+        c.started += 1;
+        let generation = c.started;
+        drop(c);
+        let me = self.clone();
+        tokio::spawn(async move { me.run(generation).await });
+        Some(generation)
+    }
+
+    /// What a scrape gets: a fresh snapshot if a refresh is due and ends
+    /// within `timeout`, the current one otherwise.
+    pub async fn scrape(self: &Arc<Self>, timeout: Duration) -> Arc<Snapshot> {
+        let mut rx = self.finished.subscribe();
+        if let Some(generation) = self.trigger() {
+            let waited = tokio::time::timeout(timeout, rx.wait_for(|g| *g >= generation)).await;
+            if waited.is_err() {
+                self.metrics.scrape_timeouts.inc();
+                if self.logs.allow("scrape-timeout", Some(WARN_EVERY)) {
+                    tracing::warn!(target_name = %self.name, timeout_s = timeout.as_secs_f64(), "refresh slower than --scrape.timeout; serving the previous snapshot while it finishes");
+                }
+            }
+        }
+        self.current()
+    }
+
+    /// Waits until the refresh `generation` (or a later one) has finished.
+    pub async fn wait_for(&self, generation: u64) {
+        let mut rx = self.finished.subscribe();
+        let _ = rx.wait_for(|g| *g >= generation).await;
+    }
+
+    async fn run(self: Arc<Self>, generation: u64) {
+        // Whatever happens (even a panic), the next scrape can refresh.
+        struct Done<'a, C: ImageBuilderApi>(&'a Target<C>, u64, bool);
+        impl<C: ImageBuilderApi> Drop for Done<'_, C> {
+            fn drop(&mut self) {
+                let mut c = self.0.coord();
+                c.running = false;
+                c.last_end = Some(Instant::now());
+                c.ready |= self.2;
+                drop(c);
+                self.0.finished.send_replace(self.1);
+            }
+        }
+        let mut done = Done(&self, generation, false);
+
+        let started = Instant::now();
+        let mut tracker = self.tracker.lock().await;
+        let report = tracker.refresh(&self.api, self.clock.now()).await;
+        let snapshot = Arc::new(tracker.snapshot(&self.name, self.clock.now()));
+        drop(tracker);
+        let stats = snapshot.stats;
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+
+        let t = [&*self.name];
+        let complete = report.complete();
+        self.metrics.up.with_label_values(&t).set(i64::from(complete));
+        self.metrics
+            .refresh_duration
+            .with_label_values(&t)
+            .set(started.elapsed().as_secs_f64());
+        if complete {
+            self.metrics
+                .last_refresh_success
+                .with_label_values(&t)
+                .set(secs(self.clock.now()));
+        }
+        self.metrics
+            .tracked_builds
+            .with_label_values(&t)
+            .set(stats.tracked_builds as i64);
+        self.metrics
+            .tracked_step_executions
+            .with_label_values(&t)
+            .set(stats.tracked_step_executions as i64);
+        self.log_report(&report, started.elapsed());
+        done.2 = complete;
+    }
+
+    fn log_report(&self, report: &RefreshReport, took: Duration) {
+        let t = [&*self.name];
+        for f in &report.failures {
+            let key = format!("fail|{}|{}|{}", f.error.operation(), f.error.code(), f.resource);
+            if self.logs.allow(&key, Some(WARN_EVERY)) {
+                tracing::warn!(target_name = %self.name, operation = %f.error.operation(), code = f.error.code(), resource = %f.resource, error = %f.error, "could not read; keeping the last good data");
+            }
+        }
+        for id in &report.unknown_step_ids {
+            if self.logs.allow(&format!("unknown|{id}"), Some(WARN_EVERY)) {
+                tracing::warn!(target_name = %self.name, step_execution_id = %id, "--step-execution-id is not known to Image Builder");
+            }
+        }
+        for i in &report.issues {
+            self.metrics
+                .data_issues
+                .with_label_values(&[t[0], i.operation.as_str(), i.kind, i.field])
+                .inc();
+            if self.logs.allow(&format!("issue|{i}"), None) {
+                tracing::warn!(target_name = %self.name, operation = %i.operation, kind = i.kind, field = i.field, detail = %i.detail, "bad value in an API answer; treated as absent");
+            }
+        }
+        if report.dropped_builds > 0 {
+            self.metrics
+                .dropped_builds
+                .with_label_values(&t)
+                .inc_by(report.dropped_builds as u64);
+            if self.logs.allow("dropped", Some(WARN_EVERY)) {
+                tracing::warn!(target_name = %self.name, dropped = report.dropped_builds, "more builds than --discovery.max-builds; the oldest finished builds are not tracked");
+            }
+        }
+        tracing::debug!(
+            target_name = %self.name,
+            took_ms = took.as_millis() as u64,
+            discovery = report.discovery_ran,
+            failures = report.failures.len(),
+            complete = report.complete(),
+            "refresh finished"
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! The web interface: `/metrics`, a landing page, and health endpoints, by
+//! the Prometheus exporter conventions.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW};
+use hyper::{Method, Request, Response};
+use tokio::net::TcpListener;
+
+use crate::aws::ImageBuilderApi;
+use crate::httpserve::{respond, serve, ServeOptions};
+use crate::metrics::text::CONTENT_TYPE;
+use crate::service::Exporter;
+
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub telemetry_path: String,
+    pub serve: ServeOptions,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            telemetry_path: "/metrics".into(),
+            serve: ServeOptions::default(),
+        }
+    }
+}
+
+/// Serves until `shutdown` completes; requests in flight then get the
+/// grace period to finish.
+pub async fn run<C: ImageBuilderApi>(
+    listener: TcpListener,
+    exporter: Arc<Exporter<C>>,
+    web: WebConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let path: Arc<str> = Arc::from(web.telemetry_path.as_str());
+    serve(
+        listener,
+        move |req, _peer| {
+            let exporter = exporter.clone();
+            let path = path.clone();
+            async move { Ok(route(&exporter, &path, req).await) }
+        },
+        web.serve,
+        shutdown,
+    )
+    .await;
+}
+
+async fn route<C: ImageBuilderApi>(
+    exporter: &Exporter<C>,
+    telemetry_path: &str,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        let mut r = respond(405, "text/plain; charset=utf-8", "Method Not Allowed: use GET or HEAD\n");
+        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let path = req.uri().path();
+    let mut r = if path == telemetry_path {
+        respond(200, CONTENT_TYPE, exporter.render_metrics().await)
+    } else {
+        match path {
+            "/" => respond(200, "text/html; charset=utf-8", landing(exporter, telemetry_path)),
+            "/-/healthy" => respond(200, "text/plain; charset=utf-8", "Healthy\n"),
+            "/-/ready" if exporter.is_ready() => respond(200, "text/plain; charset=utf-8", "Ready\n"),
+            "/-/ready" => respond(503, "text/plain; charset=utf-8", "Not ready: no complete refresh yet\n"),
+            _ => respond(404, "text/plain; charset=utf-8", "Not Found\n"),
+        }
+    };
+    if head {
+        // Same headers, no body.
+        *r.body_mut() = Full::new(Bytes::new());
+    }
+    r
+}
+
+fn landing<C: ImageBuilderApi>(exporter: &Exporter<C>, telemetry_path: &str) -> String {
+    let mut targets = String::new();
+    for t in exporter.targets() {
+        let state = if t.is_ready() { "ready" } else { "waiting for its first complete refresh" };
+        targets.push_str(&format!("<li>{}: {state}</li>", html_escape(t.name())));
+    }
+    format!(
+        "<!DOCTYPE html>\n<html><head><title>Image Builder Exporter</title></head><body>\
+<h1>Image Builder Exporter</h1><p>Version {}</p>\
+<p><a href=\"{p}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
+<h2>Targets</h2><ul>{targets}</ul></body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        p = html_escape(telemetry_path),
+    )
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

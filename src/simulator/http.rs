@@ -1,0 +1,524 @@
+//! The simulator's wire protocol: Image Builder's rest-json, as the service
+//! model describes it (paths, query strings, JSON shapes, string times,
+//! pagination, and errors with `x-amzn-ErrorType` and `{"message": …}`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use serde_json::{json, Map, Value};
+
+use super::faults::{BadAnswer, Faults};
+use super::store::{step_json, workflow_json, SimBuild, StepPlan};
+use super::SimState;
+use crate::httpserve::{respond, HandlerResult};
+
+/// Page size when `maxResults` is not given, and the largest allowed.
+pub const DEFAULT_PAGE: usize = 25;
+pub const MAX_PAGE: usize = 100;
+
+/// An error answer as the service sends it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl SimError {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self { status: 400, code: "InvalidRequestException", message: message.into() }
+    }
+}
+
+/// The operations served.
+pub const OPERATIONS: [&str; 6] = [
+    "ListImageBuildVersions",
+    "ListWorkflowExecutions",
+    "ListWorkflowStepExecutions",
+    "GetWorkflowStepExecution",
+    "GetWorkflowExecution",
+    "ListWaitingWorkflowSteps",
+];
+
+fn operation(method: &Method, path: &str) -> Option<&'static str> {
+    let op = OPERATIONS.iter().find(|o| path.strip_prefix('/') == Some(**o))?;
+    let expected = if op.starts_with("Get") { Method::GET } else { Method::POST };
+    (*method == expected).then_some(*op)
+}
+
+pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> HandlerResult {
+    let path = req.uri().path().to_string();
+    if let Some(admin) = path.strip_prefix("/_sim/") {
+        return Ok(super::admin::handle(&state, admin.to_string(), req).await);
+    }
+    let Some(op) = operation(req.method(), &path) else {
+        return Ok(error_response(
+            &state,
+            &SimError { status: 404, code: "UnknownOperationException", message: format!("{} {path} is not an operation", req.method()) },
+        ));
+    };
+    state.record_call(op, req.headers());
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(error_response(&state, &SimError::invalid("request body unreadable"))),
+    };
+
+    let faults = state.faults();
+    let affected = faults.applies_to(op);
+    if affected && !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    if affected {
+        if let Some(e) = injected_error(&state, &faults) {
+            return Ok(error_response(&state, &e));
+        }
+    }
+    let bad = affected
+        .then_some(faults.bad_answer)
+        .flatten()
+        .filter(|_| state.roll(faults.bad_answer_ratio));
+    if bad == Some(BadAnswer::ConnectionReset) {
+        return Err(crate::httpserve::CloseConnection);
+    }
+
+    let input = match parse_input(op, &query, &body) {
+        Ok(v) => v,
+        Err(e) => return Ok(error_response(&state, &e)),
+    };
+    let answer = {
+        let store = state.store.read().unwrap_or_else(|e| e.into_inner());
+        let now = state.clock.now();
+        let ctx = Ctx { store: &store, now, bad };
+        match op {
+            "ListImageBuildVersions" => list_builds(&ctx, &input),
+            "ListWorkflowExecutions" => list_workflows(&ctx, &input),
+            "ListWorkflowStepExecutions" => list_steps(&ctx, &input),
+            "GetWorkflowStepExecution" => get_step(&ctx, &input),
+            "GetWorkflowExecution" => get_workflow(&ctx, &input),
+            _ => list_waiting(&ctx, &input),
+        }
+    };
+    match answer {
+        Ok(mut v) => {
+            let request_id = state.request_id();
+            if let Value::Object(m) = &mut v {
+                m.insert("requestId".into(), json!(request_id));
+            }
+            if let Some(b) = bad {
+                damage(&mut v, b);
+            }
+            let mut bytes = serde_json::to_vec(&v).unwrap_or_default();
+            match bad {
+                Some(BadAnswer::MalformedJson) => bytes = b"{\"requestId\": \"x\", \"items\": [{,}".to_vec(),
+                Some(BadAnswer::TruncatedBody) => bytes.truncate(bytes.len() / 2),
+                _ => {}
+            }
+            let mut r = respond(200, "application/json", bytes);
+            set_request_id(&mut r, &request_id);
+            Ok(r)
+        }
+        Err(e) => Ok(error_response(&state, &e)),
+    }
+}
+
+fn injected_error(state: &SimState, f: &Faults) -> Option<SimError> {
+    if state.roll(f.throttle_ratio) {
+        return Some(SimError { status: 429, code: "CallRateLimitExceededException", message: "Rate exceeded".into() });
+    }
+    if state.roll(f.server_error_ratio) {
+        return Some(if state.roll(0.5) {
+            SimError { status: 503, code: "ServiceUnavailableException", message: "Service is unavailable, please try again".into() }
+        } else {
+            SimError { status: 500, code: "ServiceException", message: "An internal error occurred".into() }
+        });
+    }
+    None
+}
+
+fn set_request_id(r: &mut Response<Full<Bytes>>, id: &str) {
+    if let Ok(v) = hyper::header::HeaderValue::from_str(id) {
+        r.headers_mut().insert("x-amzn-requestid", v);
+    }
+}
+
+pub(crate) fn error_response(state: &SimState, e: &SimError) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&json!({ "message": e.message })).unwrap_or_default();
+    let mut r = respond(e.status, "application/json", body);
+    r.headers_mut()
+        .insert("x-amzn-errortype", hyper::header::HeaderValue::from_static(e.code));
+    set_request_id(&mut r, &state.request_id());
+    r
+}
+
+/// The request's parameters, from the JSON body or the query string.
+fn parse_input(op: &str, query: &str, body: &[u8]) -> Result<Map<String, Value>, SimError> {
+    if op.starts_with("Get") {
+        let mut m = Map::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            m.insert(k.to_string(), Value::String(percent_decode(v)));
+        }
+        return Ok(m);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(SimError { status: 400, code: "ClientException", message: "The request body is not a JSON object".into() }),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h * 16 + l);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+struct Ctx<'a> {
+    store: &'a super::store::Store,
+    now: crate::clock::Nanos,
+    bad: Option<BadAnswer>,
+}
+
+fn string_param<'a>(input: &'a Map<String, Value>, name: &str, pattern: &str) -> Result<&'a str, SimError> {
+    let v = input
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| SimError::invalid(format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null")))?;
+    let re = regex::Regex::new(pattern).map_err(|e| SimError::invalid(e.to_string()))?;
+    if !re.is_match(v) {
+        return Err(SimError::invalid(format!(
+            "1 validation error detected: Value '{v}' at '{name}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
+        )));
+    }
+    Ok(v)
+}
+
+const BUILD_ARN: &str = r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws(?:-[a-z-]+)?):image/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$";
+const WF_ID: &str = r"^wf-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+pub const STEP_ID: &str = r"^step-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+/// Cuts a full listing into the page asked for.
+fn paginate(
+    op: &str,
+    items: Vec<Value>,
+    input: &Map<String, Value>,
+    bad: Option<BadAnswer>,
+) -> Result<(Vec<Value>, Option<String>), SimError> {
+    let size = match input.get("maxResults") {
+        None | Some(Value::Null) => DEFAULT_PAGE,
+        Some(v) => match v.as_i64() {
+            Some(n) if (1..=MAX_PAGE as i64).contains(&n) => n as usize,
+            _ => {
+                return Err(SimError::invalid(format!(
+                    "1 validation error detected: Value '{v}' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and {MAX_PAGE}"
+                )))
+            }
+        },
+    };
+    let offset = match input.get("nextToken").and_then(Value::as_str) {
+        None => 0,
+        Some("REPEAT") if bad == Some(BadAnswer::RepeatingToken) => 0,
+        Some(t) => decode_token(op, t).ok_or_else(|| SimError {
+            status: 400,
+            code: "InvalidPaginationTokenException",
+            message: "The nextToken is not valid".into(),
+        })?,
+    };
+    let size = if bad == Some(BadAnswer::OversizedPage) { size * 2 } else { size };
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
+    let next = if bad == Some(BadAnswer::RepeatingToken) {
+        Some("REPEAT".to_string())
+    } else {
+        (offset + size < total).then(|| encode_token(op, offset + size))
+    };
+    Ok((page, next))
+}
+
+/// Tokens are opaque to clients: an obfuscated offset with a check.
+fn encode_token(op: &str, offset: usize) -> String {
+    let salt = op.bytes().fold(0x9e37_79b9u64, |h, b| h.rotate_left(5) ^ u64::from(b));
+    let v = (offset as u64) ^ salt;
+    format!("AQ{v:016x}{:08x}", (v.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32)
+}
+
+fn decode_token(op: &str, t: &str) -> Option<usize> {
+    let hex = t.strip_prefix("AQ")?;
+    if hex.len() != 24 {
+        return None;
+    }
+    let v = u64::from_str_radix(&hex[..16], 16).ok()?;
+    let check = u32::from_str_radix(&hex[16..], 16).ok()?;
+    if check != (v.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32 {
+        return None;
+    }
+    let salt = op.bytes().fold(0x9e37_79b9u64, |h, b| h.rotate_left(5) ^ u64::from(b));
+    Some((v ^ salt) as usize)
+}
+
+fn list_builds(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
+    let filter = input.get("imageVersionArn").and_then(Value::as_str);
+    let items: Vec<Value> = ctx
+        .store
+        .visible(ctx.now)
+        .filter(|b| filter.is_none_or(|f| b.arn.rsplit_once('/').map(|x| x.0) == Some(f)))
+        .map(|b| b.summary_json(ctx.now))
+        .collect();
+    let (page, next) = paginate("ListImageBuildVersions", items, input, ctx.bad)?;
+    let mut out = json!({ "imageSummaryList": page });
+    if let Some(t) = next {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+fn find_build<'a>(ctx: &Ctx<'a>, arn: &str) -> Result<&'a SimBuild, SimError> {
+    ctx.store
+        .build(arn, ctx.now)
+        .ok_or_else(|| SimError::invalid(format!("The image build version {arn} does not exist")))
+}
+
+fn list_workflows(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
+    let arn = string_param(input, "imageBuildVersionArn", BUILD_ARN)?;
+    let b = find_build(ctx, arn)?;
+    let items = b
+        .workflow_states(ctx.now)
+        .iter()
+        .map(|(w, st)| workflow_json(w, st))
+        .collect();
+    let (page, next) = paginate("ListWorkflowExecutions", items, input, ctx.bad)?;
+    let mut out = json!({ "workflowExecutions": page, "imageBuildVersionArn": arn, "message": "" });
+    if let Some(t) = next {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+/// A workflow execution that has started, with its build and state.
+fn started_workflow<'a>(
+    ctx: &Ctx<'a>,
+    id: &str,
+) -> Result<(&'a SimBuild, usize, super::store::WorkflowState), SimError> {
+    let not_found = || SimError::invalid(format!("The workflow execution {id} does not exist"));
+    let (b, wi) = ctx.store.workflow(id).ok_or_else(not_found)?;
+    if b.date_created > ctx.now {
+        return Err(not_found());
+    }
+    let states = b.workflow_states(ctx.now);
+    let st = states.into_iter().nth(wi).map(|(_, s)| s).ok_or_else(not_found)?;
+    Ok((b, wi, st))
+}
+
+fn list_steps(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
+    let id = string_param(input, "workflowExecutionId", WF_ID)?;
+    let (b, wi, st) = started_workflow(ctx, id)?;
+    let w = &b.workflows[wi];
+    let items = w
+        .steps
+        .iter()
+        .zip(&st.steps)
+        .map(|(s, ss)| Value::Object(step_json(s, ss)))
+        .collect();
+    let (page, next) = paginate("ListWorkflowStepExecutions", items, input, ctx.bad)?;
+    let mut out = json!({
+        "steps": page,
+        "workflowBuildVersionArn": w.arn,
+        "workflowExecutionId": w.id,
+        "imageBuildVersionArn": b.arn,
+        "message": "",
+    });
+    if let Some(t) = next {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+fn get_workflow(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
+    let id = string_param(input, "workflowExecutionId", WF_ID)?;
+    let (b, wi, st) = started_workflow(ctx, id)?;
+    let mut v = workflow_json(&b.workflows[wi], &st);
+    v["imageBuildVersionArn"] = json!(b.arn);
+    v["message"] = json!("");
+    Ok(v)
+}
+
+fn get_step(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
+    let id = string_param(input, "stepExecutionId", STEP_ID)?;
+    let not_found = || SimError::invalid(format!("The workflow step execution {id} does not exist"));
+    let (b, wi, si) = ctx.store.step(id).ok_or_else(not_found)?;
+    let w = &b.workflows[wi];
+    let (_, _, st) = started_workflow(ctx, &w.id).map_err(|_| not_found())?;
+    let s = &w.steps[si];
+    let mut m = step_json(s, &st.steps[si]);
+    m.insert("workflowBuildVersionArn".into(), json!(w.arn));
+    m.insert("workflowExecutionId".into(), json!(w.id));
+    m.insert("imageBuildVersionArn".into(), json!(b.arn));
+    m.insert("onFailure".into(), json!(s.on_failure));
+    if let Some(t) = s.timeout_seconds {
+        m.insert("timeoutSeconds".into(), json!(t));
+    }
+    Ok(Value::Object(m))
+}
+
+fn list_waiting(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
+    let mut items = Vec::new();
+    for b in ctx.store.visible(ctx.now) {
+        for (w, st) in b.workflow_states(ctx.now) {
+            for (s, ss) in w.steps.iter().zip(&st.steps) {
+                let waits = matches!(s.plan, StepPlan::Timed { running_status: "WAITING", .. })
+                    || ss.status == "WAITING";
+                if waits && ss.status == "WAITING" {
+                    let mut m = Map::new();
+                    m.insert("stepExecutionId".into(), json!(s.id));
+                    m.insert("imageBuildVersionArn".into(), json!(b.arn));
+                    m.insert("workflowExecutionId".into(), json!(w.id));
+                    m.insert("workflowBuildVersionArn".into(), json!(w.arn));
+                    m.insert("name".into(), json!(s.name));
+                    m.insert("action".into(), json!(s.action));
+                    if let Some(t) = &ss.start {
+                        m.insert("startTime".into(), json!(t));
+                    }
+                    items.push(Value::Object(m));
+                }
+            }
+        }
+    }
+    let (page, next) = paginate("ListWaitingWorkflowSteps", items, input, ctx.bad)?;
+    let mut out = json!({ "steps": page });
+    if let Some(t) = next {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+/// Spoils a good answer in the way asked.
+fn damage(v: &mut Value, bad: BadAnswer) {
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(|i| damage(i, bad)),
+        Value::Object(m) => {
+            for (_, child) in m.iter_mut() {
+                if child.is_array() {
+                    damage(child, bad);
+                }
+            }
+            damage_object(m, bad);
+        }
+        _ => {}
+    }
+}
+
+fn damage_object(m: &mut Map<String, Value>, bad: BadAnswer) {
+    match bad {
+        BadAnswer::WrongTypes => {
+            for (k, v) in m.iter_mut() {
+                *v = match (k.as_str(), &*v) {
+                    (_, Value::Number(n)) => json!(n.to_string()),
+                    ("startTime" | "endTime" | "dateCreated", _) => json!(1_788_981_143),
+                    ("status", _) => json!(7),
+                    _ => continue,
+                };
+            }
+        }
+        BadAnswer::MissingField => {
+            for k in ["arn", "stepExecutionId", "workflowExecutionId", "workflowBuildVersionArn", "name"] {
+                m.remove(k);
+            }
+        }
+        BadAnswer::UnknownStatus => {
+            if let Some(s) = m.get_mut("status") {
+                *s = json!("SOMETHING_NEW");
+            }
+        }
+        BadAnswer::EndBeforeStart => {
+            if let Some(start) = m.get("startTime").and_then(Value::as_str) {
+                if let Ok(t) = crate::timestamp::parse_rfc3339(start) {
+                    let end = crate::timestamp::format_rfc3339_millis(t - 3600 * crate::clock::NANOS_PER_SEC);
+                    m.insert("endTime".into(), json!(end));
+                }
+            }
+        }
+        BadAnswer::AbsurdTimeout => {
+            if m.contains_key("stepExecutionId") {
+                m.insert("timeoutSeconds".into(), json!(9_999_999));
+            }
+        }
+        BadAnswer::LongMessages => {
+            let long = "x".repeat(500);
+            for k in ["message", "description"] {
+                if m.contains_key(k) {
+                    m.insert(k.into(), json!(long));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_refuse_forgeries() {
+        let t = encode_token("ListImageBuildVersions", 125);
+        assert_eq!(decode_token("ListImageBuildVersions", &t), Some(125));
+        assert_eq!(decode_token("ListWorkflowExecutions", &t).is_some_and(|o| o == 125), false);
+        assert_eq!(decode_token("ListImageBuildVersions", "AQ0000000000000000deadbeef"), None);
+        assert_eq!(decode_token("ListImageBuildVersions", "25"), None);
+    }
+
+    #[test]
+    fn routes_by_method_and_path() {
+        assert_eq!(operation(&Method::POST, "/ListWorkflowStepExecutions"), Some("ListWorkflowStepExecutions"));
+        assert_eq!(operation(&Method::GET, "/GetWorkflowStepExecution"), Some("GetWorkflowStepExecution"));
+        assert_eq!(operation(&Method::GET, "/ListWorkflowStepExecutions"), None);
+        assert_eq!(operation(&Method::POST, "/Nope"), None);
+    }
+
+    #[test]
+    fn decodes_query_values() {
+        assert_eq!(percent_decode("step-1%2Fa+b"), "step-1/a b");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+
+    #[test]
+    fn pages_follow_the_model() {
+        let items: Vec<Value> = (0..130).map(|i| json!(i)).collect();
+        let mut input = Map::new();
+        let (p, next) = paginate("X", items.clone(), &input, None).unwrap();
+        assert_eq!(p.len(), 25);
+        input.insert("maxResults".into(), json!(100));
+        input.insert("nextToken".into(), json!(next.unwrap()));
+        let (p, next) = paginate("X", items.clone(), &input, None).unwrap();
+        assert_eq!((p.len(), p[0].clone()), (100, json!(25)));
+        input.insert("nextToken".into(), json!(next.unwrap()));
+        let (p, next) = paginate("X", items.clone(), &input, None).unwrap();
+        assert_eq!((p.len(), next), (5, None));
+        input.insert("maxResults".into(), json!(101));
+        assert_eq!(paginate("X", items, &input, None).unwrap_err().code, "InvalidRequestException");
+    }
+}

@@ -1,0 +1,217 @@
+//! An Image Builder simulator speaking the service's rest-json protocol.
+//!
+//! The exporter is tested against it through the real AWS SDK over HTTP, and
+//! `--demo` runs on it. It serves the read operations the exporter uses (plus
+//! `GetWorkflowExecution` and `ListWaitingWorkflowSteps`), can inject faults,
+//! and counts the calls it receives so that tests can assert call budgets.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use imagebuilder_exporter::clock::{Clock, SystemClock};
+//! use imagebuilder_exporter::simulator::{scenario, Simulator};
+//! use std::sync::Arc;
+//!
+//! let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+//! let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), 7), 7);
+//! let running = sim.spawn("127.0.0.1:0".parse().unwrap()).await?;
+//! println!("AWS_ENDPOINT_URL_IMAGEBUILDER={}", running.url());
+//! # Ok(()) }
+//! ```
+
+pub mod admin;
+pub mod faults;
+pub mod http;
+pub mod scenario;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::clock::Clock;
+use crate::httpserve::{serve, ServeOptions};
+pub use faults::{BadAnswer, Faults};
+pub use store::Store;
+
+pub(crate) struct SimState {
+    pub(crate) store: RwLock<Store>,
+    faults: RwLock<Faults>,
+    calls: Mutex<BTreeMap<String, u64>>,
+    access_keys: Mutex<BTreeMap<String, u64>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    rng: Mutex<fastrand::Rng>,
+    requests: AtomicU64,
+}
+
+impl SimState {
+    pub(crate) fn faults(&self) -> Faults {
+        self.faults.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn record_call(&self, op: &str, headers: &hyper::HeaderMap) {
+        *lock(&self.calls).entry(op.to_string()).or_insert(0) += 1;
+        // SigV4: `AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, …`
+        let key = headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').next())
+            .unwrap_or("(unsigned)")
+            .to_string();
+        *lock(&self.access_keys).entry(key).or_insert(0) += 1;
+    }
+
+    /// True with probability `p`.
+    pub(crate) fn roll(&self, p: f64) -> bool {
+        p > 0.0 && lock(&self.rng).f64() < p
+    }
+
+    pub(crate) fn request_id(&self) -> String {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-0000-4000-8000-{:012x}", n >> 48, n & 0xffff_ffff_ffff)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A handle on a simulator; clones share the same world.
+#[derive(Clone)]
+pub struct Simulator {
+    state: Arc<SimState>,
+}
+
+impl Simulator {
+    /// A simulator holding `store`, whose scenario moves with `clock`.
+    /// `seed` makes injected faults reproducible.
+    pub fn new(clock: Arc<dyn Clock>, store: Store, seed: u64) -> Self {
+        Self {
+            state: Arc::new(SimState {
+                store: RwLock::new(store),
+                faults: RwLock::new(Faults::default()),
+                calls: Mutex::new(BTreeMap::new()),
+                access_keys: Mutex::new(BTreeMap::new()),
+                clock,
+                rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+                requests: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.state.clock.clone()
+    }
+
+    /// Changes the world (add, change or delete builds).
+    pub fn update<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
+        f(&mut self.state.store.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn set_faults(&self, f: Faults) {
+        *self.state.faults.write().unwrap_or_else(|e| e.into_inner()) = f;
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.state.faults()
+    }
+
+    /// Calls received per operation since the last reset.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        lock(&self.state.calls).clone()
+    }
+
+    /// Calls received for one operation.
+    pub fn calls_to(&self, op: &str) -> u64 {
+        lock(&self.state.calls).get(op).copied().unwrap_or(0)
+    }
+
+    pub fn total_calls(&self) -> u64 {
+        lock(&self.state.calls).values().sum()
+    }
+
+    pub fn reset_calls(&self) {
+        lock(&self.state.calls).clear();
+    }
+
+    /// Requests per access key ID that signed them.
+    pub fn access_keys(&self) -> BTreeMap<String, u64> {
+        lock(&self.state.access_keys).clone()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let state = self.state.clone();
+        let opts = ServeOptions {
+            max_connections: 1024,
+            ..ServeOptions::default()
+        };
+        serve(
+            listener,
+            move |req, _peer| http::handle(state.clone(), req),
+            opts,
+            shutdown,
+        )
+        .await;
+    }
+
+    /// Binds `addr` and serves in the background until the handle is
+    /// stopped or dropped.
+    pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<RunningSimulator> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let sim = self.clone();
+        let task = tokio::spawn(async move {
+            sim.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Ok(RunningSimulator {
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A simulator serving in the background.
+pub struct RunningSimulator {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningSimulator {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint to give the SDK (`AWS_ENDPOINT_URL_IMAGEBUILDER`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}

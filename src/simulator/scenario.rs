@@ -1,0 +1,295 @@
+//! Worlds for the simulator: the demo, and accounts of a given size for
+//! benchmarks and soak tests. Everything is generated from a seed, so a
+//! scenario is the same at every run.
+
+use super::store::{Outcome, SimBuild, SimStep, SimWorkflow, StepPlan, Store};
+use crate::clock::{Nanos, NANOS_PER_SEC};
+
+pub const ACCOUNT: &str = "123456789012";
+pub const REGION: &str = "us-east-1";
+
+/// The AWS-managed workflows most images use.
+pub const BUILD_WORKFLOW: &str = "arn:aws:imagebuilder:us-east-1:aws:workflow/build/build-image/1.0.0/1";
+pub const TEST_WORKFLOW: &str = "arn:aws:imagebuilder:us-east-1:aws:workflow/test/test-image/1.0.0/1";
+
+/// (step name, action, typical seconds, timeout seconds)
+pub const BUILD_STEPS: [(&str, &str, i64, i64); 7] = [
+    ("LaunchBuildInstance", "LaunchInstance", 90, 720),
+    ("UpdateSSMAgent", "RunCommand", 30, 720),
+    ("ApplyBuildComponents", "ExecuteComponents", 900, 7200),
+    ("InventoryCollection", "CollectImageMetadata", 45, 720),
+    ("RunSanitizeScript", "SanitizeInstance", 40, 720),
+    ("CreateOutputAMI", "CreateImage", 420, 3600),
+    ("TerminateBuildInstance", "TerminateInstance", 25, 720),
+];
+pub const TEST_STEPS: [(&str, &str, i64, i64); 4] = [
+    ("LaunchTestInstance", "LaunchInstance", 90, 720),
+    ("CollectImageMetadata", "CollectImageMetadata", 30, 720),
+    ("RunTestSuite", "ExecuteComponents", 600, 7200),
+    ("TerminateTestInstance", "TerminateInstance", 25, 720),
+];
+
+/// Makes IDs in the API's formats (`wf-…`, `step-…`).
+pub struct Ids(fastrand::Rng);
+
+impl Ids {
+    pub fn new(seed: u64) -> Self {
+        Self(fastrand::Rng::with_seed(seed))
+    }
+
+    fn uuid(&mut self) -> String {
+        let r = &mut self.0;
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            r.u32(..),
+            r.u16(..),
+            r.u16(..),
+            r.u16(..),
+            r.u64(..) & 0xffff_ffff_ffff
+        )
+    }
+
+    pub fn workflow(&mut self) -> String {
+        format!("wf-{}", self.uuid())
+    }
+
+    pub fn step(&mut self) -> String {
+        format!("step-{}", self.uuid())
+    }
+}
+
+/// The ARN of build `n` of `image`, in version 1.0.0.
+pub fn build_arn(image: &str, n: u32) -> String {
+    format!(
+        "arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/{}/1.0.0/{n}",
+        image.to_ascii_lowercase().replace([' ', '_'], "-")
+    )
+}
+
+/// What happens in one planned build.
+#[derive(Debug, Clone)]
+pub struct BuildShape {
+    /// Multiplies every step's typical duration.
+    pub speed: f64,
+    /// (workflow 0 = BUILD / 1 = TEST, step index, outcome) of the step that
+    /// does not complete.
+    pub failure: Option<(usize, usize, Outcome)>,
+    /// A `WaitForAction` approval step in the BUILD workflow, waiting this long.
+    pub approval_wait: Option<Nanos>,
+    /// Overrides the timeout of the BUILD workflow's components step.
+    pub components_timeout: Option<i64>,
+}
+
+impl Default for BuildShape {
+    fn default() -> Self {
+        Self {
+            speed: 1.0,
+            failure: None,
+            approval_wait: None,
+            components_timeout: None,
+        }
+    }
+}
+
+/// A planned build with BUILD and TEST workflows.
+pub fn planned_build(ids: &mut Ids, image: &str, n: u32, created: Nanos, shape: &BuildShape) -> SimBuild {
+    let mut workflows = Vec::with_capacity(2);
+    for (wi, (wtype, arn, steps)) in [
+        ("BUILD", BUILD_WORKFLOW, &BUILD_STEPS[..]),
+        ("TEST", TEST_WORKFLOW, &TEST_STEPS[..]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut sim_steps = Vec::with_capacity(steps.len() + 1);
+        for (si, (name, action, secs, timeout)) in steps.iter().enumerate() {
+            if wi == 0 && si == 2 {
+                if let Some(wait) = shape.approval_wait {
+                    sim_steps.push(SimStep {
+                        id: ids.step(),
+                        name: "WaitForApproval".into(),
+                        action: "WaitForAction".into(),
+                        description: "Waits for a release manager's approval".into(),
+                        timeout_seconds: Some(43_200),
+                        on_failure: "Abort".into(),
+                        plan: StepPlan::Timed {
+                            duration: wait,
+                            outcome: Outcome::Completed,
+                            running_status: "WAITING",
+                        },
+                    });
+                }
+            }
+            let outcome = match shape.failure {
+                Some((fw, fs, o)) if fw == wi && fs == si => o,
+                _ => Outcome::Completed,
+            };
+            let timeout = match shape.components_timeout {
+                Some(t) if wi == 0 && *name == "ApplyBuildComponents" => t,
+                _ => *timeout,
+            };
+            sim_steps.push(SimStep {
+                id: ids.step(),
+                name: (*name).into(),
+                action: (*action).into(),
+                description: String::new(),
+                timeout_seconds: Some(timeout),
+                on_failure: "Abort".into(),
+                plan: StepPlan::Timed {
+                    duration: ((*secs as f64) * shape.speed * NANOS_PER_SEC as f64) as Nanos,
+                    outcome,
+                    running_status: "RUNNING",
+                },
+            });
+        }
+        workflows.push(SimWorkflow {
+            id: ids.workflow(),
+            arn: arn.into(),
+            workflow_type: wtype.into(),
+            steps: sim_steps,
+            fixed: None,
+        });
+    }
+    SimBuild {
+        arn: build_arn(image, n),
+        name: image.into(),
+        version: format!("1.0.0/{n}"),
+        date_created: created,
+        workflows,
+        fixed_status: None,
+    }
+}
+
+const HOUR: Nanos = 3600 * NANOS_PER_SEC;
+const MINUTE: Nanos = 60 * NANOS_PER_SEC;
+
+/// The `--demo` world: five images with a day of history, and new builds
+/// every 90 seconds from now on, some failing, one waiting for approval and
+/// one running close to its timeout.
+pub fn demo(now: Nanos, seed: u64) -> Store {
+    let images = ["web-server", "api-gateway", "base-al2023", "data-pipeline", "gpu-worker"];
+    let mut ids = Ids::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut store = Store::default();
+    let mut numbers = [0u32; 5];
+    let mut next = |i: usize| {
+        numbers[i] += 1;
+        numbers[i]
+    };
+    // History: a build of each image every three hours over the last day.
+    for h in (1..=8).rev() {
+        for (i, image) in images.iter().enumerate() {
+            let created = now - h * 3 * HOUR + i as Nanos * 7 * MINUTE;
+            let failure = (rng.u8(..) < 40).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
+            let shape = BuildShape { speed: 0.5 + rng.f64(), failure, ..BuildShape::default() };
+            store.insert(planned_build(&mut ids, image, next(i), created, &shape));
+        }
+    }
+    // Waiting for approval since ten minutes ago, for hours.
+    let shape = BuildShape { speed: 0.2, approval_wait: Some(8 * HOUR), ..BuildShape::default() };
+    store.insert(planned_build(&mut ids, "gpu-worker", next(4), now - 10 * MINUTE, &shape));
+    // Live builds: short, so that a newcomer sees them progress.
+    for k in 0..(24 * 40) {
+        let i = k % 4; // gpu-worker stays waiting
+        let created = now - 2 * MINUTE + k as Nanos * 90 * NANOS_PER_SEC;
+        let failure = (rng.u8(..) < 45).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
+        // Every fifth build runs its components step close to its timeout.
+        let components_timeout = (k % 5 == 2).then_some(60);
+        let shape = BuildShape { speed: 0.05, failure, components_timeout, ..BuildShape::default() };
+        store.insert(planned_build(&mut ids, images[i], next(i), created, &shape));
+    }
+    store
+}
+
+/// An account of a given size: `builds` finished builds spread over the
+/// `span` before `now` across `images` images (about 1 in 20 failing), plus
+/// `running` builds in flight.
+pub fn sized(now: Nanos, builds: usize, images: usize, running: usize, span: Nanos, seed: u64) -> Store {
+    let mut ids = Ids::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
+    let mut store = Store::default();
+    let images = images.max(1);
+    let mut numbers = vec![0u32; images];
+    let step = span / builds.max(1) as Nanos;
+    for k in 0..builds {
+        let i = k % images;
+        numbers[i] += 1;
+        // Old enough to be finished: a build takes under an hour at speed 1.
+        let created = now - span - 2 * HOUR + k as Nanos * step;
+        let failure = (rng.u8(..) < 13).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
+        let shape = BuildShape { failure, ..BuildShape::default() };
+        store.insert(planned_build(&mut ids, &image_name(i), numbers[i], created, &shape));
+    }
+    for k in 0..running {
+        let i = k % images;
+        numbers[i] += 1;
+        // Started a minute ago and slow: in flight for hours.
+        let shape = BuildShape { speed: 20.0, ..BuildShape::default() };
+        store.insert(planned_build(&mut ids, &image_name(i), numbers[i], now - MINUTE, &shape));
+    }
+    store
+}
+
+/// Image names of sized scenarios.
+pub fn image_name(i: usize) -> String {
+    format!("image-{i:04}")
+}
+
+/// A stream of builds from `start` for `span`, one every `every`, for soak
+/// tests run on an accelerated clock.
+pub fn stream(start: Nanos, span: Nanos, every: Nanos, images: usize, seed: u64) -> Store {
+    let mut ids = Ids::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0xfeed);
+    let mut store = Store::default();
+    let images = images.max(1);
+    let mut numbers = vec![0u32; images];
+    let count = (span / every.max(1)) as usize;
+    for k in 0..count {
+        let i = k % images;
+        numbers[i] += 1;
+        let failure = (rng.u8(..) < 25).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
+        let shape = BuildShape { speed: 0.1, failure, ..BuildShape::default() };
+        store.insert(planned_build(&mut ids, &image_name(i), numbers[i], start + k as Nanos * every, &shape));
+    }
+    store
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_match_the_api_patterns() {
+        let mut ids = Ids::new(1);
+        let wf = regex::Regex::new(super::super::http::STEP_ID).unwrap();
+        for _ in 0..100 {
+            assert!(wf.is_match(&ids.step()));
+            assert!(ids.workflow().starts_with("wf-"));
+        }
+    }
+
+    #[test]
+    fn the_demo_has_history_a_waiting_step_and_a_future() {
+        let now = 1_788_981_143_418_000_000;
+        let store = demo(now, 7);
+        let visible: Vec<_> = store.visible(now).collect();
+        assert!(visible.len() >= 40);
+        let waiting = visible.iter().any(|b| {
+            b.workflow_states(now)
+                .iter()
+                .any(|(_, s)| s.steps.iter().any(|x| x.status == "WAITING"))
+        });
+        assert!(waiting);
+        assert!(visible.iter().any(|b| b.status(now) == "FAILED"));
+        assert!(store.visible(now + HOUR).count() > visible.len());
+    }
+
+    #[test]
+    fn sized_scenarios_have_the_size_asked() {
+        let now = 1_788_981_143_418_000_000;
+        let store = sized(now, 100, 5, 3, 20 * HOUR, 1);
+        assert_eq!(store.visible(now).count(), 103);
+        let running = store.visible(now).filter(|b| b.status(now) == "BUILDING").count();
+        assert_eq!(running, 3);
+    }
+}

@@ -1,0 +1,493 @@
+//! The simulator's world: builds, workflow executions and steps, evaluated
+//! against the simulator's clock at each request.
+//!
+//! A build is either *planned* (start times, durations and outcomes, so the
+//! scenario moves with time) or *fixed* (literal API values, possibly
+//! malformed, for exact assertions). Planned builds created in the future
+//! stay invisible until their creation time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{json, Map, Value};
+
+use crate::clock::{Nanos, NANOS_PER_SEC};
+use crate::timestamp::format_rfc3339_millis;
+
+/// How a planned step ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl Outcome {
+    fn status(self) -> &'static str {
+        match self {
+            Outcome::Completed => "COMPLETED",
+            Outcome::Failed => "FAILED",
+            Outcome::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+/// A step as the API describes it, with literal field values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedStep {
+    pub status: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+/// How a step's status and times come about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepPlan {
+    /// Runs for `duration` after the previous step of its workflow, then
+    /// ends with `outcome`. While running it reports `running_status`
+    /// (RUNNING, or WAITING for a `WaitForAction` step).
+    Timed {
+        duration: Nanos,
+        outcome: Outcome,
+        running_status: &'static str,
+    },
+    Fixed(FixedStep),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimStep {
+    pub id: String,
+    pub name: String,
+    pub action: String,
+    pub description: String,
+    pub timeout_seconds: Option<i64>,
+    pub on_failure: String,
+    pub plan: StepPlan,
+}
+
+/// Literal workflow-execution values (for fixed builds).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FixedWorkflow {
+    pub status: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimWorkflow {
+    pub id: String,
+    pub arn: String,
+    pub workflow_type: String,
+    pub steps: Vec<SimStep>,
+    /// `None`: derived from the steps (planned builds).
+    pub fixed: Option<FixedWorkflow>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimBuild {
+    pub arn: String,
+    pub name: String,
+    pub version: String,
+    pub date_created: Nanos,
+    /// Workflows run one after the other from `date_created`, each only if
+    /// the previous one completed (planned builds).
+    pub workflows: Vec<SimWorkflow>,
+    /// A literal image status; `None`: derived from the workflows.
+    pub fixed_status: Option<String>,
+}
+
+/// A step's state at some time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepState {
+    pub status: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+/// A workflow execution's state at some time (`None` if not started).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowState {
+    pub status: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub steps: Vec<StepState>,
+    pub ended_at: Option<Nanos>,
+    pub failed: bool,
+}
+
+fn fmt(t: Nanos) -> String {
+    format_rfc3339_millis(t)
+}
+
+impl SimWorkflow {
+    /// Evaluates a planned workflow that started at `start`.
+    fn evaluate(&self, start: Nanos, now: Nanos) -> WorkflowState {
+        if let Some(f) = &self.fixed {
+            let steps = self
+                .steps
+                .iter()
+                .map(|s| match &s.plan {
+                    StepPlan::Fixed(x) => StepState {
+                        status: x.status.clone(),
+                        start: x.start.clone(),
+                        end: x.end.clone(),
+                    },
+                    StepPlan::Timed { .. } => StepState {
+                        status: "PENDING".into(),
+                        start: None,
+                        end: None,
+                    },
+                })
+                .collect();
+            return WorkflowState {
+                status: f.status.clone(),
+                start: f.start.clone(),
+                end: f.end.clone(),
+                steps,
+                ended_at: None,
+                failed: f.status == "FAILED",
+            };
+        }
+        let mut t = start;
+        let mut stopped: Option<(Nanos, Outcome)> = None;
+        let mut running = false;
+        let mut steps = Vec::with_capacity(self.steps.len());
+        for s in &self.steps {
+            let st = match (&s.plan, stopped) {
+                (StepPlan::Fixed(x), _) => StepState {
+                    status: x.status.clone(),
+                    start: x.start.clone(),
+                    end: x.end.clone(),
+                },
+                // After a failure the rest is skipped, once the failure happened.
+                (StepPlan::Timed { .. }, Some((at, _))) => StepState {
+                    status: if now >= at { "SKIPPED" } else { "PENDING" }.into(),
+                    start: None,
+                    end: None,
+                },
+                (StepPlan::Timed { duration, outcome, running_status }, None) => {
+                    let end = t + duration;
+                    let st = if now < t {
+                        StepState { status: "PENDING".into(), start: None, end: None }
+                    } else if now < end {
+                        running = true;
+                        StepState { status: (*running_status).into(), start: Some(fmt(t)), end: None }
+                    } else {
+                        StepState { status: outcome.status().into(), start: Some(fmt(t)), end: Some(fmt(end)) }
+                    };
+                    if *outcome != Outcome::Completed {
+                        stopped = Some((end, *outcome));
+                    }
+                    t = end;
+                    st
+                }
+            };
+            steps.push(st);
+        }
+        let end_time = stopped.map(|(at, _)| at).unwrap_or(t);
+        let (status, end) = if now >= end_time && !running {
+            let status = match stopped {
+                Some((_, Outcome::Failed)) => "FAILED",
+                Some((_, Outcome::Cancelled)) => "CANCELLED",
+                _ => "COMPLETED",
+            };
+            (status, Some(fmt(end_time)))
+        } else {
+            ("RUNNING", None)
+        };
+        WorkflowState {
+            status: status.into(),
+            start: Some(fmt(start)),
+            end,
+            steps,
+            ended_at: (now >= end_time).then_some(end_time),
+            failed: status != "COMPLETED" && now >= end_time,
+        }
+    }
+}
+
+/// Delay between a build's creation and its first workflow.
+const QUEUE_DELAY: Nanos = 5 * NANOS_PER_SEC;
+
+impl SimBuild {
+    /// The workflow executions started by `now`, with their state.
+    pub fn workflow_states(&self, now: Nanos) -> Vec<(&SimWorkflow, WorkflowState)> {
+        let mut out = Vec::new();
+        let mut t = self.date_created + QUEUE_DELAY;
+        for w in &self.workflows {
+            if w.fixed.is_none() && now < t {
+                break;
+            }
+            let st = w.evaluate(t, now);
+            let next = st.ended_at;
+            let failed = st.failed;
+            out.push((w, st));
+            match next {
+                Some(e) if !failed => t = e,
+                _ if w.fixed.is_some() => {}
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// The image status at `now`.
+    pub fn status(&self, now: Nanos) -> String {
+        if let Some(s) = &self.fixed_status {
+            return s.clone();
+        }
+        let states = self.workflow_states(now);
+        let Some((w, last)) = states.last() else {
+            return "PENDING".into();
+        };
+        match last.status.as_str() {
+            "FAILED" => "FAILED".into(),
+            "CANCELLED" => "CANCELLED".into(),
+            "COMPLETED" if states.len() == self.workflows.len() => "AVAILABLE".into(),
+            _ => match w.workflow_type.as_str() {
+                "TEST" => "TESTING",
+                "DISTRIBUTION" => "DISTRIBUTING",
+                _ => "BUILDING",
+            }
+            .into(),
+        }
+    }
+
+    /// `ImageSummary` as JSON.
+    pub fn summary_json(&self, now: Nanos) -> Value {
+        json!({
+            "arn": self.arn,
+            "name": self.name,
+            "type": "AMI",
+            "version": self.version,
+            "platform": "Linux",
+            "osVersion": "Amazon Linux 2023",
+            "state": { "status": self.status(now) },
+            "owner": self.arn.split(':').nth(4).unwrap_or_default(),
+            "dateCreated": fmt(self.date_created),
+            "buildType": "SCHEDULED",
+            "imageSource": "CUSTOM",
+        })
+    }
+}
+
+/// `WorkflowExecutionMetadata` as JSON.
+pub fn workflow_json(w: &SimWorkflow, st: &WorkflowState) -> Value {
+    let count = |s: &str| st.steps.iter().filter(|x| x.status == s).count();
+    let mut m = Map::new();
+    m.insert("workflowBuildVersionArn".into(), json!(w.arn));
+    m.insert("workflowExecutionId".into(), json!(w.id));
+    m.insert("type".into(), json!(w.workflow_type));
+    m.insert("status".into(), json!(st.status));
+    m.insert("totalStepCount".into(), json!(w.steps.len()));
+    m.insert("totalStepsSucceeded".into(), json!(count("COMPLETED")));
+    m.insert("totalStepsFailed".into(), json!(count("FAILED")));
+    m.insert("totalStepsSkipped".into(), json!(count("SKIPPED")));
+    if let Some(s) = &st.start {
+        m.insert("startTime".into(), json!(s));
+    }
+    if let Some(e) = &st.end {
+        m.insert("endTime".into(), json!(e));
+    }
+    Value::Object(m)
+}
+
+/// `WorkflowStepMetadata` as JSON.
+pub fn step_json(s: &SimStep, st: &StepState) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("stepExecutionId".into(), json!(s.id));
+    m.insert("name".into(), json!(s.name));
+    m.insert("description".into(), json!(s.description));
+    m.insert("action".into(), json!(s.action));
+    m.insert("status".into(), json!(st.status));
+    m.insert("inputs".into(), json!("{}"));
+    if st.status == "COMPLETED" {
+        m.insert("outputs".into(), json!("{}"));
+    }
+    if let Some(x) = &st.start {
+        m.insert("startTime".into(), json!(x));
+    }
+    if let Some(x) = &st.end {
+        m.insert("endTime".into(), json!(x));
+    }
+    m.insert("attemptNumber".into(), json!(1));
+    m.insert("maxAttempts".into(), json!(1));
+    m
+}
+
+/// Where a workflow execution or step lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Location {
+    build: usize,
+    workflow: usize,
+    step: usize,
+}
+
+/// All builds of the simulated account, with lookups by ID.
+#[derive(Debug, Default, Clone)]
+pub struct Store {
+    builds: Vec<Option<SimBuild>>,
+    by_arn: BTreeMap<String, usize>,
+    workflows: HashMap<String, Location>,
+    steps: HashMap<String, Location>,
+}
+
+impl Store {
+    pub fn insert(&mut self, b: SimBuild) {
+        if self.by_arn.contains_key(&b.arn) {
+            self.remove(&b.arn.clone());
+        }
+        let i = self.builds.len();
+        for (wi, w) in b.workflows.iter().enumerate() {
+            self.workflows.insert(w.id.clone(), Location { build: i, workflow: wi, step: 0 });
+            for (si, s) in w.steps.iter().enumerate() {
+                self.steps.insert(s.id.clone(), Location { build: i, workflow: wi, step: si });
+            }
+        }
+        self.by_arn.insert(b.arn.clone(), i);
+        self.builds.push(Some(b));
+    }
+
+    /// Deletes a build, as `DeleteImage` would.
+    pub fn remove(&mut self, arn: &str) -> Option<SimBuild> {
+        let i = self.by_arn.remove(arn)?;
+        let b = self.builds[i].take()?;
+        for w in &b.workflows {
+            self.workflows.remove(&w.id);
+            for s in &w.steps {
+                self.steps.remove(&s.id);
+            }
+        }
+        Some(b)
+    }
+
+    /// Builds visible at `now`, in ARN order.
+    pub fn visible(&self, now: Nanos) -> impl Iterator<Item = &SimBuild> {
+        self.by_arn
+            .values()
+            .filter_map(|i| self.builds[*i].as_ref())
+            .filter(move |b| b.date_created <= now)
+    }
+
+    pub fn build(&self, arn: &str, now: Nanos) -> Option<&SimBuild> {
+        let b = self.builds[*self.by_arn.get(arn)?].as_ref()?;
+        (b.date_created <= now).then_some(b)
+    }
+
+    pub fn build_mut(&mut self, arn: &str) -> Option<&mut SimBuild> {
+        self.builds[*self.by_arn.get(arn)?].as_mut()
+    }
+
+    /// The build and index of a workflow execution.
+    pub fn workflow(&self, id: &str) -> Option<(&SimBuild, usize)> {
+        let l = self.workflows.get(id)?;
+        Some((self.builds[l.build].as_ref()?, l.workflow))
+    }
+
+    /// The build, workflow index and step index of a step execution.
+    pub fn step(&self, id: &str) -> Option<(&SimBuild, usize, usize)> {
+        let l = self.steps.get(id)?;
+        Some((self.builds[l.build].as_ref()?, l.workflow, l.step))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_arn.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_arn.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Nanos = 1_788_981_143_418_000_000;
+
+    fn step(id: &str, secs: i64, outcome: Outcome) -> SimStep {
+        SimStep {
+            id: id.into(),
+            name: format!("Step{id}"),
+            action: "ExecuteComponents".into(),
+            description: String::new(),
+            timeout_seconds: Some(600),
+            on_failure: "Abort".into(),
+            plan: StepPlan::Timed {
+                duration: secs * NANOS_PER_SEC,
+                outcome,
+                running_status: "RUNNING",
+            },
+        }
+    }
+
+    fn build(outcome2: Outcome) -> SimBuild {
+        SimBuild {
+            arn: "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1".into(),
+            name: "web".into(),
+            version: "1.0.0/1".into(),
+            date_created: S,
+            workflows: vec![
+                SimWorkflow {
+                    id: "wf-1".into(),
+                    arn: "arn:wf/build".into(),
+                    workflow_type: "BUILD".into(),
+                    steps: vec![step("1", 10, Outcome::Completed), step("2", 20, outcome2), step("3", 5, Outcome::Completed)],
+                    fixed: None,
+                },
+                SimWorkflow {
+                    id: "wf-2".into(),
+                    arn: "arn:wf/test".into(),
+                    workflow_type: "TEST".into(),
+                    steps: vec![step("4", 10, Outcome::Completed)],
+                    fixed: None,
+                },
+            ],
+            fixed_status: None,
+        }
+    }
+
+    fn at(s: i64) -> Nanos {
+        S + s * NANOS_PER_SEC
+    }
+
+    #[test]
+    fn a_planned_build_moves_with_time() {
+        let b = build(Outcome::Completed);
+        assert_eq!(b.status(at(0)), "PENDING");
+        assert!(b.workflow_states(at(0)).is_empty());
+        let w = b.workflow_states(at(20));
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].1.status, "RUNNING");
+        let s: Vec<&str> = w[0].1.steps.iter().map(|s| s.status.as_str()).collect();
+        assert_eq!(s, ["COMPLETED", "RUNNING", "PENDING"]);
+        assert_eq!(b.status(at(20)), "BUILDING");
+        assert_eq!(b.status(at(45)), "TESTING");
+        assert_eq!(b.status(at(50)), "AVAILABLE");
+        let w = b.workflow_states(at(50));
+        assert_eq!(w[1].1.end.as_deref(), Some(fmt(at(50)).as_str()));
+    }
+
+    #[test]
+    fn a_failure_skips_the_rest_and_stops_the_build() {
+        let b = build(Outcome::Failed);
+        let w = b.workflow_states(at(100));
+        assert_eq!(w.len(), 1, "TEST never ran");
+        let s: Vec<&str> = w[0].1.steps.iter().map(|s| s.status.as_str()).collect();
+        assert_eq!(s, ["COMPLETED", "FAILED", "SKIPPED"]);
+        assert_eq!(w[0].1.status, "FAILED");
+        assert_eq!(b.status(at(100)), "FAILED");
+    }
+
+    #[test]
+    fn the_store_finds_things_and_forgets_deleted_builds() {
+        let mut st = Store::default();
+        st.insert(build(Outcome::Completed));
+        assert!(st.step("3").is_some());
+        assert!(st.workflow("wf-2").is_some());
+        assert_eq!(st.visible(at(-1)).count(), 0, "created in the future");
+        assert_eq!(st.visible(at(0)).count(), 1);
+        st.remove("arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1");
+        assert!(st.step("3").is_none());
+        assert_eq!(st.len(), 0);
+    }
+}
