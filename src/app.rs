@@ -45,7 +45,11 @@ pub struct Built {
 
 /// Builds the exporter for `opts`. With `--demo`, first starts the simulator
 /// on a loopback port and points the client at it.
-pub async fn build(opts: &Options, clock: Arc<dyn Clock>, metrics: ExporterMetrics) -> Result<Built, StartError> {
+pub async fn build(
+    opts: &Options,
+    clock: Arc<dyn Clock>,
+    metrics: ExporterMetrics,
+) -> Result<Built, StartError> {
     let mut aws = opts.aws.clone();
     let mut simulator = None;
     if opts.demo {
@@ -63,7 +67,12 @@ pub async fn build(opts: &Options, clock: Arc<dyn Clock>, metrics: ExporterMetri
     }
     let sdk = load_sdk_config(&aws).await?;
     let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-    let client = Arc::new(SdkClient::new(&sdk, &region, opts.limits.clone(), metrics.clone()));
+    let client = Arc::new(SdkClient::new(
+        &sdk,
+        &region,
+        opts.limits.clone(),
+        metrics.clone(),
+    ));
     let target = Target::new(
         &region,
         client,

@@ -57,11 +57,21 @@ pub struct Cli {
     pub max_connections: u32,
 
     /// Only log messages with this level or above.
-    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", value_enum)]
+    #[arg(
+        long = "log.level",
+        value_name = "LEVEL",
+        default_value = "info",
+        value_enum
+    )]
     pub log_level: LogLevel,
 
     /// Log format.
-    #[arg(long = "log.format", value_name = "FORMAT", default_value = "logfmt", value_enum)]
+    #[arg(
+        long = "log.format",
+        value_name = "FORMAT",
+        default_value = "logfmt",
+        value_enum
+    )]
     pub log_format: LogFormat,
 
     /// AWS region (default: AWS_REGION or the profile's region).
@@ -274,7 +284,9 @@ fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 
 /// `host:port`, `[v6]:port` or `:port` (all interfaces).
 pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
-    let err = || format!("{s:?} is not a listen address: use HOST:PORT, [IPv6]:PORT or :PORT (e.g. :{DEFAULT_PORT} or 127.0.0.1:{DEFAULT_PORT})");
+    let err = || {
+        format!("{s:?} is not a listen address: use HOST:PORT, [IPv6]:PORT or :PORT (e.g. :{DEFAULT_PORT} or 127.0.0.1:{DEFAULT_PORT})")
+    };
     if let Some(port) = s.strip_prefix(':') {
         let port: u16 = port.parse().map_err(|_| err())?;
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
@@ -295,7 +307,8 @@ fn parse_telemetry_path(s: &str) -> Result<String, String> {
     let ok = s.starts_with('/')
         && s.len() > 1
         && !s.starts_with("/-/")
-        && s.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
     if ok {
         Ok(s.to_string())
     } else {
@@ -323,7 +336,9 @@ fn parse_nonempty(s: &str) -> Result<String, String> {
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 && r <= 10_000.0 => Ok(r),
-        _ => Err(format!("{s:?} is not a request rate: use a number above 0 and at most 10000, like 10 or 0.5")),
+        _ => Err(format!(
+            "{s:?} is not a request rate: use a number above 0 and at most 10000, like 10 or 0.5"
+        )),
     }
 }
 
@@ -361,7 +376,18 @@ mod tests {
         assert_eq!(d("1d"), Duration::from_secs(86_400));
         assert_eq!(d("1m30s500ms"), Duration::from_millis(90_500));
         assert_eq!(d("0"), Duration::ZERO);
-        for bad in ["", "5", "m", "5x", "30s5m", "5m5m", "-5s", "1.5h", " 5s", "99999999999999999999y"] {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5x",
+            "30s5m",
+            "5m5m",
+            "-5s",
+            "1.5h",
+            " 5s",
+            "99999999999999999999y",
+        ] {
             let e = parse_duration(bad).unwrap_err();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
@@ -370,12 +396,26 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(parse_listen_address(":9863").unwrap().to_string(), "0.0.0.0:9863");
-        assert_eq!(parse_listen_address("127.0.0.1:80").unwrap().to_string(), "127.0.0.1:80");
-        assert_eq!(parse_listen_address("[::1]:80").unwrap().to_string(), "[::1]:80");
-        assert_eq!(parse_listen_address("localhost:80").unwrap().to_string(), "127.0.0.1:80");
+        assert_eq!(
+            parse_listen_address(":9863").unwrap().to_string(),
+            "0.0.0.0:9863"
+        );
+        assert_eq!(
+            parse_listen_address("127.0.0.1:80").unwrap().to_string(),
+            "127.0.0.1:80"
+        );
+        assert_eq!(
+            parse_listen_address("[::1]:80").unwrap().to_string(),
+            "[::1]:80"
+        );
+        assert_eq!(
+            parse_listen_address("localhost:80").unwrap().to_string(),
+            "127.0.0.1:80"
+        );
         for bad in ["9863", ":99999", "example.com:80", "1.2.3.4", ""] {
-            assert!(parse_listen_address(bad).unwrap_err().contains("listen address"));
+            assert!(parse_listen_address(bad)
+                .unwrap_err()
+                .contains("listen address"));
         }
     }
 
@@ -391,7 +431,9 @@ mod tests {
         let re = parse_image_regex("web.*").unwrap();
         assert!(re.is_match("web-server"));
         assert!(!re.is_match("my-web-server"));
-        assert!(parse_image_regex("(").unwrap_err().contains("regular expression"));
+        assert!(parse_image_regex("(")
+            .unwrap_err()
+            .contains("regular expression"));
     }
 
     #[test]

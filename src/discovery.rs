@@ -113,8 +113,10 @@ pub struct Tracker {
     builds: HashMap<Arc<str>, TrackedBuild>,
     direct: BTreeMap<String, DirectStep>,
     last_discovery: Option<Instant>,
-    /// Builds created up to this time existed at the first discovery.
-    baseline_cutoff: Option<Nanos>,
+    /// Hashes of the build ARNs listed by the first successful discovery:
+    /// those builds existed before the exporter started. (Membership, not
+    /// creation times: the API's clock and ours may disagree.)
+    baseline: Option<HashSet<u64>>,
     /// A complete refresh has happened: later terminal steps are news.
     seeded: bool,
     counters: StepCounters,
@@ -132,20 +134,24 @@ impl Tracker {
             builds: HashMap::new(),
             direct,
             last_discovery: None,
-            baseline_cutoff: None,
+            baseline: None,
             seeded: false,
             counters: StepCounters::default(),
         }
     }
 
-    /// Reads what changed since the last refresh. `now` is the wall clock
-    /// (for the lookback window and the baseline).
+    /// Reads what changed since the last refresh. `now` is the wall clock,
+    /// for the lookback window.
     pub async fn refresh<C: ImageBuilderApi>(&mut self, api: &C, now: Nanos) -> RefreshReport {
         let mut report = RefreshReport::default();
 
         if self.discovery_due() {
             report.discovery_ran = true;
-            match list_all(Operation::ListImageBuildVersions, |t| api.list_image_build_versions(t)).await {
+            match list_all(Operation::ListImageBuildVersions, |t| {
+                api.list_image_build_versions(t)
+            })
+            .await
+            {
                 Ok((builds, issues)) => {
                     report.issues.extend(issues);
                     self.apply_discovery(builds, now, &mut report);
@@ -174,13 +180,19 @@ impl Tracker {
 
     /// Chooses the builds to track from a full listing.
     fn apply_discovery(&mut self, listed: Vec<Build>, now: Nanos, report: &mut RefreshReport) {
-        let first = self.baseline_cutoff.is_none();
-        let cutoff = *self.baseline_cutoff.get_or_insert(now);
+        let baseline = self
+            .baseline
+            .get_or_insert_with(|| listed.iter().map(|b| arn_hash(&b.arn)).collect());
         let lookback_start = now - self.cfg.lookback.as_nanos() as Nanos;
 
         let mut by_arn: HashMap<Arc<str>, Build> = HashMap::new();
         for b in listed {
-            if self.cfg.image_filter.as_ref().is_none_or(|re| re.is_match(&b.name)) {
+            if self
+                .cfg
+                .image_filter
+                .as_ref()
+                .is_none_or(|re| re.is_match(&b.name))
+            {
                 by_arn.insert(b.arn.clone(), b);
             }
         }
@@ -218,7 +230,7 @@ impl Tracker {
             match self.builds.get_mut(&b.arn) {
                 Some(tb) => tb.build = b.clone(),
                 None => {
-                    let baseline = first || b.date_created.is_some_and(|d| d <= cutoff);
+                    let baseline = baseline.contains(&arn_hash(&b.arn));
                     self.builds.insert(
                         b.arn.clone(),
                         TrackedBuild {
@@ -292,11 +304,7 @@ impl Tracker {
                     report.issues.extend(issues);
                     if let Some(tb) = self.builds.get_mut(&arn) {
                         let baseline = tb.baseline;
-                        if let Some(w) = tb
-                            .workflows
-                            .iter_mut()
-                            .flatten()
-                            .find(|w| w.exec.id == id)
+                        if let Some(w) = tb.workflows.iter_mut().flatten().find(|w| w.exec.id == id)
                         {
                             apply_steps(w, list, baseline);
                         }
@@ -384,11 +392,14 @@ impl Tracker {
         })
         .await;
         for (id, r) in results {
-            let Some(d) = self.direct.get_mut(&id) else { continue };
+            let Some(d) = self.direct.get_mut(&id) else {
+                continue;
+            };
             match r {
                 Ok(f) => {
                     report.issues.extend(f.issues);
-                    let seed = !self.seeded && d.detail.is_none() && f.value.step.status.is_terminal();
+                    let seed =
+                        !self.seeded && d.detail.is_none() && f.value.step.status.is_terminal();
                     d.counted |= seed;
                     d.detail = Some(f.value);
                 }
@@ -418,7 +429,8 @@ impl Tracker {
                 for s in w.steps.iter_mut().flatten() {
                     if !s.counted && s.exec.status.is_terminal() {
                         let key = step_key(&wkey, w.exec.workflow_type.as_str(), s);
-                        self.counters.record(&key, &s.exec.status, s.exec.duration());
+                        self.counters
+                            .record(&key, &s.exec.status, s.exec.duration());
                         s.counted = true;
                     }
                 }
@@ -450,7 +462,10 @@ impl Tracker {
         let mut steps = Vec::new();
         let mut workflows = Vec::new();
         for l in select_latest(&self.builds) {
-            let w = &self.builds[&l.build_arn].workflows.as_deref().unwrap_or_default()[l.index];
+            let w = &self.builds[&l.build_arn]
+                .workflows
+                .as_deref()
+                .unwrap_or_default()[l.index];
             let e = &w.exec;
             let wtype: Arc<str> = Arc::from(e.workflow_type.as_str());
             workflows.push(WorkflowView {
@@ -492,7 +507,7 @@ impl Tracker {
                 })
             })
             .collect();
-        direct.sort_by(|a, b| b.start.cmp(&a.start));
+        direct.sort_by_key(|d| std::cmp::Reverse(d.start));
         for d in direct {
             if seen.insert(d.key.clone()) {
                 steps.push(d);
@@ -518,6 +533,13 @@ impl Tracker {
     pub fn counters(&self) -> &StepCounters {
         &self.counters
     }
+}
+
+fn arn_hash(arn: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    arn.hash(&mut h);
+    h.finish()
 }
 
 fn step_key(wkey: &WorkflowKey, workflow_type: &str, s: &TrackedStep) -> StepKey {
@@ -623,7 +645,10 @@ fn apply_steps(w: &mut TrackedWorkflow, list: Vec<crate::model::StepExecution>, 
 /// Follows `nextToken` to the end. A token seen twice, or more than
 /// `MAX_PAGES` pages, is a malformed answer: the listing fails instead of
 /// looping forever.
-pub async fn list_all<T, F, Fut>(op: Operation, mut fetch: F) -> Result<(Vec<T>, Vec<DataIssue>), ApiError>
+pub async fn list_all<T, F, Fut>(
+    op: Operation,
+    mut fetch: F,
+) -> Result<(Vec<T>, Vec<DataIssue>), ApiError>
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<Page<T>, ApiError>>,
@@ -664,7 +689,11 @@ where
     F: Fn(J) -> Fut,
     Fut: Future<Output = R>,
 {
-    stream::iter(jobs).map(f).buffer_unordered(FAN_OUT).collect().await
+    stream::iter(jobs)
+        .map(f)
+        .buffer_unordered(FAN_OUT)
+        .collect()
+        .await
 }
 
 /// Seconds as nanoseconds, for configuration arithmetic.

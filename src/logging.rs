@@ -23,13 +23,21 @@ pub fn init(level: LogLevel, format: LogFormat) {
     };
     // Our own messages at the chosen level; the libraries' only when they warn.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("warn,imagebuilder_exporter={level},imagebuilder_sim={level}"))
+        EnvFilter::new(format!(
+            "warn,imagebuilder_exporter={level},imagebuilder_sim={level}"
+        ))
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // `try_init` fails only if a subscriber is already set (tests): keep it.
     let _ = match format {
         LogFormat::Logfmt => builder.event_format(Logfmt).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
     };
 }
 
@@ -41,7 +49,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let meta = event.metadata();
         let mut v = Fields::default();
         event.record(&mut v);

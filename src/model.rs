@@ -243,7 +243,10 @@ pub fn parse_arn(arn: &str) -> Option<ArnParts<'_>> {
     let resource = it.next()?;
     let (resource_type, name) = if let Some(rest) = resource.strip_prefix("workflow/") {
         let (kind, rest) = rest.split_once('/')?;
-        (&resource[..("workflow/".len() + kind.len())], rest.split('/').next()?)
+        (
+            &resource[..("workflow/".len() + kind.len())],
+            rest.split('/').next()?,
+        )
     } else {
         let (kind, rest) = resource.split_once('/')?;
         (kind, rest.split('/').next()?)
@@ -295,7 +298,13 @@ mod tests {
             .collect();
         assert_eq!(
             terminal,
-            ["SKIPPED", "COMPLETED", "FAILED", "ROLLBACK_COMPLETED", "CANCELLED"]
+            [
+                "SKIPPED",
+                "COMPLETED",
+                "FAILED",
+                "ROLLBACK_COMPLETED",
+                "CANCELLED"
+            ]
         );
         assert!(!BuildStatus::parse("SOMETHING_NEW").is_terminal());
         assert!(BuildStatus::Available.is_terminal());

@@ -157,7 +157,10 @@ impl<C: ImageBuilderApi> Target<C> {
 
         let t = [&*self.name];
         let complete = report.complete();
-        self.metrics.up.with_label_values(&t).set(i64::from(complete));
+        self.metrics
+            .up
+            .with_label_values(&t)
+            .set(i64::from(complete));
         self.metrics
             .refresh_duration
             .with_label_values(&t)
@@ -183,7 +186,12 @@ impl<C: ImageBuilderApi> Target<C> {
     fn log_report(&self, report: &RefreshReport, took: Duration) {
         let t = [&*self.name];
         for f in &report.failures {
-            let key = format!("fail|{}|{}|{}", f.error.operation(), f.error.code(), f.resource);
+            let key = format!(
+                "fail|{}|{}|{}",
+                f.error.operation(),
+                f.error.code(),
+                f.resource
+            );
             if self.logs.allow(&key, Some(WARN_EVERY)) {
                 tracing::warn!(target_name = %self.name, operation = %f.error.operation(), code = f.error.code(), resource = %f.resource, error = %f.error, "could not read; keeping the last good data");
             }

@@ -60,8 +60,13 @@ async fn route<C: ImageBuilderApi>(
 ) -> Response<Full<Bytes>> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
-        let mut r = respond(405, "text/plain; charset=utf-8", "Method Not Allowed: use GET or HEAD\n");
-        r.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        let mut r = respond(
+            405,
+            "text/plain; charset=utf-8",
+            "Method Not Allowed: use GET or HEAD\n",
+        );
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     let path = req.uri().path();
@@ -69,10 +74,20 @@ async fn route<C: ImageBuilderApi>(
         respond(200, CONTENT_TYPE, exporter.render_metrics().await)
     } else {
         match path {
-            "/" => respond(200, "text/html; charset=utf-8", landing(exporter, telemetry_path)),
+            "/" => respond(
+                200,
+                "text/html; charset=utf-8",
+                landing(exporter, telemetry_path),
+            ),
             "/-/healthy" => respond(200, "text/plain; charset=utf-8", "Healthy\n"),
-            "/-/ready" if exporter.is_ready() => respond(200, "text/plain; charset=utf-8", "Ready\n"),
-            "/-/ready" => respond(503, "text/plain; charset=utf-8", "Not ready: no complete refresh yet\n"),
+            "/-/ready" if exporter.is_ready() => {
+                respond(200, "text/plain; charset=utf-8", "Ready\n")
+            }
+            "/-/ready" => respond(
+                503,
+                "text/plain; charset=utf-8",
+                "Not ready: no complete refresh yet\n",
+            ),
             _ => respond(404, "text/plain; charset=utf-8", "Not Found\n"),
         }
     };
@@ -86,7 +101,11 @@ async fn route<C: ImageBuilderApi>(
 fn landing<C: ImageBuilderApi>(exporter: &Exporter<C>, telemetry_path: &str) -> String {
     let mut targets = String::new();
     for t in exporter.targets() {
-        let state = if t.is_ready() { "ready" } else { "waiting for its first complete refresh" };
+        let state = if t.is_ready() {
+            "ready"
+        } else {
+            "waiting for its first complete refresh"
+        };
         targets.push_str(&format!("<li>{}: {state}</li>", html_escape(t.name())));
     }
     format!(

@@ -205,7 +205,13 @@ fn state_set<T: PartialEq>(
         extra.push_str(",status=\"");
         extra.push_str(as_str(k));
         extra.push('"');
-        sample(body, def, labels, &extra, if k == current { 1.0 } else { 0.0 });
+        sample(
+            body,
+            def,
+            labels,
+            &extra,
+            if k == current { 1.0 } else { 0.0 },
+        );
     }
     if !known.contains(current) {
         // A status outside the model (WAITING) gets its own series.
@@ -235,7 +241,13 @@ fn encode_step(bodies: &mut [Body], labels: &[u8], s: &StepView) {
     }
     if let Some(t) = s.timeout_seconds {
         let def = Family::StepTimeout.def();
-        sample(&mut bodies[Family::StepTimeout as usize], def, labels, "", t as f64);
+        sample(
+            &mut bodies[Family::StepTimeout as usize],
+            def,
+            labels,
+            "",
+            t as f64,
+        );
         let def = Family::StepHeadroom.def();
         let body = &mut bodies[Family::StepHeadroom as usize];
         match dur {
@@ -246,11 +258,23 @@ fn encode_step(bodies: &mut [Body], labels: &[u8], s: &StepView) {
     }
     if let Some(t) = s.start {
         let def = Family::StepStart.def();
-        sample(&mut bodies[Family::StepStart as usize], def, labels, "", secs(t));
+        sample(
+            &mut bodies[Family::StepStart as usize],
+            def,
+            labels,
+            "",
+            secs(t),
+        );
     }
     if let Some(t) = s.end {
         let def = Family::StepEnd.def();
-        sample(&mut bodies[Family::StepEnd as usize], def, labels, "", secs(t));
+        sample(
+            &mut bodies[Family::StepEnd as usize],
+            def,
+            labels,
+            "",
+            secs(t),
+        );
     }
 }
 
@@ -279,7 +303,13 @@ fn encode_workflow(bodies: &mut [Body], labels: &[u8], w: &WorkflowView) {
         ("skipped", w.skipped),
     ] {
         if let Some(v) = v {
-            sample(body, def, labels, &format!(",outcome=\"{outcome}\""), v as f64);
+            sample(
+                body,
+                def,
+                labels,
+                &format!(",outcome=\"{outcome}\""),
+                v as f64,
+            );
         }
     }
 }
@@ -353,7 +383,14 @@ mod tests {
     }
 
     fn snap(steps: &[StepView]) -> Snapshot {
-        Snapshot::build("t", S, SnapshotStats::default(), steps, &[], &StepCounters::default())
+        Snapshot::build(
+            "t",
+            S,
+            SnapshotStats::default(),
+            steps,
+            &[],
+            &StepCounters::default(),
+        )
     }
 
     #[test]
@@ -368,22 +405,44 @@ mod tests {
             }]),
             S + 999 * NANOS_PER_SEC,
         );
-        assert_eq!(line(&text, "imagebuilder_workflow_step_duration_seconds", ""), Some("12.418"));
-        assert_eq!(line(&text, "imagebuilder_workflow_step_timeout_seconds", ""), Some("10"));
         assert_eq!(
-            line(&text, "imagebuilder_workflow_step_timeout_headroom_seconds", ""),
+            line(&text, "imagebuilder_workflow_step_duration_seconds", ""),
+            Some("12.418")
+        );
+        assert_eq!(
+            line(&text, "imagebuilder_workflow_step_timeout_seconds", ""),
+            Some("10")
+        );
+        assert_eq!(
+            line(
+                &text,
+                "imagebuilder_workflow_step_timeout_headroom_seconds",
+                ""
+            ),
             Some("-2.418")
         );
         assert_eq!(
-            line(&text, "imagebuilder_workflow_step_status", ",status=\"COMPLETED\""),
+            line(
+                &text,
+                "imagebuilder_workflow_step_status",
+                ",status=\"COMPLETED\""
+            ),
             Some("1")
         );
         assert_eq!(
-            line(&text, "imagebuilder_workflow_step_status", ",status=\"RUNNING\""),
+            line(
+                &text,
+                "imagebuilder_workflow_step_status",
+                ",status=\"RUNNING\""
+            ),
             Some("0")
         );
         assert_eq!(
-            line(&text, "imagebuilder_workflow_step_end_timestamp_seconds", ""),
+            line(
+                &text,
+                "imagebuilder_workflow_step_end_timestamp_seconds",
+                ""
+            ),
             Some("1788981155.836")
         );
     }
@@ -399,21 +458,32 @@ mod tests {
         }]));
         for (after, headroom) in [(10.5, "3589.5"), (70.0, "3530")] {
             let mut out = Vec::new();
-            render(&[s.clone()], S + (after * 1e9) as i64, &mut out);
+            render(std::slice::from_ref(&s), S + (after * 1e9) as i64, &mut out);
             let text = String::from_utf8(out).unwrap();
             assert_eq!(
                 line(&text, "imagebuilder_workflow_step_duration_seconds", ""),
                 Some(after.to_string().as_str())
             );
             assert_eq!(
-                line(&text, "imagebuilder_workflow_step_timeout_headroom_seconds", ""),
+                line(
+                    &text,
+                    "imagebuilder_workflow_step_timeout_headroom_seconds",
+                    ""
+                ),
                 Some(headroom)
             );
             assert_eq!(
-                line(&text, "imagebuilder_workflow_step_status", ",status=\"WAITING\""),
+                line(
+                    &text,
+                    "imagebuilder_workflow_step_status",
+                    ",status=\"WAITING\""
+                ),
                 Some("1")
             );
-            assert_eq!(text.matches("imagebuilder_workflow_step_status{").count(), 7);
+            assert_eq!(
+                text.matches("imagebuilder_workflow_step_status{").count(),
+                7
+            );
         }
     }
 
@@ -435,7 +505,10 @@ mod tests {
                 }]),
                 S,
             );
-            assert!(!text.contains("imagebuilder_workflow_step_duration_seconds{"), "{text}");
+            assert!(
+                !text.contains("imagebuilder_workflow_step_duration_seconds{"),
+                "{text}"
+            );
             assert!(!text.contains("imagebuilder_workflow_step_timeout_headroom_seconds{"));
             assert!(text.contains("imagebuilder_workflow_step_timeout_seconds{"));
         }
@@ -461,7 +534,11 @@ mod tests {
         let mut out = Vec::new();
         render(&[a, b], S, &mut out);
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text.matches("# TYPE imagebuilder_workflow_step_status gauge").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE imagebuilder_workflow_step_status gauge")
+                .count(),
+            1
+        );
         let names: Vec<&str> = text
             .lines()
             .filter(|l| !l.starts_with('#'))

@@ -108,7 +108,9 @@ pub fn build_order(a: &Build, b: &Build) -> Ordering {
 }
 
 fn version_key(v: &str) -> Vec<u64> {
-    v.split(['.', '/']).map(|p| p.parse().unwrap_or(0)).collect()
+    v.split(['.', '/'])
+        .map(|p| p.parse().unwrap_or(0))
+        .collect()
 }
 
 /// Orders executions of one workflow in one build from oldest to newest:
@@ -164,7 +166,8 @@ pub fn latest_steps(steps: &[TrackedStep]) -> Vec<&TrackedStep> {
     for s in steps {
         let k = (&*s.exec.name, &*s.exec.action);
         let newer = best.get(&k).is_none_or(|o| {
-            (s.exec.attempt, start_order_key(s.exec.start)) >= (o.exec.attempt, start_order_key(o.exec.start))
+            (s.exec.attempt, start_order_key(s.exec.start))
+                >= (o.exec.attempt, start_order_key(o.exec.start))
         });
         if newer {
             best.insert(k, s);
@@ -249,7 +252,13 @@ pub(crate) mod tests {
     #[test]
     fn latest_comes_from_the_newest_build_that_ran_the_workflow() {
         let builds: HashMap<_, _> = [
-            tracked(build("web", 1, 100), vec![workflow("wf-a", WF_B, Some(1)), workflow("wf-b", WF_T, Some(2))]),
+            tracked(
+                build("web", 1, 100),
+                vec![
+                    workflow("wf-a", WF_B, Some(1)),
+                    workflow("wf-b", WF_T, Some(2)),
+                ],
+            ),
             // The newest build failed before its TEST workflow ran.
             tracked(build("web", 2, 200), vec![workflow("wf-c", WF_B, Some(3))]),
             tracked(build("db", 1, 50), vec![workflow("wf-d", WF_B, Some(4))]),
@@ -261,12 +270,20 @@ pub(crate) mod tests {
             .iter()
             .map(|l| {
                 let b = &builds[&l.build_arn];
-                (&*l.key.image, &*l.key.workflow_arn, b.build.version.as_str())
+                (
+                    &*l.key.image,
+                    &*l.key.workflow_arn,
+                    b.build.version.as_str(),
+                )
             })
             .collect();
         assert_eq!(
             got,
-            [("db", WF_B, "1.0.0/1"), ("web", WF_B, "1.0.0/2"), ("web", WF_T, "1.0.0/1")]
+            [
+                ("db", WF_B, "1.0.0/1"),
+                ("web", WF_B, "1.0.0/2"),
+                ("web", WF_T, "1.0.0/1")
+            ]
         );
         assert_eq!(&*latest[0].key.account_id, "123456789012");
         assert_eq!(&*latest[0].key.region, "us-east-1");
@@ -276,7 +293,10 @@ pub(crate) mod tests {
     fn a_retry_not_started_yet_is_the_newest_execution() {
         let builds: HashMap<_, _> = [tracked(
             build("web", 1, 100),
-            vec![workflow("wf-a", WF_B, Some(10)), workflow("wf-b", WF_B, None)],
+            vec![
+                workflow("wf-a", WF_B, Some(10)),
+                workflow("wf-b", WF_B, None),
+            ],
         )]
         .into_iter()
         .collect();

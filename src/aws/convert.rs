@@ -44,7 +44,12 @@ impl Issues {
         });
     }
 
-    fn required<'a>(&mut self, field: &'static str, v: Option<&'a str>, ctx: &str) -> Option<&'a str> {
+    fn required<'a>(
+        &mut self,
+        field: &'static str,
+        v: Option<&'a str>,
+        ctx: &str,
+    ) -> Option<&'a str> {
         match v.filter(|s| !s.is_empty()) {
             Some(s) => Some(s),
             None => {
@@ -59,7 +64,11 @@ impl Issues {
         match parse_rfc3339(s) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.push("bad_time", field, format!("{s:?} is {e} ({ctx}); treated as absent"));
+                self.push(
+                    "bad_time",
+                    field,
+                    format!("{s:?} is {e} ({ctx}); treated as absent"),
+                );
                 None
             }
         }
@@ -71,7 +80,11 @@ impl Issues {
     fn order(&mut self, start: Option<Nanos>, end: Option<Nanos>, ctx: &str) {
         if let (Some(s), Some(e)) = (start, end) {
             if e < s {
-                self.push("bad_time", "endTime", format!("endTime before startTime ({ctx}); no duration"));
+                self.push(
+                    "bad_time",
+                    "endTime",
+                    format!("endTime before startTime ({ctx}); no duration"),
+                );
             }
         }
     }
@@ -93,7 +106,11 @@ pub fn build(s: &ImageSummary, issues: &mut Issues) -> Option<Build> {
         Some(n) => n.to_string(),
         // The ARN's name segment is a usable, if lower-cased, fallback.
         None => {
-            issues.push("missing_field", "name", format!("{arn}: name taken from the ARN"));
+            issues.push(
+                "missing_field",
+                "name",
+                format!("{arn}: name taken from the ARN"),
+            );
             crate::model::parse_arn(arn)
                 .map(|p| p.name.to_string())
                 .unwrap_or_else(|| arn.to_string())
@@ -102,7 +119,11 @@ pub fn build(s: &ImageSummary, issues: &mut Issues) -> Option<Build> {
     let status = match s.state().and_then(|st| st.status()) {
         Some(st) => BuildStatus::parse(st.as_str()),
         None => {
-            issues.push("missing_field", "state.status", format!("{arn}: treated as in flight"));
+            issues.push(
+                "missing_field",
+                "state.status",
+                format!("{arn}: treated as in flight"),
+            );
             BuildStatus::Other(Arc::from("UNKNOWN"))
         }
     };
@@ -117,9 +138,20 @@ pub fn build(s: &ImageSummary, issues: &mut Issues) -> Option<Build> {
 
 /// `WorkflowExecutionMetadata` → [`WorkflowExecution`]. Skipped without an
 /// execution ID or a workflow ARN (it could not be labelled or followed).
-pub fn workflow_execution(w: &WorkflowExecutionMetadata, issues: &mut Issues) -> Option<WorkflowExecution> {
-    let id = issues.required("workflowExecutionId", w.workflow_execution_id(), "workflow execution")?;
-    let arn = issues.required("workflowBuildVersionArn", w.workflow_build_version_arn(), id)?;
+pub fn workflow_execution(
+    w: &WorkflowExecutionMetadata,
+    issues: &mut Issues,
+) -> Option<WorkflowExecution> {
+    let id = issues.required(
+        "workflowExecutionId",
+        w.workflow_execution_id(),
+        "workflow execution",
+    )?;
+    let arn = issues.required(
+        "workflowBuildVersionArn",
+        w.workflow_build_version_arn(),
+        id,
+    )?;
     let workflow_type = match w.r#type() {
         Some(t) => WorkflowType::parse(t.as_str()),
         None => crate::model::workflow_type_from_arn(arn).unwrap_or_else(|| {
@@ -130,7 +162,11 @@ pub fn workflow_execution(w: &WorkflowExecutionMetadata, issues: &mut Issues) ->
     let status = match w.status() {
         Some(s) => WorkflowStatus::parse(s.as_str()),
         None => {
-            issues.push("missing_field", "status", format!("{id}: treated as in flight"));
+            issues.push(
+                "missing_field",
+                "status",
+                format!("{id}: treated as in flight"),
+            );
             WorkflowStatus::Other(Arc::from("UNKNOWN"))
         }
     };
@@ -169,7 +205,11 @@ fn step_fields(f: StepFields<'_>, issues: &mut Issues) -> Option<StepExecution> 
     let status = match f.status {
         Some(s) if !s.is_empty() => StepStatus::parse(s),
         _ => {
-            issues.push("missing_field", "status", format!("{id}: treated as in flight"));
+            issues.push(
+                "missing_field",
+                "status",
+                format!("{id}: treated as in flight"),
+            );
             StepStatus::Other(Arc::from("UNKNOWN"))
         }
     };
@@ -225,7 +265,10 @@ pub fn step_detail(o: &GetWorkflowStepExecutionOutput, issues: &mut Issues) -> O
             issues.push(
                 "bad_value",
                 "timeoutSeconds",
-                format!("{t} is outside 0..={MAX_TIMEOUT_SECONDS} ({}); treated as absent", step.id),
+                format!(
+                    "{t} is outside 0..={MAX_TIMEOUT_SECONDS} ({}); treated as absent",
+                    step.id
+                ),
             );
             None
         }
@@ -346,7 +389,9 @@ mod tests {
 
     #[test]
     fn step_without_name_is_skipped() {
-        let s = WorkflowStepMetadata::builder().step_execution_id("step-1").build();
+        let s = WorkflowStepMetadata::builder()
+            .step_execution_id("step-1")
+            .build();
         let mut i = issues(Operation::ListWorkflowStepExecutions);
         assert!(step_execution(&s, &mut i).is_none());
         assert_eq!(i.list[0].field, "name");

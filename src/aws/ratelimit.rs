@@ -100,7 +100,10 @@ mod tests {
         }
         // Ten more take one second at 10/s.
         let e = t0.elapsed();
-        assert!(e >= Duration::from_millis(999) && e <= Duration::from_millis(1001), "{e:?}");
+        assert!(
+            e >= Duration::from_millis(999) && e <= Duration::from_millis(1001),
+            "{e:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -33,13 +33,24 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The delay before attempt `attempt + 1` after `attempt` (0-based)
     /// failed with `err`, or `None` when the call should give up.
-    pub fn next_delay(&self, attempt: u32, err: &ApiError, rng: &mut fastrand::Rng) -> Option<Duration> {
+    pub fn next_delay(
+        &self,
+        attempt: u32,
+        err: &ApiError,
+        rng: &mut fastrand::Rng,
+    ) -> Option<Duration> {
         if !err.is_retryable() || attempt + 1 >= self.max_attempts {
             return None;
         }
         // Throttling says "slow down": start from a longer base.
-        let base = if err.is_throttle() { self.base * 2 } else { self.base };
-        let exp = base.saturating_mul(1u32 << attempt.min(16)).min(self.max_backoff);
+        let base = if err.is_throttle() {
+            self.base * 2
+        } else {
+            self.base
+        };
+        let exp = base
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_backoff);
         let half = exp / 2;
         Some(half + half.mul_f64(rng.f64()))
     }
@@ -71,7 +82,10 @@ mod tests {
         for attempt in 0..9 {
             let d = p.next_delay(attempt, &e, &mut rng).unwrap();
             let exp = (p.base * (1 << attempt)).min(p.max_backoff);
-            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?} vs {exp:?}");
+            assert!(
+                d >= exp / 2 && d <= exp,
+                "attempt {attempt}: {d:?} vs {exp:?}"
+            );
             assert!(exp / 2 >= previous_floor);
             previous_floor = exp / 2;
         }
@@ -82,9 +96,15 @@ mod tests {
     fn throttling_waits_longer_and_client_errors_are_final() {
         let p = RetryPolicy::default();
         let mut rng = fastrand::Rng::with_seed(1);
-        let d = p.next_delay(0, &err("CallRateLimitExceededException", 429), &mut rng).unwrap();
+        let d = p
+            .next_delay(0, &err("CallRateLimitExceededException", 429), &mut rng)
+            .unwrap();
         assert!(d >= Duration::from_millis(200), "{d:?}");
-        assert!(p.next_delay(0, &err("ForbiddenException", 403), &mut rng).is_none());
-        assert!(p.next_delay(0, &err("InvalidRequestException", 400), &mut rng).is_none());
+        assert!(p
+            .next_delay(0, &err("ForbiddenException", 403), &mut rng)
+            .is_none());
+        assert!(p
+            .next_delay(0, &err("InvalidRequestException", 400), &mut rng)
+            .is_none());
     }
 }

@@ -73,11 +73,7 @@ pub async fn load_sdk_config(s: &AwsSettings) -> Result<aws_config::SdkConfig, A
     }
     if let Some((id, secret)) = &s.static_credentials {
         loader = loader.credentials_provider(aws_sdk_imagebuilder::config::Credentials::new(
-            id,
-            secret,
-            None,
-            None,
-            "static",
+            id, secret, None, None, "static",
         ));
     }
     let config = loader.load().await;
@@ -99,7 +95,12 @@ pub struct SdkClient {
 }
 
 impl SdkClient {
-    pub fn new(config: &aws_config::SdkConfig, target: &str, limits: Limits, metrics: ExporterMetrics) -> Self {
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        target: &str,
+        limits: Limits,
+        metrics: ExporterMetrics,
+    ) -> Self {
         metrics
             .api_rate_limit
             .with_label_values(&[target])
@@ -177,7 +178,10 @@ impl SdkClient {
 }
 
 /// Maps an SDK error to the exporter's error, keeping the AWS error code.
-pub fn classify<E>(op: Operation, err: SdkError<E, aws_sdk_imagebuilder::config::http::HttpResponse>) -> ApiError
+pub fn classify<E>(
+    op: Operation,
+    err: SdkError<E, aws_sdk_imagebuilder::config::http::HttpResponse>,
+) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -219,7 +223,10 @@ where
 }
 
 impl ImageBuilderApi for SdkClient {
-    async fn list_image_build_versions(&self, next_token: Option<String>) -> Result<Page<Build>, ApiError> {
+    async fn list_image_build_versions(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<Page<Build>, ApiError> {
         let op = Operation::ListImageBuildVersions;
         let out = self
             .call(op, || async {
@@ -307,7 +314,10 @@ impl ImageBuilderApi for SdkClient {
         })
     }
 
-    async fn get_workflow_step_execution(&self, step_execution_id: String) -> Result<Fetched<StepDetail>, ApiError> {
+    async fn get_workflow_step_execution(
+        &self,
+        step_execution_id: String,
+    ) -> Result<Fetched<StepDetail>, ApiError> {
         let op = Operation::GetWorkflowStepExecution;
         let out = self
             .call(op, || async {

@@ -79,7 +79,14 @@ async fn main() -> ExitCode {
     let now = clock.now();
     let store = match args.scenario {
         Scenario::Demo => scenario::demo(now, args.seed),
-        Scenario::Sized => scenario::sized(now, args.builds, args.images, args.running, 20 * 3600 * NANOS_PER_SEC, args.seed),
+        Scenario::Sized => scenario::sized(
+            now,
+            args.builds,
+            args.images,
+            args.running,
+            20 * 3600 * NANOS_PER_SEC,
+            args.seed,
+        ),
     };
     let sim = Simulator::new(clock, store, args.seed);
     sim.set_faults(Faults {
@@ -95,7 +102,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let url = format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default());
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
     tracing::info!(endpoint = %url, "simulator ready");
     println!("AWS_ENDPOINT_URL_IMAGEBUILDER={url}");
     sim.serve(listener, async {

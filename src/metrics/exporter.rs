@@ -5,8 +5,8 @@
 //! `target` label (the region, or the name given in the config file).
 
 use prometheus::{
-    exponential_buckets, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    exponential_buckets, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the exporter keeps about itself.
@@ -45,7 +45,10 @@ impl ExporterMetrics {
             target,
         )?;
         let api_requests = IntCounterVec::new(
-            Opts::new("imagebuilder_exporter_api_requests_total", "Image Builder API requests sent, retries included."),
+            Opts::new(
+                "imagebuilder_exporter_api_requests_total",
+                "Image Builder API requests sent, retries included.",
+            ),
             op,
         )?;
         let api_errors = IntCounterVec::new(
@@ -53,8 +56,11 @@ impl ExporterMetrics {
             &["target", "operation", "code"],
         )?;
         let api_duration = HistogramVec::new(
-            HistogramOpts::new("imagebuilder_exporter_api_request_duration_seconds", "Latency of Image Builder API requests, each attempt on its own.")
-                .buckets(exponential_buckets(0.005, 2.0, 12)?),
+            HistogramOpts::new(
+                "imagebuilder_exporter_api_request_duration_seconds",
+                "Latency of Image Builder API requests, each attempt on its own.",
+            )
+            .buckets(exponential_buckets(0.005, 2.0, 12)?),
             op,
         )?;
         let api_rate_limit = GaugeVec::new(
@@ -62,11 +68,17 @@ impl ExporterMetrics {
             target,
         )?;
         let refresh_duration = GaugeVec::new(
-            Opts::new("imagebuilder_exporter_refresh_duration_seconds", "Duration of the last refresh of this target."),
+            Opts::new(
+                "imagebuilder_exporter_refresh_duration_seconds",
+                "Duration of the last refresh of this target.",
+            ),
             target,
         )?;
         let last_refresh_success = GaugeVec::new(
-            Opts::new("imagebuilder_exporter_last_refresh_success_timestamp_seconds", "Unix time at which the last complete refresh of this target ended."),
+            Opts::new(
+                "imagebuilder_exporter_last_refresh_success_timestamp_seconds",
+                "Unix time at which the last complete refresh of this target ended.",
+            ),
             target,
         )?;
         let snapshot_age = GaugeVec::new(
@@ -78,7 +90,10 @@ impl ExporterMetrics {
             target,
         )?;
         let tracked_step_executions = IntGaugeVec::new(
-            Opts::new("imagebuilder_exporter_tracked_step_executions", "Step executions held in memory for the tracked builds."),
+            Opts::new(
+                "imagebuilder_exporter_tracked_step_executions",
+                "Step executions held in memory for the tracked builds.",
+            ),
             target,
         )?;
         let data_issues = IntCounterVec::new(
@@ -94,10 +109,15 @@ impl ExporterMetrics {
             "Scrapes answered with the previous snapshot because the refresh took longer than --scrape.timeout.",
         ))?;
         let build_info = IntGaugeVec::new(
-            Opts::new("imagebuilder_exporter_build_info", "Version of the exporter; always 1."),
+            Opts::new(
+                "imagebuilder_exporter_build_info",
+                "Version of the exporter; always 1.",
+            ),
             &["version"],
         )?;
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
 
         registry.register(Box::new(up.clone()))?;
         registry.register(Box::new(api_requests.clone()))?;
@@ -114,7 +134,9 @@ impl ExporterMetrics {
         registry.register(Box::new(scrape_timeouts.clone()))?;
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
 
         Ok(Self {
             registry,
@@ -151,8 +173,11 @@ impl ExporterMetrics {
         self.dropped_builds.with_label_values(&[target]);
         for op in crate::aws::Operation::ALL {
             self.api_requests.with_label_values(&[target, op.as_str()]);
-            self.api_errors
-                .with_label_values(&[target, op.as_str(), "CallRateLimitExceededException"]);
+            self.api_errors.with_label_values(&[
+                target,
+                op.as_str(),
+                "CallRateLimitExceededException",
+            ]);
         }
     }
 }

@@ -39,10 +39,22 @@ pub const STEP_LABELS: [&str; 7] = [
 ];
 
 /// Labels of the workflow-execution families.
-pub const WORKFLOW_LABELS: [&str; 5] = ["account_id", "region", "image", "workflow_arn", "workflow_type"];
+pub const WORKFLOW_LABELS: [&str; 5] = [
+    "account_id",
+    "region",
+    "image",
+    "workflow_arn",
+    "workflow_type",
+];
 
 /// Labels of the step duration histogram: few, so that it stays cheap.
-pub const HISTOGRAM_LABELS: [&str; 5] = ["account_id", "region", "workflow_arn", "workflow_type", "action"];
+pub const HISTOGRAM_LABELS: [&str; 5] = [
+    "account_id",
+    "region",
+    "workflow_arn",
+    "workflow_type",
+    "action",
+];
 
 /// Buckets of the step duration histogram: from seconds to the 12 h maximum
 /// step timeout.
@@ -123,6 +135,9 @@ mod tests {
             }
         }
         assert_eq!(Family::ALL.len(), FAMILIES.len());
-        assert_eq!(Family::StepHeadroom.def().name, "imagebuilder_workflow_step_timeout_headroom_seconds");
+        assert_eq!(
+            Family::StepHeadroom.def().name,
+            "imagebuilder_workflow_step_timeout_headroom_seconds"
+        );
     }
 }

@@ -105,7 +105,15 @@ mod tests {
     #[test]
     fn writes_values() {
         let mut out = Vec::new();
-        for v in [12.418, 5.0, -0.5, f64::INFINITY, f64::NAN, 1e21, 1_788_981_143.418] {
+        for v in [
+            12.418,
+            5.0,
+            -0.5,
+            f64::INFINITY,
+            f64::NAN,
+            1e21,
+            1_788_981_143.418,
+        ] {
             write_value(&mut out, v);
             out.push(b' ');
         }

@@ -10,8 +10,18 @@ use super::faults::Faults;
 use super::SimState;
 use crate::httpserve::respond;
 
-pub(crate) async fn handle(state: &SimState, path: String, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let json = |v: serde_json::Value| respond(200, "application/json", serde_json::to_vec(&v).unwrap_or_default());
+pub(crate) async fn handle(
+    state: &SimState,
+    path: String,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let json = |v: serde_json::Value| {
+        respond(
+            200,
+            "application/json",
+            serde_json::to_vec(&v).unwrap_or_default(),
+        )
+    };
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "calls") => json(serde_json::json!(super::lock(&state.calls).clone())),
         (Method::DELETE, "calls") => {

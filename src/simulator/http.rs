@@ -29,7 +29,11 @@ pub struct SimError {
 
 impl SimError {
     fn invalid(message: impl Into<String>) -> Self {
-        Self { status: 400, code: "InvalidRequestException", message: message.into() }
+        Self {
+            status: 400,
+            code: "InvalidRequestException",
+            message: message.into(),
+        }
     }
 }
 
@@ -44,8 +48,14 @@ pub const OPERATIONS: [&str; 6] = [
 ];
 
 fn operation(method: &Method, path: &str) -> Option<&'static str> {
-    let op = OPERATIONS.iter().find(|o| path.strip_prefix('/') == Some(**o))?;
-    let expected = if op.starts_with("Get") { Method::GET } else { Method::POST };
+    let op = OPERATIONS
+        .iter()
+        .find(|o| path.strip_prefix('/') == Some(**o))?;
+    let expected = if op.starts_with("Get") {
+        Method::GET
+    } else {
+        Method::POST
+    };
     (*method == expected).then_some(*op)
 }
 
@@ -57,14 +67,23 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
     let Some(op) = operation(req.method(), &path) else {
         return Ok(error_response(
             &state,
-            &SimError { status: 404, code: "UnknownOperationException", message: format!("{} {path} is not an operation", req.method()) },
+            &SimError {
+                status: 404,
+                code: "UnknownOperationException",
+                message: format!("{} {path} is not an operation", req.method()),
+            },
         ));
     };
     state.record_call(op, req.headers());
     let query = req.uri().query().unwrap_or_default().to_string();
     let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Ok(error_response(&state, &SimError::invalid("request body unreadable"))),
+        Err(_) => {
+            return Ok(error_response(
+                &state,
+                &SimError::invalid("request body unreadable"),
+            ))
+        }
     };
 
     let faults = state.faults();
@@ -92,7 +111,11 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
     let answer = {
         let store = state.store.read().unwrap_or_else(|e| e.into_inner());
         let now = state.clock.now();
-        let ctx = Ctx { store: &store, now, bad };
+        let ctx = Ctx {
+            store: &store,
+            now,
+            bad,
+        };
         match op {
             "ListImageBuildVersions" => list_builds(&ctx, &input),
             "ListWorkflowExecutions" => list_workflows(&ctx, &input),
@@ -113,7 +136,9 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
             }
             let mut bytes = serde_json::to_vec(&v).unwrap_or_default();
             match bad {
-                Some(BadAnswer::MalformedJson) => bytes = b"{\"requestId\": \"x\", \"items\": [{,}".to_vec(),
+                Some(BadAnswer::MalformedJson) => {
+                    bytes = b"{\"requestId\": \"x\", \"items\": [{,}".to_vec()
+                }
                 Some(BadAnswer::TruncatedBody) => bytes.truncate(bytes.len() / 2),
                 _ => {}
             }
@@ -127,13 +152,25 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
 
 fn injected_error(state: &SimState, f: &Faults) -> Option<SimError> {
     if state.roll(f.throttle_ratio) {
-        return Some(SimError { status: 429, code: "CallRateLimitExceededException", message: "Rate exceeded".into() });
+        return Some(SimError {
+            status: 429,
+            code: "CallRateLimitExceededException",
+            message: "Rate exceeded".into(),
+        });
     }
     if state.roll(f.server_error_ratio) {
         return Some(if state.roll(0.5) {
-            SimError { status: 503, code: "ServiceUnavailableException", message: "Service is unavailable, please try again".into() }
+            SimError {
+                status: 503,
+                code: "ServiceUnavailableException",
+                message: "Service is unavailable, please try again".into(),
+            }
         } else {
-            SimError { status: 500, code: "ServiceException", message: "An internal error occurred".into() }
+            SimError {
+                status: 500,
+                code: "ServiceException",
+                message: "An internal error occurred".into(),
+            }
         });
     }
     None
@@ -148,8 +185,10 @@ fn set_request_id(r: &mut Response<Full<Bytes>>, id: &str) {
 pub(crate) fn error_response(state: &SimState, e: &SimError) -> Response<Full<Bytes>> {
     let body = serde_json::to_vec(&json!({ "message": e.message })).unwrap_or_default();
     let mut r = respond(e.status, "application/json", body);
-    r.headers_mut()
-        .insert("x-amzn-errortype", hyper::header::HeaderValue::from_static(e.code));
+    r.headers_mut().insert(
+        "x-amzn-errortype",
+        hyper::header::HeaderValue::from_static(e.code),
+    );
     set_request_id(&mut r, &state.request_id());
     r
 }
@@ -169,7 +208,11 @@ fn parse_input(op: &str, query: &str, body: &[u8]) -> Result<Map<String, Value>,
     }
     match serde_json::from_slice(body) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(SimError { status: 400, code: "ClientException", message: "The request body is not a JSON object".into() }),
+        _ => Err(SimError {
+            status: 400,
+            code: "ClientException",
+            message: "The request body is not a JSON object".into(),
+        }),
     }
 }
 
@@ -179,7 +222,11 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push(h * 16 + l);
                 i += 3;
@@ -203,7 +250,11 @@ struct Ctx<'a> {
     bad: Option<BadAnswer>,
 }
 
-fn string_param<'a>(input: &'a Map<String, Value>, name: &str, pattern: &str) -> Result<&'a str, SimError> {
+fn string_param<'a>(
+    input: &'a Map<String, Value>,
+    name: &str,
+    pattern: &str,
+) -> Result<&'a str, SimError> {
     let v = input
         .get(name)
         .and_then(Value::as_str)
@@ -218,8 +269,10 @@ fn string_param<'a>(input: &'a Map<String, Value>, name: &str, pattern: &str) ->
 }
 
 const BUILD_ARN: &str = r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws(?:-[a-z-]+)?):image/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$";
-const WF_ID: &str = r"^wf-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-pub const STEP_ID: &str = r"^step-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+const WF_ID: &str =
+    r"^wf-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+pub const STEP_ID: &str =
+    r"^step-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 /// Cuts a full listing into the page asked for.
 fn paginate(
@@ -248,7 +301,11 @@ fn paginate(
             message: "The nextToken is not valid".into(),
         })?,
     };
-    let size = if bad == Some(BadAnswer::OversizedPage) { size * 2 } else { size };
+    let size = if bad == Some(BadAnswer::OversizedPage) {
+        size * 2
+    } else {
+        size
+    };
     let total = items.len();
     let page: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
     let next = if bad == Some(BadAnswer::RepeatingToken) {
@@ -261,9 +318,14 @@ fn paginate(
 
 /// Tokens are opaque to clients: an obfuscated offset with a check.
 fn encode_token(op: &str, offset: usize) -> String {
-    let salt = op.bytes().fold(0x9e37_79b9u64, |h, b| h.rotate_left(5) ^ u64::from(b));
+    let salt = op
+        .bytes()
+        .fold(0x9e37_79b9u64, |h, b| h.rotate_left(5) ^ u64::from(b));
     let v = (offset as u64) ^ salt;
-    format!("AQ{v:016x}{:08x}", (v.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32)
+    format!(
+        "AQ{v:016x}{:08x}",
+        (v.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    )
 }
 
 fn decode_token(op: &str, t: &str) -> Option<usize> {
@@ -276,7 +338,9 @@ fn decode_token(op: &str, t: &str) -> Option<usize> {
     if check != (v.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32 {
         return None;
     }
-    let salt = op.bytes().fold(0x9e37_79b9u64, |h, b| h.rotate_left(5) ^ u64::from(b));
+    let salt = op
+        .bytes()
+        .fold(0x9e37_79b9u64, |h, b| h.rotate_left(5) ^ u64::from(b));
     Some((v ^ salt) as usize)
 }
 
@@ -329,7 +393,11 @@ fn started_workflow<'a>(
         return Err(not_found());
     }
     let states = b.workflow_states(ctx.now);
-    let st = states.into_iter().nth(wi).map(|(_, s)| s).ok_or_else(not_found)?;
+    let st = states
+        .into_iter()
+        .nth(wi)
+        .map(|(_, s)| s)
+        .ok_or_else(not_found)?;
     Ok((b, wi, st))
 }
 
@@ -368,7 +436,8 @@ fn get_workflow(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError
 
 fn get_step(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
     let id = string_param(input, "stepExecutionId", STEP_ID)?;
-    let not_found = || SimError::invalid(format!("The workflow step execution {id} does not exist"));
+    let not_found =
+        || SimError::invalid(format!("The workflow step execution {id} does not exist"));
     let (b, wi, si) = ctx.store.step(id).ok_or_else(not_found)?;
     let w = &b.workflows[wi];
     let (_, _, st) = started_workflow(ctx, &w.id).map_err(|_| not_found())?;
@@ -389,8 +458,13 @@ fn list_waiting(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError
     for b in ctx.store.visible(ctx.now) {
         for (w, st) in b.workflow_states(ctx.now) {
             for (s, ss) in w.steps.iter().zip(&st.steps) {
-                let waits = matches!(s.plan, StepPlan::Timed { running_status: "WAITING", .. })
-                    || ss.status == "WAITING";
+                let waits = matches!(
+                    s.plan,
+                    StepPlan::Timed {
+                        running_status: "WAITING",
+                        ..
+                    }
+                ) || ss.status == "WAITING";
                 if waits && ss.status == "WAITING" {
                     let mut m = Map::new();
                     m.insert("stepExecutionId".into(), json!(s.id));
@@ -444,7 +518,13 @@ fn damage_object(m: &mut Map<String, Value>, bad: BadAnswer) {
             }
         }
         BadAnswer::MissingField => {
-            for k in ["arn", "stepExecutionId", "workflowExecutionId", "workflowBuildVersionArn", "name"] {
+            for k in [
+                "arn",
+                "stepExecutionId",
+                "workflowExecutionId",
+                "workflowBuildVersionArn",
+                "name",
+            ] {
                 m.remove(k);
             }
         }
@@ -456,15 +536,15 @@ fn damage_object(m: &mut Map<String, Value>, bad: BadAnswer) {
         BadAnswer::EndBeforeStart => {
             if let Some(start) = m.get("startTime").and_then(Value::as_str) {
                 if let Ok(t) = crate::timestamp::parse_rfc3339(start) {
-                    let end = crate::timestamp::format_rfc3339_millis(t - 3600 * crate::clock::NANOS_PER_SEC);
+                    let end = crate::timestamp::format_rfc3339_millis(
+                        t - 3600 * crate::clock::NANOS_PER_SEC,
+                    );
                     m.insert("endTime".into(), json!(end));
                 }
             }
         }
-        BadAnswer::AbsurdTimeout => {
-            if m.contains_key("stepExecutionId") {
-                m.insert("timeoutSeconds".into(), json!(9_999_999));
-            }
+        BadAnswer::AbsurdTimeout if m.contains_key("stepExecutionId") => {
+            m.insert("timeoutSeconds".into(), json!(9_999_999));
         }
         BadAnswer::LongMessages => {
             let long = "x".repeat(500);
@@ -486,15 +566,24 @@ mod tests {
     fn tokens_round_trip_and_refuse_forgeries() {
         let t = encode_token("ListImageBuildVersions", 125);
         assert_eq!(decode_token("ListImageBuildVersions", &t), Some(125));
-        assert_eq!(decode_token("ListWorkflowExecutions", &t).is_some_and(|o| o == 125), false);
-        assert_eq!(decode_token("ListImageBuildVersions", "AQ0000000000000000deadbeef"), None);
+        assert_ne!(decode_token("ListWorkflowExecutions", &t), Some(125));
+        assert_eq!(
+            decode_token("ListImageBuildVersions", "AQ0000000000000000deadbeef"),
+            None
+        );
         assert_eq!(decode_token("ListImageBuildVersions", "25"), None);
     }
 
     #[test]
     fn routes_by_method_and_path() {
-        assert_eq!(operation(&Method::POST, "/ListWorkflowStepExecutions"), Some("ListWorkflowStepExecutions"));
-        assert_eq!(operation(&Method::GET, "/GetWorkflowStepExecution"), Some("GetWorkflowStepExecution"));
+        assert_eq!(
+            operation(&Method::POST, "/ListWorkflowStepExecutions"),
+            Some("ListWorkflowStepExecutions")
+        );
+        assert_eq!(
+            operation(&Method::GET, "/GetWorkflowStepExecution"),
+            Some("GetWorkflowStepExecution")
+        );
         assert_eq!(operation(&Method::GET, "/ListWorkflowStepExecutions"), None);
         assert_eq!(operation(&Method::POST, "/Nope"), None);
     }
@@ -519,6 +608,9 @@ mod tests {
         let (p, next) = paginate("X", items.clone(), &input, None).unwrap();
         assert_eq!((p.len(), next), (5, None));
         input.insert("maxResults".into(), json!(101));
-        assert_eq!(paginate("X", items, &input, None).unwrap_err().code, "InvalidRequestException");
+        assert_eq!(
+            paginate("X", items, &input, None).unwrap_err().code,
+            "InvalidRequestException"
+        );
     }
 }

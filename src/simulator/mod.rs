@@ -50,7 +50,10 @@ pub(crate) struct SimState {
 
 impl SimState {
     pub(crate) fn faults(&self) -> Faults {
-        self.faults.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.faults
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn record_call(&self, op: &str, headers: &hyper::HeaderMap) {
@@ -73,7 +76,11 @@ impl SimState {
 
     pub(crate) fn request_id(&self) -> String {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        format!("{:08x}-0000-4000-8000-{:012x}", n >> 48, n & 0xffff_ffff_ffff)
+        format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            n >> 48,
+            n & 0xffff_ffff_ffff
+        )
     }
 }
 

@@ -9,8 +9,10 @@ pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
 
 /// The AWS-managed workflows most images use.
-pub const BUILD_WORKFLOW: &str = "arn:aws:imagebuilder:us-east-1:aws:workflow/build/build-image/1.0.0/1";
-pub const TEST_WORKFLOW: &str = "arn:aws:imagebuilder:us-east-1:aws:workflow/test/test-image/1.0.0/1";
+pub const BUILD_WORKFLOW: &str =
+    "arn:aws:imagebuilder:us-east-1:aws:workflow/build/build-image/1.0.0/1";
+pub const TEST_WORKFLOW: &str =
+    "arn:aws:imagebuilder:us-east-1:aws:workflow/test/test-image/1.0.0/1";
 
 /// (step name, action, typical seconds, timeout seconds)
 pub const BUILD_STEPS: [(&str, &str, i64, i64); 7] = [
@@ -92,7 +94,13 @@ impl Default for BuildShape {
 }
 
 /// A planned build with BUILD and TEST workflows.
-pub fn planned_build(ids: &mut Ids, image: &str, n: u32, created: Nanos, shape: &BuildShape) -> SimBuild {
+pub fn planned_build(
+    ids: &mut Ids,
+    image: &str,
+    n: u32,
+    created: Nanos,
+    shape: &BuildShape,
+) -> SimBuild {
     let mut workflows = Vec::with_capacity(2);
     for (wi, (wtype, arn, steps)) in [
         ("BUILD", BUILD_WORKFLOW, &BUILD_STEPS[..]),
@@ -167,7 +175,13 @@ const MINUTE: Nanos = 60 * NANOS_PER_SEC;
 /// every 90 seconds from now on, some failing, one waiting for approval and
 /// one running close to its timeout.
 pub fn demo(now: Nanos, seed: u64) -> Store {
-    let images = ["web-server", "api-gateway", "base-al2023", "data-pipeline", "gpu-worker"];
+    let images = [
+        "web-server",
+        "api-gateway",
+        "base-al2023",
+        "data-pipeline",
+        "gpu-worker",
+    ];
     let mut ids = Ids::new(seed);
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut store = Store::default();
@@ -180,14 +194,29 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
     for h in (1..=8).rev() {
         for (i, image) in images.iter().enumerate() {
             let created = now - h * 3 * HOUR + i as Nanos * 7 * MINUTE;
-            let failure = (rng.u8(..) < 40).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
-            let shape = BuildShape { speed: 0.5 + rng.f64(), failure, ..BuildShape::default() };
+            let failure =
+                (rng.u8(..) < 40).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
+            let shape = BuildShape {
+                speed: 0.5 + rng.f64(),
+                failure,
+                ..BuildShape::default()
+            };
             store.insert(planned_build(&mut ids, image, next(i), created, &shape));
         }
     }
     // Waiting for approval since ten minutes ago, for hours.
-    let shape = BuildShape { speed: 0.2, approval_wait: Some(8 * HOUR), ..BuildShape::default() };
-    store.insert(planned_build(&mut ids, "gpu-worker", next(4), now - 10 * MINUTE, &shape));
+    let shape = BuildShape {
+        speed: 0.2,
+        approval_wait: Some(8 * HOUR),
+        ..BuildShape::default()
+    };
+    store.insert(planned_build(
+        &mut ids,
+        "gpu-worker",
+        next(4),
+        now - 10 * MINUTE,
+        &shape,
+    ));
     // Live builds: short, so that a newcomer sees them progress.
     for k in 0..(24 * 40) {
         let i = k % 4; // gpu-worker stays waiting
@@ -195,7 +224,12 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
         let failure = (rng.u8(..) < 45).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
         // Every fifth build runs its components step close to its timeout.
         let components_timeout = (k % 5 == 2).then_some(60);
-        let shape = BuildShape { speed: 0.05, failure, components_timeout, ..BuildShape::default() };
+        let shape = BuildShape {
+            speed: 0.05,
+            failure,
+            components_timeout,
+            ..BuildShape::default()
+        };
         store.insert(planned_build(&mut ids, images[i], next(i), created, &shape));
     }
     store
@@ -204,7 +238,14 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
 /// An account of a given size: `builds` finished builds spread over the
 /// `span` before `now` across `images` images (about 1 in 20 failing), plus
 /// `running` builds in flight.
-pub fn sized(now: Nanos, builds: usize, images: usize, running: usize, span: Nanos, seed: u64) -> Store {
+pub fn sized(
+    now: Nanos,
+    builds: usize,
+    images: usize,
+    running: usize,
+    span: Nanos,
+    seed: u64,
+) -> Store {
     let mut ids = Ids::new(seed);
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
     let mut store = Store::default();
@@ -217,15 +258,33 @@ pub fn sized(now: Nanos, builds: usize, images: usize, running: usize, span: Nan
         // Old enough to be finished: a build takes under an hour at speed 1.
         let created = now - span - 2 * HOUR + k as Nanos * step;
         let failure = (rng.u8(..) < 13).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
-        let shape = BuildShape { failure, ..BuildShape::default() };
-        store.insert(planned_build(&mut ids, &image_name(i), numbers[i], created, &shape));
+        let shape = BuildShape {
+            failure,
+            ..BuildShape::default()
+        };
+        store.insert(planned_build(
+            &mut ids,
+            &image_name(i),
+            numbers[i],
+            created,
+            &shape,
+        ));
     }
     for k in 0..running {
         let i = k % images;
         numbers[i] += 1;
         // Started a minute ago and slow: in flight for hours.
-        let shape = BuildShape { speed: 20.0, ..BuildShape::default() };
-        store.insert(planned_build(&mut ids, &image_name(i), numbers[i], now - MINUTE, &shape));
+        let shape = BuildShape {
+            speed: 20.0,
+            ..BuildShape::default()
+        };
+        store.insert(planned_build(
+            &mut ids,
+            &image_name(i),
+            numbers[i],
+            now - MINUTE,
+            &shape,
+        ));
     }
     store
 }
@@ -248,8 +307,18 @@ pub fn stream(start: Nanos, span: Nanos, every: Nanos, images: usize, seed: u64)
         let i = k % images;
         numbers[i] += 1;
         let failure = (rng.u8(..) < 25).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
-        let shape = BuildShape { speed: 0.1, failure, ..BuildShape::default() };
-        store.insert(planned_build(&mut ids, &image_name(i), numbers[i], start + k as Nanos * every, &shape));
+        let shape = BuildShape {
+            speed: 0.1,
+            failure,
+            ..BuildShape::default()
+        };
+        store.insert(planned_build(
+            &mut ids,
+            &image_name(i),
+            numbers[i],
+            start + k as Nanos * every,
+            &shape,
+        ));
     }
     store
 }
@@ -289,7 +358,10 @@ mod tests {
         let now = 1_788_981_143_418_000_000;
         let store = sized(now, 100, 5, 3, 20 * HOUR, 1);
         assert_eq!(store.visible(now).count(), 103);
-        let running = store.visible(now).filter(|b| b.status(now) == "BUILDING").count();
+        let running = store
+            .visible(now)
+            .filter(|b| b.status(now) == "BUILDING")
+            .count();
         assert_eq!(running, 3);
     }
 }

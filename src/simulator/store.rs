@@ -164,15 +164,34 @@ impl SimWorkflow {
                     start: None,
                     end: None,
                 },
-                (StepPlan::Timed { duration, outcome, running_status }, None) => {
+                (
+                    StepPlan::Timed {
+                        duration,
+                        outcome,
+                        running_status,
+                    },
+                    None,
+                ) => {
                     let end = t + duration;
                     let st = if now < t {
-                        StepState { status: "PENDING".into(), start: None, end: None }
+                        StepState {
+                            status: "PENDING".into(),
+                            start: None,
+                            end: None,
+                        }
                     } else if now < end {
                         running = true;
-                        StepState { status: (*running_status).into(), start: Some(fmt(t)), end: None }
+                        StepState {
+                            status: (*running_status).into(),
+                            start: Some(fmt(t)),
+                            end: None,
+                        }
                     } else {
-                        StepState { status: outcome.status().into(), start: Some(fmt(t)), end: Some(fmt(end)) }
+                        StepState {
+                            status: outcome.status().into(),
+                            start: Some(fmt(t)),
+                            end: Some(fmt(end)),
+                        }
                     };
                     if *outcome != Outcome::Completed {
                         stopped = Some((end, *outcome));
@@ -338,9 +357,23 @@ impl Store {
         }
         let i = self.builds.len();
         for (wi, w) in b.workflows.iter().enumerate() {
-            self.workflows.insert(w.id.clone(), Location { build: i, workflow: wi, step: 0 });
+            self.workflows.insert(
+                w.id.clone(),
+                Location {
+                    build: i,
+                    workflow: wi,
+                    step: 0,
+                },
+            );
             for (si, s) in w.steps.iter().enumerate() {
-                self.steps.insert(s.id.clone(), Location { build: i, workflow: wi, step: si });
+                self.steps.insert(
+                    s.id.clone(),
+                    Location {
+                        build: i,
+                        workflow: wi,
+                        step: si,
+                    },
+                );
             }
         }
         self.by_arn.insert(b.arn.clone(), i);
@@ -431,7 +464,11 @@ mod tests {
                     id: "wf-1".into(),
                     arn: "arn:wf/build".into(),
                     workflow_type: "BUILD".into(),
-                    steps: vec![step("1", 10, Outcome::Completed), step("2", 20, outcome2), step("3", 5, Outcome::Completed)],
+                    steps: vec![
+                        step("1", 10, Outcome::Completed),
+                        step("2", 20, outcome2),
+                        step("3", 5, Outcome::Completed),
+                    ],
                     fixed: None,
                 },
                 SimWorkflow {

@@ -1,0 +1,344 @@
+//! Shared test harness: a simulator, an exporter over the real SDK pointed at
+//! it, an HTTP client, and a Prometheus text parser.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use imagebuilder_exporter::app;
+use imagebuilder_exporter::aws::sdk::SdkClient;
+use imagebuilder_exporter::clock::{Clock, ManualClock, Nanos, NANOS_PER_SEC};
+use imagebuilder_exporter::config::Options;
+use imagebuilder_exporter::metrics::ExporterMetrics;
+use imagebuilder_exporter::service::Exporter;
+use imagebuilder_exporter::simulator::scenario::{build_arn, Ids};
+use imagebuilder_exporter::simulator::store::{
+    FixedStep, FixedWorkflow, SimBuild, SimStep, SimWorkflow, StepPlan, Store,
+};
+use imagebuilder_exporter::simulator::{RunningSimulator, Simulator};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// 2026-09-09T19:12:23.418Z
+pub const T0: Nanos = 1_788_981_143_418_000_000;
+pub const BUILD_WF: &str = "arn:aws:imagebuilder:us-east-1:aws:workflow/build/build-image/1.0.0/1";
+pub const TEST_WF: &str = "arn:aws:imagebuilder:us-east-1:aws:workflow/test/test-image/1.0.0/1";
+
+pub fn at(secs: f64) -> Nanos {
+    T0 + (secs * NANOS_PER_SEC as f64) as Nanos
+}
+
+pub fn ts(secs: f64) -> String {
+    imagebuilder_exporter::timestamp::format_rfc3339_millis(at(secs))
+}
+
+/// A step with literal values.
+pub struct Step {
+    pub name: &'static str,
+    pub action: &'static str,
+    pub status: &'static str,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub timeout: Option<i64>,
+}
+
+pub fn step(
+    name: &'static str,
+    status: &'static str,
+    start: Option<String>,
+    end: Option<String>,
+    timeout: Option<i64>,
+) -> Step {
+    Step {
+        name,
+        action: "ExecuteComponents",
+        status,
+        start,
+        end,
+        timeout,
+    }
+}
+
+/// A workflow execution with literal values.
+pub struct Wf {
+    pub arn: &'static str,
+    pub kind: &'static str,
+    pub status: &'static str,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+/// A build whose every value is fixed (times as strings, so they can be bad).
+pub fn fixed_build(
+    ids: &mut Ids,
+    image: &str,
+    n: u32,
+    created: Nanos,
+    status: &str,
+    wfs: Vec<Wf>,
+) -> SimBuild {
+    SimBuild {
+        arn: build_arn(image, n),
+        name: image.into(),
+        version: format!("1.0.0/{n}"),
+        date_created: created,
+        fixed_status: Some(status.into()),
+        workflows: wfs
+            .into_iter()
+            .map(|w| SimWorkflow {
+                id: ids.workflow(),
+                arn: w.arn.into(),
+                workflow_type: w.kind.into(),
+                fixed: Some(FixedWorkflow {
+                    status: w.status.into(),
+                    start: w.start,
+                    end: w.end,
+                }),
+                steps: w
+                    .steps
+                    .into_iter()
+                    .map(|s| SimStep {
+                        id: ids.step(),
+                        name: s.name.into(),
+                        action: s.action.into(),
+                        description: String::new(),
+                        timeout_seconds: s.timeout,
+                        on_failure: "Abort".into(),
+                        plan: StepPlan::Fixed(FixedStep {
+                            status: s.status.into(),
+                            start: s.start,
+                            end: s.end,
+                        }),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// A finished build with one BUILD workflow of one completed step.
+pub fn simple_done_build(ids: &mut Ids, image: &str, n: u32, created: Nanos) -> SimBuild {
+    fixed_build(
+        ids,
+        image,
+        n,
+        created,
+        "AVAILABLE",
+        vec![Wf {
+            arn: BUILD_WF,
+            kind: "BUILD",
+            status: "COMPLETED",
+            start: Some(imagebuilder_exporter::timestamp::format_rfc3339_millis(
+                created + NANOS_PER_SEC,
+            )),
+            end: Some(imagebuilder_exporter::timestamp::format_rfc3339_millis(
+                created + 61 * NANOS_PER_SEC,
+            )),
+            steps: vec![step(
+                "Build",
+                "COMPLETED",
+                Some(imagebuilder_exporter::timestamp::format_rfc3339_millis(
+                    created + NANOS_PER_SEC,
+                )),
+                Some(imagebuilder_exporter::timestamp::format_rfc3339_millis(
+                    created + 61 * NANOS_PER_SEC,
+                )),
+                Some(600),
+            )],
+        }],
+    )
+}
+
+/// A simulator, an exporter pointed at it, and the exporter's web server.
+pub struct Harness {
+    pub sim: Simulator,
+    pub clock: Arc<ManualClock>,
+    pub exporter: Arc<Exporter<Arc<SdkClient>>>,
+    pub url: String,
+    _running_sim: RunningSimulator,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Harness {
+    /// Starts with `store` at clock `now`; `args` are exporter flags on top
+    /// of test defaults (no refresh interval, so every scrape refreshes).
+    pub async fn start(store: Store, now: Nanos, args: &[&str]) -> Harness {
+        let clock = ManualClock::new(now);
+        let sim = Simulator::new(clock.clone(), store, 42);
+        Self::start_with(sim, clock, args).await
+    }
+
+    pub async fn start_with(sim: Simulator, clock: Arc<ManualClock>, args: &[&str]) -> Harness {
+        let running = sim
+            .spawn(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("simulator starts");
+        let mut all: Vec<&str> = args.to_vec();
+        for (flag, value) in [
+            ("--refresh.min-interval", "0s"),
+            ("--aws.region", "us-east-1"),
+            ("--aws.max-requests-per-second", "1000"),
+            ("--aws.max-concurrency", "16"),
+        ] {
+            if !args.contains(&flag) {
+                all.extend([flag, value]);
+            }
+        }
+        let mut opts = Options::from_args(all).expect("valid test flags");
+        opts.aws.endpoint_url = Some(running.url());
+        opts.aws.static_credentials = Some(("AKIDTEST".into(), "secret".into()));
+        // Fast retries keep fault tests short; the policy itself is unit-tested.
+        opts.limits.retry.base = Duration::from_millis(5);
+        opts.limits.retry.max_backoff = Duration::from_millis(50);
+        let metrics = ExporterMetrics::new().expect("metrics");
+        let clock_dyn: Arc<dyn Clock> = clock.clone();
+        let built = app::build(&opts, clock_dyn, metrics)
+            .await
+            .expect("exporter builds");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let exporter = built.exporter.clone();
+        let web = opts.web.clone();
+        let server = tokio::spawn(async move {
+            imagebuilder_exporter::server::run(listener, exporter, web, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Harness {
+            sim,
+            clock,
+            exporter: built.exporter,
+            url,
+            _running_sim: running,
+            stop: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// GETs `/metrics` and parses it.
+    pub async fn scrape(&self) -> Metrics {
+        let (status, _, body) = get(&format!("{}/metrics", self.url)).await;
+        assert_eq!(status, 200, "{body}");
+        Metrics::parse(&body)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.await;
+        }
+    }
+}
+
+/// GET over a fresh connection: (status, headers, body).
+pub async fn get(url: &str) -> (u16, hyper::HeaderMap, String) {
+    request("GET", url).await
+}
+
+pub async fn request(method: &str, url: &str) -> (u16, hyper::HeaderMap, String) {
+    let uri: hyper::Uri = url.parse().expect("url");
+    let addr: SocketAddr = uri
+        .authority()
+        .expect("authority")
+        .as_str()
+        .parse()
+        .expect("socket address");
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header("host", uri.authority().expect("authority").as_str())
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8(body.to_vec()).expect("utf-8"),
+    )
+}
+
+/// Samples read by a Prometheus text-format parser.
+pub struct Metrics {
+    pub text: String,
+    pub samples: Vec<prometheus_parse::Sample>,
+}
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition text");
+        Metrics {
+            text: text.to_string(),
+            samples: scrape.samples,
+        }
+    }
+
+    fn matching<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a prometheus_parse::Sample> + 'a {
+        self.samples.iter().filter(move |s| {
+            s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+        })
+    }
+
+    /// The one sample of `name` with these labels (others free).
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found: Vec<_> = self.matching(name, labels).collect();
+        assert!(
+            found.len() <= 1,
+            "{name} {labels:?} matches {} series",
+            found.len()
+        );
+        found.first().map(|s| value(&s.value))
+    }
+
+    pub fn count(&self, name: &str, labels: &[(&str, &str)]) -> usize {
+        self.matching(name, labels).count()
+    }
+
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(name, labels).map(|s| value(&s.value)).sum()
+    }
+
+    /// Label values of one label across the series of `name`.
+    pub fn label_values(&self, name: &str, label: &str) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for s in self.samples.iter().filter(|s| s.metric == name) {
+            if let Some(v) = s.labels.get(label) {
+                *out.entry(v.to_string()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+}
+
+fn value(v: &prometheus_parse::Value) -> f64 {
+    match v {
+        prometheus_parse::Value::Counter(x)
+        | prometheus_parse::Value::Gauge(x)
+        | prometheus_parse::Value::Untyped(x) => *x,
+        prometheus_parse::Value::Histogram(_) | prometheus_parse::Value::Summary(_) => f64::NAN,
+    }
+}
