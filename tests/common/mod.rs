@@ -2,6 +2,8 @@
 //! it, an HTTP client, and a Prometheus text parser.
 #![allow(dead_code)]
 
+pub mod tools;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -248,33 +250,43 @@ pub async fn get(url: &str) -> (u16, hyper::HeaderMap, String) {
 }
 
 pub async fn request(method: &str, url: &str) -> (u16, hyper::HeaderMap, String) {
-    let uri: hyper::Uri = url.parse().expect("url");
-    let addr: SocketAddr = uri
-        .authority()
-        .expect("authority")
-        .as_str()
-        .parse()
-        .expect("socket address");
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    try_request(method, url).await.expect("HTTP request")
+}
+
+/// Like [`request`], with errors (connection refused…) returned.
+pub async fn try_request(
+    method: &str,
+    url: &str,
+) -> Result<(u16, hyper::HeaderMap, String), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let authority = uri.authority().ok_or("no authority")?.as_str().to_string();
+    let addr: SocketAddr = authority.parse().map_err(|e| format!("{e}"))?;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .expect("handshake");
+        .map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(conn);
     let req = Request::builder()
         .method(method)
         .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-        .header("host", uri.authority().expect("authority").as_str())
+        .header("host", authority)
         .body(Empty::<Bytes>::new())
-        .expect("request");
-    let resp = sender.send_request(req).await.expect("response");
+        .map_err(|e| format!("{e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    (
-        status,
-        headers,
-        String::from_utf8(body.to_vec()).expect("utf-8"),
-    )
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// Samples read by a Prometheus text-format parser.

@@ -1,0 +1,292 @@
+//! The binary as users run it: flags, exit statuses, the standard AWS
+//! environment, `--demo`, and shutdown on SIGTERM.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{get, tools, try_request, Metrics};
+use imagebuilder_exporter::clock::{Clock, SystemClock};
+use imagebuilder_exporter::simulator::{scenario, Simulator};
+
+const BIN: &str = env!("CARGO_BIN_EXE_imagebuilder-exporter");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_and_help() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("imagebuilder-exporter {}", env!("CARGO_PKG_VERSION"))
+    );
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--web.listen-address",
+        "--web.telemetry-path",
+        "--log.level",
+        "--log.format",
+        "--aws.region",
+        "--discovery.lookback",
+        "--step-execution-id",
+        "--demo",
+    ] {
+        assert!(out.contains(flag), "{flag} missing from --help");
+    }
+}
+
+#[test]
+fn bad_values_are_refused_with_status_2_and_named() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--step-execution-id", "step-123"], "step-123"),
+        (
+            &[
+                "--step-execution-id",
+                "wf-0123abcd-0123-4567-89ab-0123456789ab",
+            ],
+            "wf-0123abcd",
+        ),
+        (&["--discovery.lookback", "yesterday"], "yesterday"),
+        (&["--scrape.timeout", "0s"], "0s"),
+        (&["--web.listen-address", "localhost"], "localhost"),
+        (&["--filter.image-name", "web[("], "web[("),
+        (&["--aws.region", "mars-1"], "mars-1"),
+        (&["--aws.max-requests-per-second", "-3"], "-3"),
+        (&["--log.level", "loud"], "loud"),
+        (&["--no-such-flag"], "--no-such-flag"),
+    ];
+    for (args, named) in cases {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty());
+        assert!(
+            err.contains(named),
+            "{args:?}: message does not name {named:?}: {err}"
+        );
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_ready(base: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    let url = format!("{base}/-/ready");
+    loop {
+        let probe = tokio::time::timeout(Duration::from_secs(2), try_request("GET", &url));
+        if let Ok(Ok((200, _, _))) = probe.await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not ready within {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+fn check_with_promtool(text: &str) {
+    let Some(promtool) = tools::require("promtool") else {
+        return;
+    };
+    let mut p = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool check metrics: {report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uses_the_standard_aws_environment_and_stops_on_sigterm() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), 3), 3);
+    let running_sim = sim.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+            "--log.format",
+            "json",
+            "--refresh.min-interval",
+            "2s",
+        ])
+        .env_clear()
+        .env("AWS_ENDPOINT_URL_IMAGEBUILDER", running_sim.url())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+        .env("AWS_SECRET_ACCESS_KEY", "super-secret-value")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut child = Running(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base, Duration::from_secs(60)).await;
+
+    let (status, _, body) = get(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    let m = Metrics::parse(&body);
+    assert_eq!(
+        m.get("imagebuilder_up", &[("target", "us-east-1")]),
+        Some(1.0)
+    );
+    assert!(
+        m.count(
+            "imagebuilder_workflow_step_status",
+            &[("image", "gpu-worker"), ("status", "WAITING")]
+        ) == 1
+    );
+    assert!(
+        sim.access_keys().contains_key("AKIDFROMENV"),
+        "signed with the environment's credentials"
+    );
+    check_with_promtool(&body);
+
+    // A scrape in flight when SIGTERM arrives still gets its answer.
+    sim.set_faults(imagebuilder_exporter::simulator::Faults {
+        latency: Duration::from_millis(1500),
+        ..Default::default()
+    });
+    tokio::time::sleep(Duration::from_millis(2500)).await; // past --refresh.min-interval
+    let scrape = tokio::spawn({
+        let u = format!("{base}/metrics");
+        async move { get(&u).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopping = Instant::now();
+    sigterm(&child.0);
+    let (status, _, _) = scrape.await.unwrap();
+    assert_eq!(status, 200, "in-flight scrape finished");
+    let exit = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(10),
+            "did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    assert!(
+        logs.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "JSON logs: {logs}"
+    );
+    assert!(!logs.contains("super-secret-value"), "secrets never logged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_serves_every_metric_family() {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "--demo",
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env_remove("AWS_ENDPOINT_URL_IMAGEBUILDER")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    let _child = Running(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base, Duration::from_secs(60)).await;
+    let families = [
+        "imagebuilder_workflow_step_status",
+        "imagebuilder_workflow_step_duration_seconds",
+        "imagebuilder_workflow_step_timeout_seconds",
+        "imagebuilder_workflow_step_timeout_headroom_seconds",
+        "imagebuilder_workflow_step_start_timestamp_seconds",
+        "imagebuilder_workflow_step_end_timestamp_seconds",
+        "imagebuilder_workflow_step_executions_total",
+        "imagebuilder_workflow_step_execution_duration_seconds",
+        "imagebuilder_workflow_execution_status",
+        "imagebuilder_workflow_execution_duration_seconds",
+        "imagebuilder_workflow_execution_steps",
+        "imagebuilder_up",
+        "imagebuilder_exporter_api_requests_total",
+        "imagebuilder_exporter_api_errors_total",
+        "imagebuilder_exporter_api_request_duration_seconds",
+        "imagebuilder_exporter_refresh_duration_seconds",
+        "imagebuilder_exporter_last_refresh_success_timestamp_seconds",
+        "imagebuilder_exporter_tracked_builds",
+        "imagebuilder_exporter_tracked_step_executions",
+        "imagebuilder_exporter_build_info",
+        "process_resident_memory_bytes",
+    ];
+    // The histogram appears once a step finishes after start-up: the demo's
+    // live builds finish steps every few seconds.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let body = loop {
+        let (_, _, body) = get(&format!("{base}/metrics")).await;
+        let missing: Vec<_> = families
+            .iter()
+            .filter(|f| !body.contains(&format!("# TYPE {f} ")))
+            .collect();
+        if missing.is_empty() {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "missing families: {missing:?}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    let m = Metrics::parse(&body);
+    assert_eq!(
+        m.count(
+            "imagebuilder_workflow_step_status",
+            &[("status", "WAITING")]
+        ),
+        1,
+        "one waits for approval"
+    );
+    assert!(m.count("imagebuilder_workflow_step_status", &[("status", "FAILED")]) > 0);
+    check_with_promtool(&body);
+}

@@ -1,0 +1,20 @@
+//! External tools some tests need (promtool, prometheus).
+
+use std::path::PathBuf;
+
+/// The path of `name` on PATH. Without it, a test is skipped on a
+/// developer's machine, but fails where `REQUIRE_PROMETHEUS_TOOLS=1` (CI).
+pub fn require(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("REQUIRE_PROMETHEUS_TOOLS").as_deref() == Ok("1") {
+            panic!("{name} is required (REQUIRE_PROMETHEUS_TOOLS=1) but not on PATH");
+        }
+        eprintln!("skipped: {name} is not on PATH (`bash .ci/run` installs it)");
+    }
+    found
+}
