@@ -28,7 +28,9 @@ use tokio::time::Instant;
 use crate::aws::{ApiError, DataIssue, ImageBuilderApi, Operation, Page};
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::counters::{StepCounters, StepKey};
-use crate::model::{parse_arn, workflow_type_from_arn, Build, StepDetail};
+use crate::model::{
+    parse_arn, workflow_type_from_arn, Build, StepDetail, StepExecution, WorkflowExecution,
+};
 use crate::snapshot::{Snapshot, SnapshotStats, StepView, WorkflowView};
 use crate::tracked::{
     build_order, latest_steps, select_latest, Limits, TrackedBuild, TrackedStep, TrackedWorkflow,
@@ -89,6 +91,28 @@ impl RefreshReport {
     /// Everything that was needed could be read.
     pub fn complete(&self) -> bool {
         self.failures.is_empty()
+    }
+
+    /// Records the issues of a listing; true if it skipped no item. A
+    /// listing that did is a partial read: reported as a failure, so that
+    /// `imagebuilder_up` says the data may be incomplete.
+    fn take_issues(&mut self, issues: Vec<DataIssue>, resource: &str) -> bool {
+        let skipped = issues.iter().filter(|i| i.skipped_item()).count();
+        if let Some(operation) = issues
+            .iter()
+            .find(|i| i.skipped_item())
+            .map(|i| i.operation)
+        {
+            self.fail(
+                ApiError::Parse {
+                    operation,
+                    message: format!("{skipped} item(s) without an identifier were skipped; what they may be keeps its previous data"),
+                },
+                resource,
+            );
+        }
+        self.issues.extend(issues);
+        skipped == 0
     }
 
     fn fail(&mut self, error: ApiError, resource: impl Into<String>) {
@@ -153,8 +177,8 @@ impl Tracker {
             .await
             {
                 Ok((builds, issues)) => {
-                    report.issues.extend(issues);
-                    self.apply_discovery(builds, now, &mut report);
+                    let complete = report.take_issues(issues, "the account's image build versions");
+                    self.apply_discovery(builds, now, complete, &mut report);
                     self.last_discovery = Some(Instant::now());
                 }
                 Err(e) => report.fail(e, "the account's image build versions"),
@@ -179,7 +203,15 @@ impl Tracker {
     }
 
     /// Chooses the builds to track from a full listing.
-    fn apply_discovery(&mut self, listed: Vec<Build>, now: Nanos, report: &mut RefreshReport) {
+    /// `complete`: the listing skipped nothing, so builds missing from it
+    /// are gone.
+    fn apply_discovery(
+        &mut self,
+        listed: Vec<Build>,
+        now: Nanos,
+        complete: bool,
+        report: &mut RefreshReport,
+    ) {
         let baseline = self
             .baseline
             .get_or_insert_with(|| listed.iter().map(|b| arn_hash(&b.arn)).collect());
@@ -225,7 +257,9 @@ impl Tracker {
         }
 
         let keep: HashSet<Arc<str>> = chosen.iter().map(|b| b.arn.clone()).collect();
-        self.builds.retain(|arn, _| keep.contains(arn));
+        if complete {
+            self.builds.retain(|arn, _| keep.contains(arn));
+        }
         for b in chosen {
             match self.builds.get_mut(&b.arn) {
                 Some(tb) => tb.build = b.clone(),
@@ -263,10 +297,17 @@ impl Tracker {
         for (arn, r) in results {
             match r {
                 Ok((list, issues)) => {
-                    report.issues.extend(issues);
+                    let complete =
+                        report.take_issues(issues, &format!("workflow executions of {arn}"));
                     if let Some(tb) = self.builds.get_mut(&arn) {
-                        apply_workflows(tb, list);
+                        apply_workflows(tb, list, complete);
                     }
+                }
+                // Deleted since it was listed: its series leave now rather
+                // than at the next discovery, and it is not an outage.
+                Err(e) if e.is_not_found() => {
+                    tracing::info!(build = %arn, "image build version no longer exists; untracked");
+                    self.builds.remove(&arn);
                 }
                 Err(e) => report.fail(e, format!("workflow executions of {arn}")),
             }
@@ -301,13 +342,24 @@ impl Tracker {
         for (arn, id, r) in results {
             match r {
                 Ok((list, issues)) => {
-                    report.issues.extend(issues);
+                    let complete =
+                        report.take_issues(issues, &format!("step executions of {id} ({arn})"));
                     if let Some(tb) = self.builds.get_mut(&arn) {
                         let baseline = tb.baseline;
                         if let Some(w) = tb.workflows.iter_mut().flatten().find(|w| w.exec.id == id)
                         {
-                            apply_steps(w, list, baseline);
+                            apply_steps(w, list, baseline, complete);
                         }
+                    }
+                }
+                Err(e) if e.is_not_found() => {
+                    tracing::info!(workflow_execution = %id, build = %arn, "workflow execution no longer exists; untracked");
+                    if let Some(ws) = self
+                        .builds
+                        .get_mut(&arn)
+                        .and_then(|tb| tb.workflows.as_mut())
+                    {
+                        ws.retain(|w| w.exec.id != id);
                     }
                 }
                 Err(e) => report.fail(e, format!("step executions of {id} ({arn})")),
@@ -575,71 +627,89 @@ fn direct_key(d: &StepDetail, names: &HashMap<Arc<str>, Arc<str>>) -> Option<Ste
     })
 }
 
-/// Merges a fresh listing of a build's workflow executions.
-fn apply_workflows(tb: &mut TrackedBuild, list: Vec<crate::model::WorkflowExecution>) {
-    let mut old: HashMap<String, TrackedWorkflow> = tb
-        .workflows
-        .take()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|w| (w.exec.id.clone(), w))
-        .collect();
-    let mut seen = HashSet::new();
-    let mut merged = Vec::with_capacity(list.len());
-    for exec in list {
-        if !seen.insert(exec.id.clone()) {
-            continue; // listed twice
-        }
-        match old.remove(&exec.id) {
-            Some(mut w) => {
-                w.exec = exec;
-                merged.push(w);
-            }
-            None => merged.push(TrackedWorkflow {
-                exec,
-                steps: None,
-                frozen: false,
-            }),
-        }
-    }
-    tb.frozen = tb.build.status.is_terminal() && merged.iter().all(|w| w.exec.status.is_terminal());
+/// Merges a fresh listing of a build's workflow executions. When the
+/// listing skipped unusable items, executions it did not show are kept: they
+/// may be the skipped ones.
+fn apply_workflows(tb: &mut TrackedBuild, list: Vec<WorkflowExecution>, complete: bool) {
+    let merged = merge(
+        tb.workflows.take(),
+        list,
+        |w: &TrackedWorkflow| &w.exec.id,
+        |e: &WorkflowExecution| &e.id,
+        !complete,
+        |w, exec| w.exec = exec,
+        |exec| TrackedWorkflow {
+            exec,
+            steps: None,
+            frozen: false,
+        },
+    );
+    tb.frozen = complete
+        && tb.build.status.is_terminal()
+        && merged.iter().all(|w| w.exec.status.is_terminal());
     tb.workflows = Some(merged);
 }
 
 /// Merges a fresh listing of a workflow execution's steps.
-fn apply_steps(w: &mut TrackedWorkflow, list: Vec<crate::model::StepExecution>, baseline: bool) {
-    let mut old: HashMap<String, TrackedStep> = w
-        .steps
-        .take()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| (s.exec.id.clone(), s))
+fn apply_steps(w: &mut TrackedWorkflow, list: Vec<StepExecution>, baseline: bool, complete: bool) {
+    let merged = merge(
+        w.steps.take(),
+        list,
+        |s: &TrackedStep| &s.exec.id,
+        |e: &StepExecution| &e.id,
+        !complete,
+        |s, exec| s.exec = exec,
+        |exec| TrackedStep {
+            // Terminal before we ever saw it, in a build that existed at
+            // start-up: seed, do not count.
+            counted: baseline && exec.status.is_terminal(),
+            exec,
+            limits: Limits::Unknown,
+        },
+    );
+    w.frozen = complete
+        && w.exec.status.is_terminal()
+        && merged.iter().all(|s| s.exec.status.is_terminal());
+    w.steps = Some(merged);
+}
+
+/// Merges `fresh` items into `old` ones by ID: known items are updated in
+/// place (keeping what only we know of them), new ones created, duplicates
+/// ignored. Items missing from `fresh` are dropped, or kept at the end in
+/// their old order when `keep_unlisted`.
+fn merge<T, N>(
+    old: Option<Vec<T>>,
+    fresh: Vec<N>,
+    old_id: impl Fn(&T) -> &str,
+    new_id: impl Fn(&N) -> &str,
+    keep_unlisted: bool,
+    update: impl Fn(&mut T, N),
+    create: impl Fn(N) -> T,
+) -> Vec<T> {
+    let mut old: Vec<Option<T>> = old.unwrap_or_default().into_iter().map(Some).collect();
+    let index: HashMap<String, usize> = old
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.as_ref().map(|t| (old_id(t).to_string(), i)))
         .collect();
     let mut seen = HashSet::new();
-    let mut merged = Vec::with_capacity(list.len());
-    for exec in list {
-        if !seen.insert(exec.id.clone()) {
-            continue;
+    let mut out = Vec::with_capacity(fresh.len());
+    for n in fresh {
+        if !seen.insert(new_id(&n).to_string()) {
+            continue; // listed twice
         }
-        match old.remove(&exec.id) {
-            Some(mut s) => {
-                s.exec = exec;
-                merged.push(s);
+        match index.get(new_id(&n)).and_then(|i| old[*i].take()) {
+            Some(mut t) => {
+                update(&mut t, n);
+                out.push(t);
             }
-            None => {
-                // Terminal before we ever saw it, in a build that existed at
-                // start-up: seed, do not count.
-                let counted = baseline && exec.status.is_terminal();
-                merged.push(TrackedStep {
-                    exec,
-                    limits: Limits::Unknown,
-                    counted,
-                });
-            }
+            None => out.push(create(n)),
         }
     }
-    w.frozen = w.exec.status.is_terminal() && merged.iter().all(|s| s.exec.status.is_terminal());
-    w.steps = Some(merged);
+    if keep_unlisted {
+        out.extend(old.into_iter().flatten());
+    }
+    out
 }
 
 /// Follows `nextToken` to the end. A token seen twice, or more than

@@ -36,6 +36,9 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// Time requests in flight get to finish after shutdown is asked.
     pub shutdown_grace: Duration,
+    /// Longest a connection may stay open: a client that stops reading its
+    /// response cannot hold a connection (and its buffers) forever.
+    pub max_connection_age: Duration,
 }
 
 impl Default for ServeOptions {
@@ -44,6 +47,7 @@ impl Default for ServeOptions {
             max_connections: 128,
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
+            max_connection_age: Duration::from_secs(300),
         }
     }
 }
@@ -94,9 +98,14 @@ pub async fn serve<H, Fut>(
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
+        let max_age = opts.max_connection_age;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            match tokio::time::timeout(max_age, conn).await {
+                Ok(Err(e)) => tracing::debug!(error = %e, %peer, "connection ended with an error"),
+                Err(_) => {
+                    tracing::debug!(%peer, "connection closed: open longer than its maximum age")
+                }
+                Ok(Ok(())) => {}
             }
             drop(permit);
         });

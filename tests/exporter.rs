@@ -17,78 +17,9 @@ const TIMEOUT: &str = "imagebuilder_workflow_step_timeout_seconds";
 const HEADROOM: &str = "imagebuilder_workflow_step_timeout_headroom_seconds";
 const EXECUTIONS: &str = "imagebuilder_workflow_step_executions_total";
 
-/// One build of "web" with four steps covering the interesting cases, and
-/// one finished build of "db".
-fn world() -> Store {
-    let mut ids = Ids::new(1);
-    let mut store = Store::default();
-    store.insert(fixed_build(
-        &mut ids,
-        "web",
-        1,
-        at(-60.0),
-        "BUILDING",
-        vec![Wf {
-            arn: BUILD_WF,
-            kind: "BUILD",
-            status: "RUNNING",
-            start: Some(ts(0.0)),
-            end: None,
-            steps: vec![
-                step(
-                    "Launch",
-                    "COMPLETED",
-                    Some(ts(0.0)),
-                    Some(ts(12.418)),
-                    Some(60),
-                ),
-                step(
-                    "Components",
-                    "FAILED",
-                    Some(ts(12.5)),
-                    Some(ts(100.0)),
-                    Some(60),
-                ),
-                Step {
-                    name: "Approve",
-                    action: "WaitForAction",
-                    status: "WAITING",
-                    start: Some(ts(100.0)),
-                    end: None,
-                    timeout: Some(3600),
-                },
-                step(
-                    "Sanitize",
-                    "RUNNING",
-                    Some("09/09/2026 19:14".into()),
-                    None,
-                    Some(720),
-                ),
-                step("Terminate", "PENDING", None, None, Some(720)),
-            ],
-        }],
-    ));
-    store.insert(simple_done_build(&mut ids, "db", 1, at(-7200.0)));
-    store
-}
-
-fn web(step: &str) -> Vec<(&str, &str)> {
-    vec![
-        ("image", "web"),
-        ("step_name", step),
-        ("workflow_arn", BUILD_WF),
-        ("workflow_type", "BUILD"),
-    ]
-}
-
-fn with<'a>(mut l: Vec<(&'a str, &'a str)>, k: &'a str, v: &'a str) -> Vec<(&'a str, &'a str)> {
-    l.push((k, v));
-    l
-}
-
 #[tokio::test]
 async fn exports_exact_status_durations_and_headroom() {
-    let h = Harness::start(world(), at(160.0), &[]).await;
+    let h = Harness::start(sample_world(), at(160.0), &[]).await;
     let m = h.scrape().await;
 
     // State set: 1 for the current status, 0 for the model's others.
@@ -242,7 +173,7 @@ async fn exports_exact_status_durations_and_headroom() {
 
 #[tokio::test]
 async fn a_running_step_duration_grows_between_scrapes() {
-    let h = Harness::start(world(), at(160.0), &[]).await;
+    let h = Harness::start(sample_world(), at(160.0), &[]).await;
     let m = h.scrape().await;
     assert_eq!(m.get(DURATION, &web("Approve")), Some(60.0));
     h.clock.advance_secs(30.25);
@@ -284,44 +215,6 @@ async fn follows_next_token_past_the_first_page() {
     h.shutdown().await;
 }
 
-/// Renders the workflow families only, for comparing two runs.
-fn workflow_text(m: &Metrics) -> String {
-    m.text
-        .lines()
-        .filter(|l| l.starts_with("imagebuilder_workflow_"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-#[tokio::test]
-async fn throttled_calls_are_retried_to_a_complete_result() {
-    let clean = Harness::start(world(), at(160.0), &[]).await;
-    let expected = workflow_text(&clean.scrape().await);
-    clean.shutdown().await;
-
-    let h = Harness::start(world(), at(160.0), &["--aws.max-attempts", "20"]).await;
-    h.sim.set_faults(Faults {
-        throttle_ratio: 0.3,
-        ..Faults::default()
-    });
-    let m = h.scrape().await;
-    assert_eq!(workflow_text(&m), expected);
-    assert_eq!(m.get("imagebuilder_up", &[]), Some(1.0));
-    let throttles = m.sum(
-        "imagebuilder_exporter_api_errors_total",
-        &[("code", "CallRateLimitExceededException")],
-    );
-    assert!(throttles >= 1.0, "429s were answered and counted");
-    let requests = m.sum("imagebuilder_exporter_api_requests_total", &[]);
-    assert_eq!(
-        requests,
-        h.sim.total_calls() as f64,
-        "every attempt is counted"
-    );
-    assert!(requests >= 10.0 + throttles);
-    h.shutdown().await;
-}
-
 #[tokio::test]
 async fn a_second_refresh_makes_no_call_for_terminal_steps() {
     let mut ids = Ids::new(3);
@@ -353,7 +246,7 @@ async fn a_second_refresh_makes_no_call_for_terminal_steps() {
 
 #[tokio::test]
 async fn in_flight_work_is_all_a_steady_refresh_costs() {
-    let h = Harness::start(world(), at(160.0), &[]).await;
+    let h = Harness::start(sample_world(), at(160.0), &[]).await;
     h.scrape().await;
     h.sim.reset_calls();
     h.scrape().await;
@@ -373,7 +266,7 @@ async fn in_flight_work_is_all_a_steady_refresh_costs() {
 
 #[tokio::test]
 async fn the_first_discovery_seeds_counters_and_later_ones_count() {
-    let h = Harness::start(world(), at(160.0), &["--discovery.interval", "1s"]).await;
+    let h = Harness::start(sample_world(), at(160.0), &["--discovery.interval", "1s"]).await;
     let m = h.scrape().await;
     // Terminal before start-up: seeded, series present at 0.
     assert_eq!(
@@ -430,7 +323,7 @@ async fn the_first_discovery_seeds_counters_and_later_ones_count() {
 
 #[tokio::test]
 async fn concurrent_scrapes_share_one_refresh() {
-    let h = Harness::start(world(), at(160.0), &["--refresh.min-interval", "1m"]).await;
+    let h = Harness::start(sample_world(), at(160.0), &["--refresh.min-interval", "1m"]).await;
     h.sim.set_faults(Faults {
         latency: Duration::from_millis(150),
         ..Faults::default()
@@ -469,7 +362,7 @@ async fn concurrent_scrapes_share_one_refresh() {
 #[tokio::test]
 async fn an_unknown_step_execution_id_is_reported_and_the_rest_works() {
     let unknown = "step-00000000-0000-4000-8000-000000000000";
-    let h = Harness::start(world(), at(160.0), &["--step-execution-id", unknown]).await;
+    let h = Harness::start(sample_world(), at(160.0), &["--step-execution-id", unknown]).await;
     let m = h.scrape().await;
     assert_eq!(
         m.get(
@@ -493,7 +386,7 @@ async fn an_unknown_step_execution_id_is_reported_and_the_rest_works() {
 #[tokio::test]
 async fn a_step_execution_id_outside_discovery_is_tracked_directly() {
     // Discovery narrowed to "db"; the web build's Approve step is followed by ID.
-    let store = world();
+    let store = sample_world();
     let (approve_id, _) = {
         let b = store.build(&build_arn("web", 1), at(0.0)).unwrap();
         (b.workflows[0].steps[2].id.clone(), ())
@@ -523,7 +416,7 @@ async fn a_step_execution_id_outside_discovery_is_tracked_directly() {
 
 #[tokio::test]
 async fn health_readiness_and_methods() {
-    let h = Harness::start(world(), at(160.0), &[]).await;
+    let h = Harness::start(sample_world(), at(160.0), &[]).await;
     let (s, _, body) = get(&format!("{}/-/healthy", h.url)).await;
     assert_eq!((s, body.as_str()), (200, "Healthy\n"));
     // Warm-up is not started by the harness: not ready before a scrape.
@@ -553,7 +446,7 @@ async fn health_readiness_and_methods() {
 
 #[tokio::test]
 async fn a_slow_api_gets_the_last_snapshot_within_the_scrape_timeout() {
-    let h = Harness::start(world(), at(160.0), &["--scrape.timeout", "300ms"]).await;
+    let h = Harness::start(sample_world(), at(160.0), &["--scrape.timeout", "300ms"]).await;
     let m = h.scrape().await;
     assert_eq!(m.get(DURATION, &web("Launch")), Some(12.418));
     h.sim.set_faults(Faults {
@@ -586,7 +479,7 @@ async fn a_slow_api_gets_the_last_snapshot_within_the_scrape_timeout() {
 
 #[tokio::test]
 async fn step_metrics_carry_no_execution_ids() {
-    let h = Harness::start(world(), at(160.0), &[]).await;
+    let h = Harness::start(sample_world(), at(160.0), &[]).await;
     let m = h.scrape().await;
     assert!(
         !m.text.contains("step-"),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use aws_sdk_imagebuilder::operation::get_workflow_step_execution::GetWorkflowStepExecutionOutput;
 use aws_sdk_imagebuilder::types::{ImageSummary, WorkflowExecutionMetadata, WorkflowStepMetadata};
 
+use super::issue_kind::{BAD_TIME, BAD_VALUE, MISSING_FIELD, OVERSIZED_PAGE, UNUSABLE_ITEM};
 use super::{shorten, DataIssue, Operation};
 use crate::clock::Nanos;
 use crate::model::{
@@ -53,7 +54,7 @@ impl Issues {
         match v.filter(|s| !s.is_empty()) {
             Some(s) => Some(s),
             None => {
-                self.push("missing_field", field, format!("item skipped ({ctx})"));
+                self.push(UNUSABLE_ITEM, field, format!("item skipped ({ctx})"));
                 None
             }
         }
@@ -65,7 +66,7 @@ impl Issues {
             Ok(t) => Some(t),
             Err(e) => {
                 self.push(
-                    "bad_time",
+                    BAD_TIME,
                     field,
                     format!("{s:?} is {e} ({ctx}); treated as absent"),
                 );
@@ -81,7 +82,7 @@ impl Issues {
         if let (Some(s), Some(e)) = (start, end) {
             if e < s {
                 self.push(
-                    "bad_time",
+                    BAD_TIME,
                     "endTime",
                     format!("endTime before startTime ({ctx}); no duration"),
                 );
@@ -89,9 +90,21 @@ impl Issues {
         }
     }
 
+    /// A page holding more than was asked for: the items are kept (they
+    /// are real), the answer is reported.
+    pub fn page_size(&mut self, got: usize, asked: usize) {
+        if got > asked {
+            self.push(
+                OVERSIZED_PAGE,
+                "maxResults",
+                format!("{got} items in a page of at most {asked}"),
+            );
+        }
+    }
+
     fn count(&mut self, field: &'static str, v: i32, ctx: &str) -> Option<i64> {
         if v < 0 {
-            self.push("bad_value", field, format!("{v} is negative ({ctx})"));
+            self.push(BAD_VALUE, field, format!("{v} is negative ({ctx})"));
             None
         } else {
             Some(i64::from(v))
@@ -107,7 +120,7 @@ pub fn build(s: &ImageSummary, issues: &mut Issues) -> Option<Build> {
         // The ARN's name segment is a usable, if lower-cased, fallback.
         None => {
             issues.push(
-                "missing_field",
+                MISSING_FIELD,
                 "name",
                 format!("{arn}: name taken from the ARN"),
             );
@@ -120,7 +133,7 @@ pub fn build(s: &ImageSummary, issues: &mut Issues) -> Option<Build> {
         Some(st) => BuildStatus::parse(st.as_str()),
         None => {
             issues.push(
-                "missing_field",
+                MISSING_FIELD,
                 "state.status",
                 format!("{arn}: treated as in flight"),
             );
@@ -155,7 +168,7 @@ pub fn workflow_execution(
     let workflow_type = match w.r#type() {
         Some(t) => WorkflowType::parse(t.as_str()),
         None => crate::model::workflow_type_from_arn(arn).unwrap_or_else(|| {
-            issues.push("missing_field", "type", format!("{id}: type unknown"));
+            issues.push(MISSING_FIELD, "type", format!("{id}: type unknown"));
             WorkflowType::Other(Arc::from("UNKNOWN"))
         }),
     };
@@ -163,7 +176,7 @@ pub fn workflow_execution(
         Some(s) => WorkflowStatus::parse(s.as_str()),
         None => {
             issues.push(
-                "missing_field",
+                MISSING_FIELD,
                 "status",
                 format!("{id}: treated as in flight"),
             );
@@ -206,7 +219,7 @@ fn step_fields(f: StepFields<'_>, issues: &mut Issues) -> Option<StepExecution> 
         Some(s) if !s.is_empty() => StepStatus::parse(s),
         _ => {
             issues.push(
-                "missing_field",
+                MISSING_FIELD,
                 "status",
                 format!("{id}: treated as in flight"),
             );
@@ -263,7 +276,7 @@ pub fn step_detail(o: &GetWorkflowStepExecutionOutput, issues: &mut Issues) -> O
         Some(t) if (0..=MAX_TIMEOUT_SECONDS).contains(&i64::from(t)) => Some(i64::from(t)),
         Some(t) => {
             issues.push(
-                "bad_value",
+                BAD_VALUE,
                 "timeoutSeconds",
                 format!(
                     "{t} is outside 0..={MAX_TIMEOUT_SECONDS} ({}); treated as absent",
@@ -322,7 +335,7 @@ mod tests {
         let s = ImageSummary::builder().name("x").build();
         let mut i = issues(Operation::ListImageBuildVersions);
         assert!(build(&s, &mut i).is_none());
-        assert_eq!(i.list[0].kind, "missing_field");
+        assert_eq!(i.list[0].kind, "unusable_item");
         assert_eq!(i.list[0].field, "arn");
     }
 

@@ -118,6 +118,20 @@ impl ApiError {
     }
 }
 
+/// The `kind` of a [`DataIssue`].
+pub mod issue_kind {
+    /// An item without its identifier: skipped.
+    pub const UNUSABLE_ITEM: &str = "unusable_item";
+    /// An optional field missing; the item is kept.
+    pub const MISSING_FIELD: &str = "missing_field";
+    /// A time that is not RFC 3339, or an end before the start.
+    pub const BAD_TIME: &str = "bad_time";
+    /// A number out of the model's range.
+    pub const BAD_VALUE: &str = "bad_value";
+    /// A page with more items than asked for (they are kept).
+    pub const OVERSIZED_PAGE: &str = "oversized_page";
+}
+
 /// Something wrong inside an otherwise readable answer: a required field
 /// missing, a time that does not parse, an absurd value. The item is kept
 /// without the bad field (or skipped when it cannot be identified), and the
@@ -125,11 +139,19 @@ impl ApiError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataIssue {
     pub operation: Operation,
-    /// `missing_field`, `bad_time`, `bad_value`, …: the counter's `kind` label.
+    /// One of [`issue_kind`]: the counter's `kind` label.
     pub kind: &'static str,
     pub field: &'static str,
     /// The offending value, shortened for logs.
     pub detail: String,
+}
+
+impl DataIssue {
+    /// The item it was found in was skipped: a listing with such an issue
+    /// does not show everything that exists.
+    pub fn skipped_item(&self) -> bool {
+        self.kind == issue_kind::UNUSABLE_ITEM
+    }
 }
 
 impl fmt::Display for DataIssue {

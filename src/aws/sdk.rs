@@ -239,17 +239,12 @@ impl ImageBuilderApi for SdkClient {
                     .map_err(|e| classify(op, e))
             })
             .await?;
-        let mut issues = Issues::new(op);
-        let items = out
-            .image_summary_list()
-            .iter()
-            .filter_map(|s| convert::build(s, &mut issues))
-            .collect();
-        Ok(Page {
-            items,
-            next_token: out.next_token().map(str::to_string),
-            issues: issues.list,
-        })
+        Ok(page(
+            op,
+            out.image_summary_list(),
+            out.next_token(),
+            convert::build,
+        ))
     }
 
     async fn list_workflow_executions(
@@ -270,17 +265,12 @@ impl ImageBuilderApi for SdkClient {
                     .map_err(|e| classify(op, e))
             })
             .await?;
-        let mut issues = Issues::new(op);
-        let items = out
-            .workflow_executions()
-            .iter()
-            .filter_map(|w| convert::workflow_execution(w, &mut issues))
-            .collect();
-        Ok(Page {
-            items,
-            next_token: out.next_token().map(str::to_string),
-            issues: issues.list,
-        })
+        Ok(page(
+            op,
+            out.workflow_executions(),
+            out.next_token(),
+            convert::workflow_execution,
+        ))
     }
 
     async fn list_workflow_step_executions(
@@ -301,17 +291,12 @@ impl ImageBuilderApi for SdkClient {
                     .map_err(|e| classify(op, e))
             })
             .await?;
-        let mut issues = Issues::new(op);
-        let items = out
-            .steps()
-            .iter()
-            .filter_map(|s| convert::step_execution(s, &mut issues))
-            .collect();
-        Ok(Page {
-            items,
-            next_token: out.next_token().map(str::to_string),
-            issues: issues.list,
-        })
+        Ok(page(
+            op,
+            out.steps(),
+            out.next_token(),
+            convert::step_execution,
+        ))
     }
 
     async fn get_workflow_step_execution(
@@ -344,6 +329,25 @@ impl ImageBuilderApi for SdkClient {
                     .unwrap_or_else(|| "unusable answer".into()),
             }),
         }
+    }
+}
+
+/// Converts one page of a list answer, reporting what was wrong in it.
+fn page<S, T>(
+    op: Operation,
+    items: &[S],
+    next_token: Option<&str>,
+    convert: impl Fn(&S, &mut Issues) -> Option<T>,
+) -> Page<T> {
+    let mut issues = Issues::new(op);
+    issues.page_size(items.len(), PAGE_SIZE as usize);
+    Page {
+        items: items
+            .iter()
+            .filter_map(|x| convert(x, &mut issues))
+            .collect(),
+        next_token: next_token.map(str::to_string),
+        issues: issues.list,
     }
 }
 

@@ -92,7 +92,10 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
         tokio::time::sleep(faults.latency).await;
     }
     if affected {
-        if let Some(e) = injected_error(&state, &faults) {
+        if let Some(mut e) = injected_error(&state, &faults) {
+            if faults.bad_answer == Some(BadAnswer::LongMessages) {
+                e.message = format!("{} {}", e.message, "x".repeat(500));
+            }
             return Ok(error_response(&state, &e));
         }
     }

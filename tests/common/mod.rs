@@ -2,6 +2,7 @@
 //! it, an HTTP client, and a Prometheus text parser.
 #![allow(dead_code)]
 
+pub mod logs;
 pub mod tools;
 
 use std::collections::BTreeMap;
@@ -158,6 +159,81 @@ pub fn simple_done_build(ids: &mut Ids, image: &str, n: u32, created: Nanos) -> 
     )
 }
 
+/// One build of "web" with four steps covering the interesting cases, and
+/// one finished build of "db".
+pub fn sample_world() -> Store {
+    let mut ids = Ids::new(1);
+    let mut store = Store::default();
+    store.insert(fixed_build(
+        &mut ids,
+        "web",
+        1,
+        at(-60.0),
+        "BUILDING",
+        vec![Wf {
+            arn: BUILD_WF,
+            kind: "BUILD",
+            status: "RUNNING",
+            start: Some(ts(0.0)),
+            end: None,
+            steps: vec![
+                step(
+                    "Launch",
+                    "COMPLETED",
+                    Some(ts(0.0)),
+                    Some(ts(12.418)),
+                    Some(60),
+                ),
+                step(
+                    "Components",
+                    "FAILED",
+                    Some(ts(12.5)),
+                    Some(ts(100.0)),
+                    Some(60),
+                ),
+                Step {
+                    name: "Approve",
+                    action: "WaitForAction",
+                    status: "WAITING",
+                    start: Some(ts(100.0)),
+                    end: None,
+                    timeout: Some(3600),
+                },
+                step(
+                    "Sanitize",
+                    "RUNNING",
+                    Some("09/09/2026 19:14".into()),
+                    None,
+                    Some(720),
+                ),
+                step("Terminate", "PENDING", None, None, Some(720)),
+            ],
+        }],
+    ));
+    store.insert(simple_done_build(&mut ids, "db", 1, at(-7200.0)));
+    store
+}
+
+/// Labels of a step of the sample world's "web" build.
+pub fn web(step: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("image", "web"),
+        ("step_name", step),
+        ("workflow_arn", BUILD_WF),
+        ("workflow_type", "BUILD"),
+    ]
+}
+
+/// `labels` plus one more.
+pub fn with<'a>(
+    mut labels: Vec<(&'a str, &'a str)>,
+    k: &'a str,
+    v: &'a str,
+) -> Vec<(&'a str, &'a str)> {
+    labels.push((k, v));
+    labels
+}
+
 /// A simulator, an exporter pointed at it, and the exporter's web server.
 pub struct Harness {
     pub sim: Simulator,
@@ -173,12 +249,27 @@ impl Harness {
     /// Starts with `store` at clock `now`; `args` are exporter flags on top
     /// of test defaults (no refresh interval, so every scrape refreshes).
     pub async fn start(store: Store, now: Nanos, args: &[&str]) -> Harness {
-        let clock = ManualClock::new(now);
-        let sim = Simulator::new(clock.clone(), store, 42);
-        Self::start_with(sim, clock, args).await
+        Self::start_configured(store, now, args, |_| {}).await
     }
 
-    pub async fn start_with(sim: Simulator, clock: Arc<ManualClock>, args: &[&str]) -> Harness {
+    /// Like [`Harness::start`], with a last say on the options.
+    pub async fn start_configured(
+        store: Store,
+        now: Nanos,
+        args: &[&str],
+        configure: impl FnOnce(&mut Options),
+    ) -> Harness {
+        let clock = ManualClock::new(now);
+        let sim = Simulator::new(clock.clone(), store, 42);
+        Self::start_with(sim, clock, args, configure).await
+    }
+
+    pub async fn start_with(
+        sim: Simulator,
+        clock: Arc<ManualClock>,
+        args: &[&str],
+        configure: impl FnOnce(&mut Options),
+    ) -> Harness {
         let running = sim
             .spawn(([127, 0, 0, 1], 0).into())
             .await
@@ -200,6 +291,7 @@ impl Harness {
         // Fast retries keep fault tests short; the policy itself is unit-tested.
         opts.limits.retry.base = Duration::from_millis(5);
         opts.limits.retry.max_backoff = Duration::from_millis(50);
+        configure(&mut opts);
         let metrics = ExporterMetrics::new().expect("metrics");
         let clock_dyn: Arc<dyn Clock> = clock.clone();
         let built = app::build(&opts, clock_dyn, metrics)

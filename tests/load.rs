@@ -1,0 +1,236 @@
+//! Load and limits: many scrapers, cardinality bounds, hours of builds, and
+//! a web server that defends itself.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::logs::Captured;
+use common::*;
+use imagebuilder_exporter::clock::{secs, NANOS_PER_SEC};
+use imagebuilder_exporter::simulator::scenario::{self, Ids};
+use imagebuilder_exporter::simulator::store::Store;
+use imagebuilder_exporter::simulator::Faults;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Resident memory of this process, in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_scrapers_share_refreshes() {
+    let h = Harness::start(sample_world(), at(160.0), &["--refresh.min-interval", "1s"]).await;
+    h.sim.set_faults(Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    h.scrape().await;
+    let before = rss();
+    h.sim.reset_calls();
+    let url = format!("{}/metrics", h.url);
+    let run_for = Duration::from_secs(5);
+    let started = Instant::now();
+    let scrapers: Vec<_> = (0..50)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut n = 0u32;
+                while started.elapsed() < run_for {
+                    let (status, _, body) = get(&url).await;
+                    assert_eq!(status, 200);
+                    assert!(body.contains("imagebuilder_up{target=\"us-east-1\"} 1"));
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut scrapes = 0;
+    for s in scrapers {
+        scrapes += s.await.expect("no scraper failed");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // One refresh per second at most, whatever the number of scrapers: the
+    // running build costs one ListWorkflowExecutions per refresh.
+    let refreshes = h.sim.calls_to("ListWorkflowExecutions");
+    assert!(scrapes >= 250, "only {scrapes} scrapes");
+    assert!(
+        refreshes as f64 <= elapsed + 1.0,
+        "{refreshes} refreshes in {elapsed:.1}s for {scrapes} scrapes"
+    );
+    assert_eq!(
+        h.sim.calls_to("ListImageBuildVersions"),
+        0,
+        "discovery is not due"
+    );
+    let grown = rss().saturating_sub(before);
+    assert!(grown < 64 << 20, "memory grew by {} MiB", grown >> 20);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn max_builds_drops_the_oldest_finished_builds() {
+    let (logs, _guard) = Captured::start();
+    let mut ids = Ids::new(4);
+    let mut store = Store::default();
+    for n in 1..=30 {
+        store.insert(simple_done_build(
+            &mut ids,
+            "web",
+            n,
+            at(-100_000.0 + n as f64 * 1000.0),
+        ));
+    }
+    let h = Harness::start(
+        store,
+        at(0.0),
+        &["--discovery.max-builds", "10", "--discovery.lookback", "7d"],
+    )
+    .await;
+    let m = h.scrape().await;
+    assert_eq!(
+        m.get("imagebuilder_exporter_tracked_builds", &[]),
+        Some(10.0)
+    );
+    assert_eq!(
+        m.get("imagebuilder_exporter_dropped_builds_total", &[]),
+        Some(20.0)
+    );
+    // The newest build is the one exported.
+    assert_eq!(
+        m.get(
+            "imagebuilder_workflow_step_end_timestamp_seconds",
+            &[("image", "web")]
+        ),
+        Some(secs(at(-100_000.0 + 30_000.0 + 61.0)))
+    );
+    assert_eq!(
+        logs.lines_with("warn", &["--discovery.max-builds", "dropped=20"])
+            .len(),
+        1,
+        "{}",
+        logs.text()
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_flat_over_hours_of_builds() {
+    // Six simulated hours of builds, one every 2 minutes over 8 images,
+    // played in a few seconds: the clock jumps 30 s every 5 ms.
+    let hours = 6;
+    let start = at(0.0);
+    let store = scenario::stream(
+        start,
+        hours * 3600 * NANOS_PER_SEC,
+        120 * NANOS_PER_SEC,
+        8,
+        11,
+    );
+    let h = Harness::start(
+        store,
+        start,
+        &["--discovery.lookback", "30m", "--discovery.interval", "1ms"],
+    )
+    .await;
+    let clock = h.clock.clone();
+    let end = start + hours * 3600 * NANOS_PER_SEC;
+    let ticker = tokio::spawn(async move {
+        while imagebuilder_exporter::clock::Clock::now(&*clock) < end {
+            clock.advance_secs(30.0);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let mut tracked_max = 0.0f64;
+    let mut steps_max = 0.0f64;
+    let mut rss_samples = Vec::new();
+    let mut counted = 0.0;
+    while !ticker.is_finished() {
+        let m = h.scrape().await;
+        tracked_max = tracked_max.max(
+            m.get("imagebuilder_exporter_tracked_builds", &[])
+                .unwrap_or(0.0),
+        );
+        steps_max = steps_max.max(
+            m.get("imagebuilder_exporter_tracked_step_executions", &[])
+                .unwrap_or(0.0),
+        );
+        counted = m.sum("imagebuilder_workflow_step_executions_total", &[]);
+        rss_samples.push(rss());
+    }
+    ticker.await.unwrap();
+    // 30 minutes of builds at one every 2 minutes, plus the newest of each
+    // image and those in flight: a bound that does not grow with the hours.
+    assert!(tracked_max <= 30.0, "tracked up to {tracked_max} builds");
+    assert!(
+        steps_max <= 30.0 * 12.0,
+        "held up to {steps_max} step executions"
+    );
+    assert!(
+        counted >= 1000.0,
+        "only {counted} step executions counted: the scenario did not move"
+    );
+    let first_half = rss_samples[..rss_samples.len() / 2]
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or(0);
+    let last = *rss_samples.last().unwrap_or(&0);
+    assert!(
+        last < first_half + (32 << 20),
+        "memory grew from {} MiB to {} MiB",
+        first_half >> 20,
+        last >> 20
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_connections_are_limited() {
+    let h = Harness::start_configured(
+        sample_world(),
+        at(160.0),
+        &["--web.max-connections", "2"],
+        |o| {
+            o.web.serve.header_read_timeout = Duration::from_millis(300);
+        },
+    )
+    .await;
+    let addr = h.url.trim_start_matches("http://").to_string();
+
+    // A client that never finishes its headers is disconnected.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), slow.read_to_end(&mut buf))
+        .await
+        .expect("closed by the server");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    // Two idle connections take both slots; a third client waits until the
+    // server drops them, then is served.
+    let idle: Vec<_> = futures_util::future::join_all(
+        (0..2).map(|_| tokio::net::TcpStream::connect(addr.clone())),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let (status, _, _) = get(&format!("{}/-/healthy", h.url)).await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "served at once despite the limit: {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    h.shutdown().await;
+}
