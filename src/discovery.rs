@@ -26,7 +26,7 @@ use regex::Regex;
 use tokio::time::Instant;
 
 use crate::aws::{ApiError, DataIssue, ImageBuilderApi, Operation, Page};
-use crate::clock::{Nanos, NANOS_PER_SEC};
+use crate::clock::Nanos;
 use crate::counters::{StepCounters, StepKey};
 use crate::model::{
     parse_arn, workflow_type_from_arn, Build, StepDetail, StepExecution, WorkflowExecution,
@@ -215,7 +215,7 @@ impl Tracker {
         let baseline = self
             .baseline
             .get_or_insert_with(|| listed.iter().map(|b| arn_hash(&b.arn)).collect());
-        let lookback_start = now - self.cfg.lookback.as_nanos() as Nanos;
+        let lookback_start = now.saturating_sub(nanos(self.cfg.lookback));
 
         let mut by_arn: HashMap<Arc<str>, Build> = HashMap::new();
         for b in listed {
@@ -766,7 +766,7 @@ where
         .await
 }
 
-/// Seconds as nanoseconds, for configuration arithmetic.
-pub fn nanos(d: Duration) -> Nanos {
-    (d.as_secs() as Nanos) * NANOS_PER_SEC + Nanos::from(d.subsec_nanos())
+/// A configured duration as nanoseconds, saturating (`--discovery.lookback 300y`).
+fn nanos(d: Duration) -> Nanos {
+    Nanos::try_from(d.as_nanos()).unwrap_or(Nanos::MAX)
 }

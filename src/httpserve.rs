@@ -3,14 +3,17 @@
 //! headers (slow clients cannot hold a connection forever) and graceful
 //! shutdown that lets requests in flight finish.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -21,7 +24,73 @@ use tokio::sync::Semaphore;
 
 /// A handler's answer; an `Err` closes the connection without a response
 /// (the simulator uses it to imitate connection resets).
-pub type HandlerResult = Result<Response<Full<Bytes>>, CloseConnection>;
+pub type HandlerResult = Result<Response<Chunks>, CloseConnection>;
+
+/// A response body made of shared chunks. The metrics page is mostly text
+/// encoded once per refresh; sending it as reference-counted chunks means a
+/// scrape neither copies it nor allocates its size again, however many
+/// scrapes run at once.
+#[derive(Debug, Default, Clone)]
+pub struct Chunks {
+    chunks: VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl Chunks {
+    pub fn new(chunks: Vec<Bytes>) -> Self {
+        let remaining = chunks.iter().map(|c| c.len() as u64).sum();
+        Self {
+            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
+            remaining,
+        }
+    }
+
+    /// Total length in bytes.
+    pub fn len(&self) -> u64 {
+        self.remaining
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// The chunks, for encoders that need to read them (gzip).
+    pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
+        self.chunks.iter()
+    }
+}
+
+impl From<Bytes> for Chunks {
+    fn from(b: Bytes) -> Self {
+        Chunks::new(vec![b])
+    }
+}
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.chunks.pop_front() {
+            Some(b) => {
+                self.remaining -= b.len() as u64;
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
 
 /// Asks the server to drop the connection instead of answering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -120,8 +189,13 @@ pub async fn serve<H, Fut>(
 }
 
 /// A response with a body and a content type.
-pub fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+pub fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Chunks> {
+    respond_chunks(status, content_type, Chunks::from(body.into()))
+}
+
+/// A response with a body in chunks and a content type.
+pub fn respond_chunks(status: u16, content_type: &str, body: Chunks) -> Response<Chunks> {
+    let mut r = Response::new(body);
     *r.status_mut() =
         hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {

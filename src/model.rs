@@ -210,9 +210,11 @@ pub struct StepDetail {
     pub on_failure: Option<String>,
 }
 
-fn span(start: Option<Nanos>, end: Option<Nanos>) -> Option<Nanos> {
+/// `end − start` when both are known and in order. Checked: two valid
+/// times can be further apart than `Nanos` can hold.
+pub fn span(start: Option<Nanos>, end: Option<Nanos>) -> Option<Nanos> {
     match (start, end) {
-        (Some(s), Some(e)) if e >= s => Some(e - s),
+        (Some(s), Some(e)) if e >= s => e.checked_sub(s),
         _ => None,
     }
 }

@@ -9,7 +9,10 @@ use crate::aws::ImageBuilderApi;
 use crate::clock::{secs, Clock};
 use crate::metrics::ExporterMetrics;
 use crate::refresh::Target;
-use crate::snapshot::{render, render_capacity};
+use bytes::Bytes;
+
+use crate::httpserve::Chunks;
+use crate::snapshot::render;
 
 /// All targets, shared by the web server and the start-up refresh.
 pub struct Exporter<C> {
@@ -54,7 +57,7 @@ impl<C: ImageBuilderApi> Exporter<C> {
 
     /// The body of `/metrics`: refreshes what is due (waiting at most the
     /// scrape timeout), then renders every target and the exporter's own metrics.
-    pub async fn render_metrics(&self) -> Vec<u8> {
+    pub async fn render_metrics(&self) -> Chunks {
         let snapshots = join_all(self.targets.iter().map(|t| t.scrape(self.scrape_timeout))).await;
         let now = self.clock.now();
         for s in &snapshots {
@@ -62,12 +65,13 @@ impl<C: ImageBuilderApi> Exporter<C> {
                 self.metrics
                     .snapshot_age
                     .with_label_values(&[&*s.target])
-                    .set(secs((now - at).max(0)));
+                    .set(secs(now.saturating_sub(at).max(0)));
             }
         }
-        let mut out = Vec::with_capacity(render_capacity(&snapshots));
-        render(&snapshots, now, &mut out);
-        self.metrics.encode(&mut out);
-        out
+        let mut chunks = render(&snapshots, now);
+        let mut own = Vec::with_capacity(16 * 1024);
+        self.metrics.encode(&mut own);
+        chunks.push(Bytes::from(own));
+        Chunks::new(chunks)
     }
 }

@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::clock::{secs, Nanos, NANOS_PER_SEC};
 use crate::counters::{StepCounters, StepKey};
 use crate::metrics::family::{Family, FamilyDef, STEP_LABELS, WORKFLOW_LABELS};
@@ -52,16 +54,28 @@ enum Live {
 impl Live {
     fn at(self, now: Nanos) -> f64 {
         match self {
-            Live::Elapsed { start } => secs((now - start).max(0)),
+            Live::Elapsed { start } => secs(now.saturating_sub(start).max(0)),
             Live::Headroom { start, timeout } => {
-                secs(timeout * NANOS_PER_SEC - (now - start).max(0))
+                secs(timeout * NANOS_PER_SEC - now.saturating_sub(start).max(0))
             }
         }
     }
 }
 
+/// One family's part of a snapshot.
 #[derive(Debug, Default, Clone)]
 struct Body {
+    /// Samples that do not depend on time, encoded once; shared by every
+    /// scrape without copying.
+    text: Bytes,
+    /// Samples computed at scrape time: the encoded `name{labels} ` and how
+    /// to compute the value.
+    live: Vec<(Box<[u8]>, Live)>,
+}
+
+/// A family's part while a snapshot is being built.
+#[derive(Debug, Default, Clone)]
+struct Draft {
     text: Vec<u8>,
     live: Vec<(Box<[u8]>, Live)>,
 }
@@ -110,7 +124,7 @@ impl Snapshot {
         workflows: &[WorkflowView],
         counters: &StepCounters,
     ) -> Self {
-        let mut bodies = vec![Body::default(); Family::ALL.len()];
+        let mut bodies = vec![Draft::default(); Family::ALL.len()];
         let mut labels = Vec::with_capacity(512);
         for s in steps {
             labels.clear();
@@ -137,14 +151,17 @@ impl Snapshot {
             Family::StepExecutionDuration.def().name,
             &mut bodies[Family::StepExecutionDuration as usize].text,
         );
-        for b in &mut bodies {
-            b.text.shrink_to_fit();
-        }
         Self {
             target: Arc::from(target),
             refreshed_at: Some(refreshed_at),
             stats,
-            bodies,
+            bodies: bodies
+                .into_iter()
+                .map(|d| Body {
+                    text: Bytes::from(d.text),
+                    live: d.live,
+                })
+                .collect(),
         }
     }
 
@@ -154,7 +171,7 @@ impl Snapshot {
     }
 }
 
-fn sample(body: &mut Body, def: &FamilyDef, labels: &[u8], extra: &str, v: f64) {
+fn sample(body: &mut Draft, def: &FamilyDef, labels: &[u8], extra: &str, v: f64) {
     let t = &mut body.text;
     t.extend_from_slice(def.name.as_bytes());
     t.push(b'{');
@@ -165,7 +182,7 @@ fn sample(body: &mut Body, def: &FamilyDef, labels: &[u8], extra: &str, v: f64) 
     t.push(b'\n');
 }
 
-fn live(body: &mut Body, def: &FamilyDef, labels: &[u8], v: Live) {
+fn live(body: &mut Draft, def: &FamilyDef, labels: &[u8], v: Live) {
     let mut prefix = Vec::with_capacity(def.name.len() + labels.len() + 3);
     prefix.extend_from_slice(def.name.as_bytes());
     prefix.push(b'{');
@@ -183,16 +200,15 @@ enum Span {
 
 fn span(terminal: bool, start: Option<Nanos>, end: Option<Nanos>) -> Span {
     match (start, end) {
-        (Some(s), Some(e)) if e >= s => Span::Done(e - s),
         (Some(s), None) if !terminal => Span::Running(s),
         // No start, an end before the start, or a finished step that lost its
         // end time: no duration rather than an invented one.
-        _ => Span::Unknown,
+        _ => crate::model::span(start, end).map_or(Span::Unknown, Span::Done),
     }
 }
 
 fn state_set<T: PartialEq>(
-    body: &mut Body,
+    body: &mut Draft,
     def: &FamilyDef,
     labels: &[u8],
     known: &[T],
@@ -222,7 +238,7 @@ fn state_set<T: PartialEq>(
     }
 }
 
-fn encode_step(bodies: &mut [Body], labels: &[u8], s: &StepView) {
+fn encode_step(bodies: &mut [Draft], labels: &[u8], s: &StepView) {
     state_set(
         &mut bodies[Family::StepStatus as usize],
         Family::StepStatus.def(),
@@ -278,7 +294,7 @@ fn encode_step(bodies: &mut [Body], labels: &[u8], s: &StepView) {
     }
 }
 
-fn encode_workflow(bodies: &mut [Body], labels: &[u8], w: &WorkflowView) {
+fn encode_workflow(bodies: &mut [Draft], labels: &[u8], w: &WorkflowView) {
     state_set(
         &mut bodies[Family::WorkflowStatus as usize],
         Family::WorkflowStatus.def(),
@@ -314,39 +330,39 @@ fn encode_workflow(bodies: &mut [Body], labels: &[u8], w: &WorkflowView) {
     }
 }
 
-/// Writes the workflow families of every target at time `now`. Families stay
-/// contiguous across targets, as the text format requires.
-pub fn render(snapshots: &[Arc<Snapshot>], now: Nanos, out: &mut Vec<u8>) {
+/// The workflow families of every target at time `now`, as chunks to send
+/// one after the other. Families stay contiguous across targets, as the text
+/// format requires; the static text is shared, not copied.
+pub fn render(snapshots: &[Arc<Snapshot>], now: Nanos) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(Family::ALL.len() * (1 + 2 * snapshots.len()));
     for f in Family::ALL {
         let i = *f as usize;
         if snapshots.iter().all(|s| s.bodies[i].is_empty()) {
             continue;
         }
-        write_header(out, f.def());
+        let mut header = Vec::with_capacity(512);
+        write_header(&mut header, f.def());
+        out.push(Bytes::from(header));
         for s in snapshots {
             let b = &s.bodies[i];
-            out.extend_from_slice(&b.text);
-            for (prefix, v) in &b.live {
-                out.extend_from_slice(prefix);
-                write_value(out, v.at(now));
-                out.push(b'\n');
+            out.push(b.text.clone());
+            if !b.live.is_empty() {
+                let mut text = Vec::with_capacity(b.live.iter().map(|(p, _)| p.len() + 24).sum());
+                for (prefix, v) in &b.live {
+                    text.extend_from_slice(prefix);
+                    write_value(&mut text, v.at(now));
+                    text.push(b'\n');
+                }
+                out.push(Bytes::from(text));
             }
         }
     }
+    out
 }
 
-/// An upper bound of the rendered size, to allocate once per scrape.
-pub fn render_capacity(snapshots: &[Arc<Snapshot>]) -> usize {
-    snapshots
-        .iter()
-        .map(|s| {
-            s.bodies
-                .iter()
-                .map(|b| b.text.len() + b.live.iter().map(|(p, _)| p.len() + 24).sum::<usize>())
-                .sum::<usize>()
-        })
-        .sum::<usize>()
-        + 16 * 1024
+/// [`render`] into one buffer.
+pub fn render_text(snapshots: &[Arc<Snapshot>], now: Nanos) -> Vec<u8> {
+    render(snapshots, now).concat()
 }
 
 #[cfg(test)]
@@ -370,9 +386,7 @@ mod tests {
     }
 
     fn render_one(s: Snapshot, now: Nanos) -> String {
-        let mut out = Vec::new();
-        render(&[Arc::new(s)], now, &mut out);
-        String::from_utf8(out).unwrap()
+        String::from_utf8(render_text(&[Arc::new(s)], now)).unwrap()
     }
 
     fn line<'a>(text: &'a str, name: &str, extra: &str) -> Option<&'a str> {
@@ -457,9 +471,11 @@ mod tests {
             timeout_seconds: Some(3600),
         }]));
         for (after, headroom) in [(10.5, "3589.5"), (70.0, "3530")] {
-            let mut out = Vec::new();
-            render(std::slice::from_ref(&s), S + (after * 1e9) as i64, &mut out);
-            let text = String::from_utf8(out).unwrap();
+            let text = String::from_utf8(render_text(
+                std::slice::from_ref(&s),
+                S + (after * 1e9) as i64,
+            ))
+            .unwrap();
             assert_eq!(
                 line(&text, "imagebuilder_workflow_step_duration_seconds", ""),
                 Some(after.to_string().as_str())
@@ -531,9 +547,7 @@ mod tests {
         };
         let a = Arc::new(snap(&[view("us-east-1")]));
         let b = Arc::new(snap(&[view("eu-west-1")]));
-        let mut out = Vec::new();
-        render(&[a, b], S, &mut out);
-        let text = String::from_utf8(out).unwrap();
+        let text = String::from_utf8(render_text(&[a, b], S)).unwrap();
         assert_eq!(
             text.matches("# TYPE imagebuilder_workflow_step_status gauge")
                 .count(),

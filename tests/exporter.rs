@@ -445,6 +445,49 @@ async fn health_readiness_and_methods() {
 }
 
 #[tokio::test]
+async fn gzip_when_asked() {
+    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    let (_, _, plain) = get(&format!("{}/metrics", h.url)).await;
+    let (status, headers, body) = raw_request(
+        "GET",
+        &format!("{}/metrics", h.url),
+        &[("accept-encoding", "gzip, deflate")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("content-encoding").unwrap(), "gzip");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+    assert!(
+        body.len() * 5 < text.len(),
+        "{} compressed to {}",
+        text.len(),
+        body.len()
+    );
+    let m = Metrics::parse(&text);
+    assert_eq!(m.get(DURATION, &web("Launch")), Some(12.418));
+    assert_eq!(
+        plain
+            .lines()
+            .filter(|l| l.starts_with("imagebuilder_workflow"))
+            .count(),
+        text.lines()
+            .filter(|l| l.starts_with("imagebuilder_workflow"))
+            .count()
+    );
+    let (_, headers, _) = raw_request(
+        "GET",
+        &format!("{}/metrics", h.url),
+        &[("accept-encoding", "gzip;q=0, identity")],
+    )
+    .await
+    .unwrap();
+    assert!(headers.get("content-encoding").is_none());
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_slow_api_gets_the_last_snapshot_within_the_scrape_timeout() {
     let h = Harness::start(sample_world(), at(160.0), &["--scrape.timeout", "300ms"]).await;
     let m = h.scrape().await;

@@ -1,20 +1,19 @@
 //! Control endpoints under `/_sim/`, for tests that run the simulator as a
 //! separate process: read and reset call counts, read and set faults.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use super::faults::Faults;
 use super::SimState;
-use crate::httpserve::respond;
+use crate::httpserve::{respond, Chunks};
 
 pub(crate) async fn handle(
     state: &SimState,
     path: String,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Response<Chunks> {
     let json = |v: serde_json::Value| {
         respond(
             200,

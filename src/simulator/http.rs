@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
@@ -13,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::faults::{BadAnswer, Faults};
 use super::store::{step_json, workflow_json, SimBuild, StepPlan};
 use super::SimState;
-use crate::httpserve::{respond, HandlerResult};
+use crate::httpserve::{respond, Chunks, HandlerResult};
 
 /// Page size when `maxResults` is not given, and the largest allowed.
 pub const DEFAULT_PAGE: usize = 25;
@@ -179,13 +178,13 @@ fn injected_error(state: &SimState, f: &Faults) -> Option<SimError> {
     None
 }
 
-fn set_request_id(r: &mut Response<Full<Bytes>>, id: &str) {
+fn set_request_id(r: &mut Response<Chunks>, id: &str) {
     if let Ok(v) = hyper::header::HeaderValue::from_str(id) {
         r.headers_mut().insert("x-amzn-requestid", v);
     }
 }
 
-pub(crate) fn error_response(state: &SimState, e: &SimError) -> Response<Full<Bytes>> {
+pub(crate) fn error_response(state: &SimState, e: &SimError) -> Response<Chunks> {
     let body = serde_json::to_vec(&json!({ "message": e.message })).unwrap_or_default();
     let mut r = respond(e.status, "application/json", body);
     r.headers_mut().insert(

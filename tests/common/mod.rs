@@ -350,6 +350,16 @@ pub async fn try_request(
     method: &str,
     url: &str,
 ) -> Result<(u16, hyper::HeaderMap, String), String> {
+    let (status, headers, body) = raw_request(method, url, &[]).await?;
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A request with extra headers; the body as bytes.
+pub async fn raw_request(
+    method: &str,
+    url: &str,
+    extra: &[(&str, &str)],
+) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
     let authority = uri.authority().ok_or("no authority")?.as_str().to_string();
     let addr: SocketAddr = authority.parse().map_err(|e| format!("{e}"))?;
@@ -360,10 +370,14 @@ pub async fn try_request(
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(conn);
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
         .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-        .header("host", authority)
+        .header("host", authority);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let req = req
         .body(Empty::<Bytes>::new())
         .map_err(|e| format!("{e}"))?;
     let resp = sender
@@ -378,7 +392,7 @@ pub async fn try_request(
         .await
         .map_err(|e| format!("body: {e}"))?
         .to_bytes();
-    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+    Ok((status, headers, body))
 }
 
 /// Samples read by a Prometheus text-format parser.
