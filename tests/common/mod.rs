@@ -2,7 +2,9 @@
 //! it, an HTTP client, and a Prometheus text parser.
 #![allow(dead_code)]
 
+pub mod grafana;
 pub mod logs;
+pub mod promapi;
 pub mod tools;
 
 use std::collections::BTreeMap;

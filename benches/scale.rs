@@ -1,0 +1,471 @@
+//! The scale benchmark: the exporter against simulated accounts of 100, 1,000
+//! and 5,000 builds, over real HTTP, with 20 ms of latency per API call.
+//!
+//! ```sh
+//! cargo bench --bench scale                     # all three sizes (~20 min)
+//! BENCH_SIZES=100,1000 cargo bench --bench scale
+//! ```
+//!
+//! For each size it prints API calls (cold start, steady state with and
+//! without discovery, one new build), time to ready at the default rate
+//! limit, `/metrics` size, series, latency under 1 and 10 scrapers, encoding
+//! speed, and the exporter process's memory; and, for comparison, what
+//! re-fetching everything at each scrape would cost.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{raw_request, try_request};
+use imagebuilder_exporter::app;
+use imagebuilder_exporter::clock::{Clock, SystemClock, NANOS_PER_SEC};
+use imagebuilder_exporter::config::Options;
+use imagebuilder_exporter::metrics::ExporterMetrics;
+use imagebuilder_exporter::simulator::scenario::{self, BuildShape, Ids};
+use imagebuilder_exporter::simulator::{Faults, Simulator};
+
+const OPS: [&str; 4] = [
+    "ListImageBuildVersions",
+    "ListWorkflowExecutions",
+    "ListWorkflowStepExecutions",
+    "GetWorkflowStepExecution",
+];
+const LATENCY: Duration = Duration::from_millis(20);
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(20);
+
+#[derive(Default, Clone)]
+struct Row {
+    builds: usize,
+    images: usize,
+    running: usize,
+    step_executions: usize,
+    cold_calls: BTreeMap<String, u64>,
+    cold_wall: Duration,
+    steady: BTreeMap<String, u64>,
+    steady_discovery: BTreeMap<String, u64>,
+    new_build: BTreeMap<String, u64>,
+    naive: u64,
+    size: usize,
+    gzip_size: usize,
+    series: usize,
+    lat1: (Duration, Duration),
+    lat10: (Duration, Duration),
+    lat10_gzip: (Duration, Duration),
+    render_mbps: f64,
+    flatten_mbps: f64,
+    memcpy_mbps: f64,
+    rss_peak: u64,
+    rss_steady: u64,
+    rss_scraped: u64,
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![100, 1000, 5000]);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut rows = Vec::new();
+    for builds in sizes {
+        let images = (builds / 20).max(1);
+        let running = match builds {
+            0..=100 => 3,
+            101..=1000 => 5,
+            _ => 10,
+        };
+        eprintln!("== {builds} builds over {images} images, {running} running");
+        rows.push(rt.block_on(measure(builds, images, running)));
+        print_table(&rows);
+    }
+}
+
+fn calls_text(c: &BTreeMap<String, u64>) -> String {
+    let total: u64 = c.values().sum();
+    let parts: Vec<String> = OPS
+        .iter()
+        .map(|o| c.get(*o).copied().unwrap_or(0).to_string())
+        .collect();
+    format!("{total} ({})", parts.join("/"))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn print_table(rows: &[Row]) {
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add = |name: &str, f: &dyn Fn(&Row) -> String| {
+        lines.push((name.to_string(), rows.iter().map(f).collect()))
+    };
+    add("builds / images / running", &|r| {
+        format!("{} / {} / {}", r.builds, r.images, r.running)
+    });
+    add("step executions in the account", &|r| {
+        r.step_executions.to_string()
+    });
+    add("cold start: calls (LIBV/LWE/LWSE/GWSE)", &|r| {
+        calls_text(&r.cold_calls)
+    });
+    add("cold start: wall time to /-/ready", &|r| {
+        format!("{:.1} s", r.cold_wall.as_secs_f64())
+    });
+    add("steady refresh, nothing new", &|r| calls_text(&r.steady));
+    add("steady refresh with discovery", &|r| {
+        calls_text(&r.steady_discovery)
+    });
+    add("refresh after one new build", &|r| calls_text(&r.new_build));
+    add("re-fetch everything per scrape", &|r| r.naive.to_string());
+    add("saving (re-fetch / steady)", &|r| {
+        let steady: u64 = r.steady.values().sum::<u64>().max(1);
+        let with_disc: u64 = r.steady_discovery.values().sum::<u64>().max(1);
+        format!(
+            "{}x ({}x with discovery)",
+            r.naive / steady,
+            r.naive / with_disc
+        )
+    });
+    add("/metrics size (gzip)", &|r| {
+        format!(
+            "{:.2} MB ({:.2} MB)",
+            r.size as f64 / 1e6,
+            r.gzip_size as f64 / 1e6
+        )
+    });
+    add("/metrics series", &|r| r.series.to_string());
+    add("latency p50/p99, 1 scraper", &|r| {
+        format!("{} / {} ms", ms(r.lat1.0), ms(r.lat1.1))
+    });
+    add("latency p50/p99, 10 scrapers", &|r| {
+        format!("{} / {} ms", ms(r.lat10.0), ms(r.lat10.1))
+    });
+    add("latency p50/p99, 10 scrapers, gzip", &|r| {
+        format!("{} / {} ms", ms(r.lat10_gzip.0), ms(r.lat10_gzip.1))
+    });
+    add("encoding (chunks / one buffer / memcpy)", &|r| {
+        format!(
+            "{:.0} / {:.0} / {:.0} MB/s",
+            r.render_mbps, r.flatten_mbps, r.memcpy_mbps
+        )
+    });
+    add("exporter RSS peak / steady", &|r| {
+        format!(
+            "{:.1} / {:.1} MB",
+            r.rss_peak as f64 / 1048576.0,
+            r.rss_steady as f64 / 1048576.0
+        )
+    });
+    add("exporter RSS under 10 scrapers", &|r| {
+        format!("{:.1} MB", r.rss_scraped as f64 / 1048576.0)
+    });
+    let w0 = lines.iter().map(|l| l.0.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..rows.len())
+        .map(|i| lines.iter().map(|l| l.1[i].len()).max().unwrap_or(0))
+        .collect();
+    println!();
+    let header: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| format!("{:>w$}", format!("{} builds", r.builds), w = widths[i]))
+        .collect();
+    println!("| {:w0$} | {} |", "", header.join(" | "));
+    println!(
+        "|{}|{}|",
+        "-".repeat(w0 + 2),
+        widths
+            .iter()
+            .map(|w| "-".repeat(w + 2))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    for (name, cells) in &lines {
+        let cells: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{:>w$}", c, w = widths[i]))
+            .collect();
+        println!("| {name:w0$} | {} |", cells.join(" | "));
+    }
+    println!();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn rss_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct Exporter(Child);
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_ready(base: &str) -> Duration {
+    let started = Instant::now();
+    let url = format!("{base}/-/ready");
+    loop {
+        if let Ok((200, _, _)) = try_request("GET", &url).await {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn scrape(base: &str) -> Bytes {
+    raw_request("GET", &format!("{base}/metrics"), &[])
+        .await
+        .expect("scrape")
+        .2
+}
+
+/// Latency percentiles (p50, p99) of `n` scrapes by each of `clients`.
+async fn latency(base: &str, clients: usize, n: usize, gzip: bool) -> (Duration, Duration) {
+    let url = format!("{base}/metrics");
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let headers: &[(&str, &str)] = if gzip {
+                    &[("accept-encoding", "gzip")]
+                } else {
+                    &[]
+                };
+                let mut v = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let t = Instant::now();
+                    let r = raw_request("GET", &url, headers).await.expect("scrape");
+                    assert_eq!(r.0, 200);
+                    v.push(t.elapsed());
+                }
+                v
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("scraper"));
+    }
+    all.sort();
+    let p = |q: f64| all[((all.len() as f64 * q).ceil() as usize).clamp(1, all.len()) - 1];
+    (p(0.50), p(0.99))
+}
+
+async fn measure(builds: usize, images: usize, running: usize) -> Row {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+    let store = scenario::sized(now, builds, images, running, 20 * 3600 * NANOS_PER_SEC, 1);
+    // What a naive exporter would call at every scrape: every page, every
+    // build's executions, every execution's steps, every step's detail.
+    let (mut executions, mut steps) = (0u64, 0u64);
+    for b in store.visible(now) {
+        for (_, st) in b.workflow_states(now) {
+            executions += 1;
+            steps += st.steps.len() as u64;
+        }
+    }
+    let visible = store.visible(now).count() as u64;
+    let naive = visible.div_ceil(100) + visible + executions + steps;
+    let sim = Simulator::new(clock.clone(), store, 1);
+    sim.set_faults(Faults {
+        latency: LATENCY,
+        ..Faults::default()
+    });
+    let running_sim = sim
+        .spawn(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("simulator");
+    let mut row = Row {
+        builds,
+        images,
+        running,
+        step_executions: steps as usize,
+        naive,
+        ..Row::default()
+    };
+
+    // A: the exporter as users run it (default rate limit), as a process.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = Command::new(env!("CARGO_BIN_EXE_imagebuilder-exporter"))
+        .args([
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+            "--refresh.min-interval",
+            "1s",
+            "--discovery.interval",
+            &format!("{}s", DISCOVERY_INTERVAL.as_secs()),
+            "--log.level",
+            "warn",
+        ])
+        .env("AWS_ENDPOINT_URL_IMAGEBUILDER", running_sim.url())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("exporter starts");
+    let pid = child.id();
+    let exporter = Exporter(child);
+    row.cold_wall = wait_ready(&base).await;
+    row.cold_calls = sim.calls();
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    scrape(&base).await; // may run a due discovery
+    sim.reset_calls();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    scrape(&base).await;
+    row.steady = sim.calls();
+
+    // Past the discovery interval, whenever the last discovery ran.
+    tokio::time::sleep(DISCOVERY_INTERVAL + Duration::from_millis(200)).await;
+    sim.reset_calls();
+    scrape(&base).await;
+    row.steady_discovery = sim.calls();
+
+    sim.update(|s| {
+        let shape = BuildShape {
+            speed: 20.0,
+            ..BuildShape::default()
+        };
+        s.insert(scenario::planned_build(
+            &mut Ids::new(99),
+            &scenario::image_name(0),
+            1_000_000,
+            clock.now() - NANOS_PER_SEC,
+            &shape,
+        ));
+    });
+    tokio::time::sleep(DISCOVERY_INTERVAL + Duration::from_millis(200)).await;
+    sim.reset_calls();
+    scrape(&base).await;
+    row.new_build = sim.calls();
+    (row.rss_steady, row.rss_peak) = rss_of(pid);
+
+    // Memory while ten scrapers hammer it.
+    let peak = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_of(pid).0, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    latency(&base, 10, 20, false).await;
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.await;
+    row.rss_scraped = peak.load(Ordering::Relaxed);
+    drop(exporter);
+
+    // B: the same exporter in this process, refreshing only when told, for
+    // scrape latency and encoding speed without refreshes in the way.
+    sim.set_faults(Faults::default());
+    let mut opts = Options::from_args([
+        "--refresh.min-interval",
+        "1h",
+        "--aws.region",
+        "us-east-1",
+        "--aws.max-requests-per-second",
+        "2000",
+        "--aws.max-concurrency",
+        "32",
+        "--web.max-connections",
+        "64",
+    ])
+    .expect("options");
+    opts.aws.endpoint_url = Some(running_sim.url());
+    opts.aws.static_credentials = Some(("AKIDBENCH".into(), "bench".into()));
+    let built = app::build(
+        &opts,
+        clock.clone(),
+        ExporterMetrics::new().expect("metrics"),
+    )
+    .await
+    .expect("exporter");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base_b = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(imagebuilder_exporter::server::run(
+        listener,
+        built.exporter.clone(),
+        opts.web.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let body = scrape(&base_b).await; // the one refresh
+    row.size = body.len();
+    row.series = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty() && l[0] != b'#')
+        .count();
+    row.gzip_size = raw_request(
+        "GET",
+        &format!("{base_b}/metrics"),
+        &[("accept-encoding", "gzip")],
+    )
+    .await
+    .expect("gzip")
+    .2
+    .len();
+    let rounds = 200;
+    let mut t = Instant::now();
+    let mut total = 0usize;
+    for _ in 0..rounds {
+        total += built.exporter.render_metrics().await.len() as usize;
+    }
+    row.render_mbps = total as f64 / 1e6 / t.elapsed().as_secs_f64();
+    t = Instant::now();
+    total = 0;
+    for _ in 0..rounds {
+        let chunks = built.exporter.render_metrics().await;
+        let flat: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        total += std::hint::black_box(flat).len();
+    }
+    row.flatten_mbps = total as f64 / 1e6 / t.elapsed().as_secs_f64();
+    let src = vec![7u8; row.size];
+    t = Instant::now();
+    for _ in 0..rounds {
+        let copy = std::hint::black_box(&src).clone();
+        std::hint::black_box(copy);
+    }
+    row.memcpy_mbps = (row.size * rounds) as f64 / 1e6 / t.elapsed().as_secs_f64();
+
+    row.lat1 = latency(&base_b, 1, 200, false).await;
+    row.lat10 = latency(&base_b, 10, 50, false).await;
+    row.lat10_gzip = latency(&base_b, 10, 10, true).await;
+    let _ = stop.send(());
+    let _ = server.await;
+    running_sim.stop().await;
+    row
+}
