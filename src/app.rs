@@ -21,6 +21,8 @@ pub enum StartError {
     #[error(transparent)]
     Aws(#[from] AwsConfigError),
     #[error(transparent)]
+    WebConfig(#[from] crate::webconfig::WebConfigError),
+    #[error(transparent)]
     Metrics(#[from] MetricsError),
     #[error("cannot start the demo's simulator: {0}")]
     Simulator(std::io::Error),
@@ -30,7 +32,7 @@ impl StartError {
     /// Exit status: 2 for configuration problems, 1 for the rest.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Aws(_) => 2,
+            StartError::Aws(_) | StartError::WebConfig(_) => 2,
             _ => 1,
         }
     }
@@ -65,35 +67,56 @@ pub async fn build(
         aws.static_credentials = Some(("AKIDDEMO".into(), "demo-secret".into()));
         simulator = Some(running);
     }
-    let sdk = load_sdk_config(&aws).await?;
-    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-    let client = Arc::new(SdkClient::new(
-        &sdk,
-        &region,
-        opts.limits.clone(),
-        metrics.clone(),
-    ));
-    let target = Target::new(
-        &region,
-        client,
-        Tracker::new(opts.discovery.clone()),
-        opts.refresh_min_interval,
-        clock.clone(),
-        metrics.clone(),
-    );
+    let mut targets = Vec::with_capacity(opts.targets.len());
+    for spec in &opts.targets {
+        let mut settings = aws.clone();
+        if spec.region.is_some() {
+            settings.region = spec.region.clone();
+        }
+        settings.assume_role = spec.assume_role.clone();
+        let sdk = load_sdk_config(&settings).await?;
+        let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+        let name = if spec.name.is_empty() {
+            region
+        } else {
+            spec.name.clone()
+        };
+        let client = Arc::new(SdkClient::new(
+            &sdk,
+            &name,
+            opts.limits.clone(),
+            metrics.clone(),
+        ));
+        let mut discovery = opts.discovery.clone();
+        if let Some(f) = &spec.image_name_filter {
+            discovery.image_filter = Some(f.clone());
+        }
+        // Each target refreshes on its own: one failing account never
+        // blanks the others.
+        targets.push(Target::new(
+            &name,
+            client,
+            Tracker::new(discovery),
+            opts.refresh_min_interval,
+            clock.clone(),
+            metrics.clone(),
+        ));
+    }
     Ok(Built {
-        exporter: Exporter::new(vec![target], metrics, clock, opts.scrape_timeout),
+        exporter: Exporter::new(targets, metrics, clock, opts.scrape_timeout),
         simulator,
     })
 }
 
 /// Runs the exporter on `listener` until `shutdown` completes.
 pub async fn run(
-    opts: Options,
+    mut opts: Options,
     listener: TcpListener,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    // The web configuration first: a bad file stops start-up (status 2).
+    opts.web.load_security()?;
     let metrics = ExporterMetrics::new()?;
     let built = build(&opts, clock, metrics).await?;
     built.exporter.warm_up();

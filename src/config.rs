@@ -17,6 +17,7 @@ use crate::aws::sdk::{AwsSettings, Limits};
 use crate::discovery::DiscoveryConfig;
 use crate::httpserve::ServeOptions;
 use crate::server::WebConfig;
+use crate::targets::TargetSpec;
 
 /// The default port, in the Prometheus exporters' 9100–9999 range.
 pub const DEFAULT_PORT: u16 = 9863;
@@ -55,6 +56,10 @@ pub struct Cli {
     /// Connections served at once; more wait in the listen backlog.
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub max_connections: u32,
+
+    /// TLS and basic auth for the web server: a YAML file in the Prometheus exporter-toolkit's web configuration format, re-read when it changes and on SIGHUP.
+    #[arg(long = "web.config.file", value_name = "FILE", value_parser = crate::webconfig::parse_web_config_file)]
+    pub web_config_file: Option<std::path::PathBuf>,
 
     /// Only log messages with this level or above.
     #[arg(
@@ -129,6 +134,18 @@ pub struct Cli {
     /// Run against a built-in Image Builder simulator: no AWS account needed.
     #[arg(long = "demo")]
     pub demo: bool,
+
+    /// YAML file listing the accounts and regions to export (see the README); without it, one target from the flags and the default chain.
+    #[arg(long = "config.file", value_name = "FILE", value_parser = parse_targets_file)]
+    pub targets: Option<TargetsFile>,
+}
+
+/// The targets read from `--config.file`.
+#[derive(Debug, Clone)]
+pub struct TargetsFile(pub Vec<TargetSpec>);
+
+fn parse_targets_file(s: &str) -> Result<TargetsFile, String> {
+    crate::targets::load(std::path::Path::new(s)).map(TargetsFile)
 }
 
 /// Everything the exporter needs, validated; built from [`Cli`] or by tests.
@@ -142,6 +159,8 @@ pub struct Options {
     pub refresh_min_interval: Duration,
     pub scrape_timeout: Duration,
     pub demo: bool,
+    /// What to export: from `--config.file`, or one target from the flags.
+    pub targets: Vec<TargetSpec>,
 }
 
 impl Options {
@@ -194,12 +213,25 @@ impl Cli {
                     max_connections: self.max_connections as usize,
                     ..ServeOptions::default()
                 },
+                config_file: self.web_config_file,
+                security: None,
+            },
+            targets: match self.targets {
+                Some(TargetsFile(t)) => t,
+                None => vec![TargetSpec {
+                    // Named after the region once the default chain tells it.
+                    name: String::new(),
+                    region: self.region.clone(),
+                    assume_role: None,
+                    image_name_filter: None,
+                }],
             },
             aws: AwsSettings {
                 region: self.region,
                 profile: self.profile,
                 endpoint_url: None,
                 static_credentials: None,
+                assume_role: None,
                 request_timeout: self.request_timeout,
             },
             limits: Limits {
@@ -342,7 +374,8 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_image_regex(s: &str) -> Result<Regex, String> {
+/// An image-name filter: anchored at both ends, as Prometheus anchors regexes.
+pub(crate) fn parse_image_regex(s: &str) -> Result<Regex, String> {
     Regex::new(&format!("^(?:{s})$"))
         .map_err(|e| format!("{s:?} is not a valid regular expression: {e}"))
 }

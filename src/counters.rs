@@ -68,6 +68,8 @@ struct Histogram {
 pub struct StepCounters {
     executions: BTreeMap<(StepKey, Arc<str>), u64>,
     durations: BTreeMap<HistogramKey, Histogram>,
+    /// Bumped on every change, so that an unchanged state is not re-encoded.
+    version: u64,
 }
 
 /// Statuses whose counter series exist from the moment a step is known, so
@@ -77,6 +79,7 @@ const PRESET: [StepStatus; 2] = [StepStatus::Completed, StepStatus::Failed];
 impl StepCounters {
     /// Counts one step execution that reached `status`.
     pub fn record(&mut self, key: &StepKey, status: &StepStatus, duration: Option<Nanos>) {
+        self.version += 1;
         *self
             .executions
             .entry((key.clone(), Arc::from(status.as_str())))
@@ -97,10 +100,18 @@ impl StepCounters {
     /// Makes the COMPLETED and FAILED series of a known step exist at 0.
     pub fn preset(&mut self, key: &StepKey) {
         for s in &PRESET {
-            self.executions
-                .entry((key.clone(), Arc::from(s.as_str())))
-                .or_insert(0);
+            if let std::collections::btree_map::Entry::Vacant(e) =
+                self.executions.entry((key.clone(), Arc::from(s.as_str())))
+            {
+                e.insert(0);
+                self.version += 1;
+            }
         }
+    }
+
+    /// Changes whenever a value or a series changes.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn get(&self, key: &StepKey, status: &str) -> Option<u64> {

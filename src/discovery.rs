@@ -31,7 +31,7 @@ use crate::counters::{StepCounters, StepKey};
 use crate::model::{
     parse_arn, workflow_type_from_arn, Build, StepDetail, StepExecution, WorkflowExecution,
 };
-use crate::snapshot::{Snapshot, SnapshotStats, StepView, WorkflowView};
+use crate::snapshot::{Snapshot, StepView, WorkflowView};
 use crate::tracked::{
     build_order, latest_steps, select_latest, Limits, TrackedBuild, TrackedStep, TrackedWorkflow,
     WorkflowKey,
@@ -123,6 +123,13 @@ impl RefreshReport {
     }
 }
 
+/// How much a tracker holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    pub tracked_builds: usize,
+    pub tracked_step_executions: usize,
+}
+
 /// A step followed through `--step-execution-id`.
 #[derive(Debug, Clone, Default)]
 struct DirectStep {
@@ -144,6 +151,9 @@ pub struct Tracker {
     /// A complete refresh has happened: later terminal steps are news.
     seeded: bool,
     counters: StepCounters,
+    /// What the last snapshot was built from: an unchanged state is not
+    /// encoded again (steady refreshes of a large account change nothing).
+    last_built: Option<(Vec<StepView>, Vec<WorkflowView>, u64)>,
 }
 
 impl Tracker {
@@ -161,6 +171,7 @@ impl Tracker {
             baseline: None,
             seeded: false,
             counters: StepCounters::default(),
+            last_built: None,
         }
     }
 
@@ -509,8 +520,9 @@ impl Tracker {
             .collect()
     }
 
-    /// Builds the snapshot of the current state.
-    pub fn snapshot(&mut self, target: &str, now: Nanos) -> Snapshot {
+    /// The snapshot of the current state, or `None` when nothing it shows
+    /// changed since the last one.
+    pub fn snapshot(&mut self, target: &str) -> Option<Snapshot> {
         let mut steps = Vec::new();
         let mut workflows = Vec::new();
         for l in select_latest(&self.builds) {
@@ -568,7 +580,20 @@ impl Tracker {
         for s in &steps {
             self.counters.preset(&s.key);
         }
-        let stats = SnapshotStats {
+        let version = self.counters.version();
+        if let Some((s, w, v)) = &self.last_built {
+            if *s == steps && *w == workflows && *v == version {
+                return None;
+            }
+        }
+        let snapshot = Snapshot::build(target, &steps, &workflows, &self.counters);
+        self.last_built = Some((steps, workflows, version));
+        Some(snapshot)
+    }
+
+    /// What is held, for the exporter's own metrics.
+    pub fn stats(&self) -> TrackerStats {
+        TrackerStats {
             tracked_builds: self.builds.len(),
             tracked_step_executions: self
                 .builds
@@ -577,8 +602,7 @@ impl Tracker {
                 .map(|w| w.steps.as_ref().map_or(0, Vec::len))
                 .sum::<usize>()
                 + self.direct.values().filter(|d| d.detail.is_some()).count(),
-        };
-        Snapshot::build(target, now, stats, &steps, &workflows, &self.counters)
+        }
     }
 
     /// The counters, for tests.

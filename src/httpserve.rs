@@ -1,7 +1,8 @@
 //! The accept loop shared by the exporter's web server and the simulator:
-//! HTTP/1.1 over hyper, a limit on open connections, a deadline for request
-//! headers (slow clients cannot hold a connection forever) and graceful
-//! shutdown that lets requests in flight finish.
+//! HTTP/1.1 over hyper, optionally over TLS (rustls), a limit on open
+//! connections, a deadline for the TLS handshake and the request headers
+//! (slow clients cannot hold a connection forever) and graceful shutdown
+//! that lets requests in flight finish.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -18,9 +19,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+
+use crate::loglimit::LogLimiter;
 
 /// A handler's answer; an `Err` closes the connection without a response
 /// (the simulator uses it to imitate connection resets).
@@ -132,8 +136,31 @@ pub async fn serve<H, Fut>(
     H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
+    serve_with_tls(listener, handler, opts, None, shutdown).await;
+}
+
+/// Where a TLS listener gets its configuration: asked at each new
+/// connection, so that a reloaded certificate applies from the next
+/// handshake on. `None` closes the connection.
+pub type TlsConfigSource = Arc<dyn Fn() -> Option<Arc<rustls::ServerConfig>> + Send + Sync>;
+
+/// Like [`serve`]; with `tls`, every connection is TLS. The handshake runs
+/// on the connection's own task, within the header read timeout, so a slow
+/// or silent client never holds up accepting. A plaintext HTTP request to
+/// the TLS port is answered with a 400 that says so, and closed.
+pub async fn serve_with_tls<H, Fut>(
+    listener: TcpListener,
+    handler: H,
+    opts: ServeOptions,
+    tls: Option<TlsConfigSource>,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let handshake_failures = Arc::new(LogLimiter::new(64));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -156,28 +183,36 @@ pub async fn serve<H, Fut>(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let h = handler.clone();
-        let svc = service_fn(move |req| {
-            let h = h.clone();
-            async move { h(req, peer).await }
-        });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(opts.header_read_timeout)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn);
-        let max_age = opts.max_connection_age;
-        tokio::spawn(async move {
-            match tokio::time::timeout(max_age, conn).await {
-                Ok(Err(e)) => tracing::debug!(error = %e, %peer, "connection ended with an error"),
-                Err(_) => {
-                    tracing::debug!(%peer, "connection closed: open longer than its maximum age")
-                }
-                Ok(Ok(())) => {}
+        let conn = Conn {
+            handler: handler.clone(),
+            peer,
+            opts: opts.clone(),
+            watcher: graceful.watcher(),
+        };
+        match &tls {
+            None => {
+                tokio::spawn(async move {
+                    conn.serve(TokioIo::new(stream)).await;
+                    drop(permit);
+                });
             }
-            drop(permit);
-        });
+            Some(source) => {
+                let source = source.clone();
+                let failures = handshake_failures.clone();
+                tokio::spawn(async move {
+                    let timeout = conn.opts.header_read_timeout;
+                    let accepted =
+                        tokio::time::timeout(timeout, accept_tls(stream, &source, peer, &failures))
+                            .await;
+                    match accepted {
+                        Ok(Some(tls_stream)) => conn.serve(TokioIo::new(tls_stream)).await,
+                        Ok(None) => {}
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     if tokio::time::timeout(opts.shutdown_grace, graceful.shutdown())
@@ -186,6 +221,120 @@ pub async fn serve<H, Fut>(
     {
         tracing::warn!("requests still open after the shutdown grace period; closing them");
     }
+}
+
+/// One accepted connection, before its transport is ready.
+struct Conn<H> {
+    handler: H,
+    peer: SocketAddr,
+    opts: ServeOptions,
+    watcher: Watcher,
+}
+
+impl<H, Fut> Conn<H>
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    /// Serves HTTP/1.1 on `io` until the client leaves, the connection gets
+    /// too old, or shutdown.
+    async fn serve<I>(self, io: I)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let peer = self.peer;
+        let h = self.handler;
+        let svc = service_fn(move |req| {
+            let h = h.clone();
+            async move { h(req, peer).await }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.opts.header_read_timeout)
+            .keep_alive(true)
+            .serve_connection(io, svc);
+        let conn = self.watcher.watch(conn);
+        match tokio::time::timeout(self.opts.max_connection_age, conn).await {
+            Ok(Err(e)) => tracing::debug!(error = %e, %peer, "connection ended with an error"),
+            Err(_) => {
+                tracing::debug!(%peer, "connection closed: open longer than its maximum age")
+            }
+            Ok(Ok(())) => {}
+        }
+    }
+}
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// Runs the TLS handshake; `None` if the connection is to be dropped.
+async fn accept_tls(
+    stream: TcpStream,
+    source: &TlsConfigSource,
+    peer: SocketAddr,
+    failures: &LogLimiter,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) => {}
+        _ => return None,
+    }
+    if first[0] != TLS_HANDSHAKE && first[0].is_ascii_alphabetic() {
+        // `GET / HTTP/1.1` and the like: say what is wrong, as Go does.
+        tracing::debug!(%peer, "plaintext HTTP request on the TLS port refused");
+        refuse_plaintext(stream).await;
+        return None;
+    }
+    let config = source()?;
+    match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let error = e.to_string();
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            // Once a minute per kind of failure at info, so that a client
+            // refused for its certificate shows in the default logs without
+            // a scanner flooding them.
+            if failures.allow(&error, Some(Duration::from_secs(60))) {
+                tracing::info!(%peer, %error, "TLS handshake failed (repeats of this error within a minute are logged at debug)");
+            }
+            None
+        }
+    }
+}
+
+/// Answers a plaintext request on the TLS port with a 400, then closes
+/// gently: reading what the client sent first avoids a reset that could
+/// discard the answer before the client reads it.
+async fn refuse_plaintext(mut stream: TcpStream) {
+    const ANSWER: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+    let mut buf = [0u8; 4096];
+    // Up to the end of the request headers, 64 KiB or a second.
+    let headers = async {
+        let mut seen: Vec<u8> = Vec::new();
+        while seen.len() < 65_536 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    seen.extend_from_slice(&buf[..n]);
+                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), headers).await;
+    let answer = async {
+        let _ = stream.write_all(ANSWER).await;
+        let _ = stream.shutdown().await;
+        // Let the client read the answer and close first.
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
 }
 
 /// A response with a body and a content type.

@@ -16,5 +16,7 @@ pub mod server;
 pub mod service;
 pub mod simulator;
 pub mod snapshot;
+pub mod targets;
 pub mod timestamp;
 pub mod tracked;
+pub mod webconfig;

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::aws::ImageBuilderApi;
-use crate::clock::{secs, Clock};
+use crate::clock::{secs, Clock, Nanos};
 use crate::discovery::{RefreshReport, Tracker};
 use crate::loglimit::LogLimiter;
 use crate::metrics::ExporterMetrics;
@@ -30,6 +30,8 @@ struct Coordination {
     started: u64,
     last_end: Option<Instant>,
     ready: bool,
+    /// Wall time at which the last refresh ended.
+    refreshed_at: Option<Nanos>,
 }
 
 /// One target (an account and region) and everything it holds.
@@ -80,6 +82,11 @@ impl<C: ImageBuilderApi> Target<C> {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Wall time at which the last refresh ended, if any did.
+    pub fn refreshed_at(&self) -> Option<Nanos> {
+        self.coord().refreshed_at
     }
 
     /// True once a refresh has read everything it needed.
@@ -150,10 +157,13 @@ impl<C: ImageBuilderApi> Target<C> {
         let started = Instant::now();
         let mut tracker = self.tracker.lock().await;
         let report = tracker.refresh(&self.api, self.clock.now()).await;
-        let snapshot = Arc::new(tracker.snapshot(&self.name, self.clock.now()));
+        // Unchanged data keeps the snapshot it has: nothing to encode again.
+        if let Some(s) = tracker.snapshot(&self.name) {
+            *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(s);
+        }
+        let stats = tracker.stats();
         drop(tracker);
-        let stats = snapshot.stats;
-        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = snapshot;
+        self.coord().refreshed_at = Some(self.clock.now());
 
         let t = [&*self.name];
         let complete = report.complete();

@@ -1,7 +1,9 @@
 //! The web interface: `/metrics`, a landing page, and health endpoints, by
-//! the Prometheus exporter conventions.
+//! the Prometheus exporter conventions; TLS and basic auth from
+//! `--web.config.file` (see [`crate::webconfig`]).
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use std::io::Write;
@@ -15,14 +17,23 @@ use hyper::{Method, Request, Response};
 use tokio::net::TcpListener;
 
 use crate::aws::ImageBuilderApi;
-use crate::httpserve::{respond, respond_chunks, serve, Chunks, ServeOptions};
+use crate::httpserve::{
+    respond, respond_chunks, serve_with_tls, Chunks, ServeOptions, TlsConfigSource,
+};
 use crate::metrics::text::CONTENT_TYPE;
 use crate::service::Exporter;
+use crate::webconfig::{WebConfigError, WebSecurity};
 
 #[derive(Debug, Clone)]
 pub struct WebConfig {
     pub telemetry_path: String,
     pub serve: ServeOptions,
+    /// `--web.config.file`: TLS, basic auth, response headers and a rate
+    /// limit, in the exporter-toolkit's format.
+    pub config_file: Option<PathBuf>,
+    /// The security settings, once loaded from `config_file` (see
+    /// [`WebConfig::load_security`]); tests may set them directly.
+    pub security: Option<Arc<WebSecurity>>,
 }
 
 impl Default for WebConfig {
@@ -30,30 +41,76 @@ impl Default for WebConfig {
         Self {
             telemetry_path: "/metrics".into(),
             serve: ServeOptions::default(),
+            config_file: None,
+            security: None,
         }
     }
 }
 
+impl WebConfig {
+    /// Loads and checks `config_file` into `security`, unless already done.
+    pub fn load_security(&mut self) -> Result<(), WebConfigError> {
+        if self.security.is_none() {
+            if let Some(path) = &self.config_file {
+                self.security = Some(Arc::new(WebSecurity::load(path)?));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Serves until `shutdown` completes; requests in flight then get the
-/// grace period to finish.
+/// grace period to finish. With a web configuration file, serves TLS
+/// and/or checks basic auth, and re-reads the file as it changes. A file
+/// that does not load (if not loaded before) is logged and nothing is
+/// served: never serve unprotected what was meant to be protected.
 pub async fn run<C: ImageBuilderApi>(
     listener: TcpListener,
     exporter: Arc<Exporter<C>>,
-    web: WebConfig,
+    mut web: WebConfig,
     shutdown: impl Future<Output = ()>,
 ) {
+    if let Err(e) = web.load_security() {
+        tracing::error!(error = %e, "not serving: invalid web configuration");
+        return;
+    }
+    let security = web
+        .security
+        .clone()
+        .unwrap_or_else(|| Arc::new(WebSecurity::disabled()));
+    let watcher = security
+        .source()
+        .is_some()
+        .then(|| tokio::spawn(security.clone().watch()));
+    let tls: Option<TlsConfigSource> = security.tls_enabled().then(|| {
+        let s = security.clone();
+        Arc::new(move || s.tls_config()) as TlsConfigSource
+    });
     let path: Arc<str> = Arc::from(web.telemetry_path.as_str());
-    serve(
+    serve_with_tls(
         listener,
-        move |req, _peer| {
+        move |req, peer| {
             let exporter = exporter.clone();
             let path = path.clone();
-            async move { Ok(route(&exporter, &path, req).await) }
+            let security = security.clone();
+            async move {
+                let policy = security.current();
+                if let Err(refused) = security.authorize(&policy, &req, peer).await {
+                    return Ok(refused);
+                }
+                let mut r = route(&exporter, &path, req).await;
+                policy.add_headers(&mut r);
+                Ok(r)
+            }
         },
         web.serve,
+        tls,
         shutdown,
     )
     .await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
 }
 
 async fn route<C: ImageBuilderApi>(

@@ -60,11 +60,11 @@ impl<C: ImageBuilderApi> Exporter<C> {
     pub async fn render_metrics(&self) -> Chunks {
         let snapshots = join_all(self.targets.iter().map(|t| t.scrape(self.scrape_timeout))).await;
         let now = self.clock.now();
-        for s in &snapshots {
-            if let Some(at) = s.refreshed_at {
+        for t in &self.targets {
+            if let Some(at) = t.refreshed_at() {
                 self.metrics
                     .snapshot_age
-                    .with_label_values(&[&*s.target])
+                    .with_label_values(&[t.name()])
                     .set(secs(now.saturating_sub(at).max(0)));
             }
         }

@@ -86,21 +86,10 @@ impl Body {
     }
 }
 
-/// Figures about a snapshot, for the exporter's own metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SnapshotStats {
-    pub tracked_builds: usize,
-    pub tracked_step_executions: usize,
-}
-
 /// One target's data as of its last refresh.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub target: Arc<str>,
-    /// Wall time at which the refresh that produced it ended; `None` for
-    /// the empty snapshot served before the first refresh.
-    pub refreshed_at: Option<Nanos>,
-    pub stats: SnapshotStats,
     bodies: Vec<Body>,
 }
 
@@ -109,8 +98,6 @@ impl Snapshot {
     pub fn empty(target: &str) -> Self {
         Self {
             target: Arc::from(target),
-            refreshed_at: None,
-            stats: SnapshotStats::default(),
             bodies: vec![Body::default(); Family::ALL.len()],
         }
     }
@@ -118,8 +105,6 @@ impl Snapshot {
     /// Encodes the views and counters.
     pub fn build(
         target: &str,
-        refreshed_at: Nanos,
-        stats: SnapshotStats,
         steps: &[StepView],
         workflows: &[WorkflowView],
         counters: &StepCounters,
@@ -153,8 +138,6 @@ impl Snapshot {
         );
         Self {
             target: Arc::from(target),
-            refreshed_at: Some(refreshed_at),
-            stats,
             bodies: bodies
                 .into_iter()
                 .map(|d| Body {
@@ -397,14 +380,7 @@ mod tests {
     }
 
     fn snap(steps: &[StepView]) -> Snapshot {
-        Snapshot::build(
-            "t",
-            S,
-            SnapshotStats::default(),
-            steps,
-            &[],
-            &StepCounters::default(),
-        )
+        Snapshot::build("t", steps, &[], &StepCounters::default())
     }
 
     #[test]

@@ -521,6 +521,32 @@ async fn a_slow_api_gets_the_last_snapshot_within_the_scrape_timeout() {
 }
 
 #[tokio::test]
+async fn unchanged_data_is_not_encoded_again() {
+    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    h.scrape().await;
+    let target = h.exporter.targets()[0].clone();
+    let first = target.current();
+    h.clock.advance_secs(5.0);
+    let m = h.scrape().await;
+    assert!(std::sync::Arc::ptr_eq(&first, &target.current()), "same data, same snapshot");
+    assert_eq!(m.get(DURATION, &web("Approve")), Some(65.0), "live values still move");
+    // A step changes: a new snapshot.
+    let arn = build_arn("web", 1);
+    h.sim.update(|s| {
+        if let imagebuilder_exporter::simulator::store::StepPlan::Fixed(f) =
+            &mut s.build_mut(&arn).unwrap().workflows[0].steps[4].plan
+        {
+            f.status = "RUNNING".into();
+            f.start = Some(ts(164.0));
+        }
+    });
+    let m = h.scrape().await;
+    assert!(!std::sync::Arc::ptr_eq(&first, &target.current()));
+    assert_eq!(m.get(DURATION, &web("Terminate")), Some(1.0));
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn step_metrics_carry_no_execution_ids() {
     let h = Harness::start(sample_world(), at(160.0), &[]).await;
     let m = h.scrape().await;

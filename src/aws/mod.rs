@@ -67,6 +67,13 @@ pub enum ApiError {
         operation: Operation,
         message: String,
     },
+    /// No credentials could be had: none in the chain, or a role that
+    /// cannot be assumed. Not retried: it is the configuration's to fix.
+    #[error("{operation} had no credentials: {message}")]
+    Credentials {
+        operation: Operation,
+        message: String,
+    },
     /// The answer could not be read: malformed JSON, wrong types, a
     /// pagination token that never ends.
     #[error("{operation} returned a malformed answer: {message}")]
@@ -82,6 +89,7 @@ impl ApiError {
             ApiError::Service { code, .. } => code,
             ApiError::Timeout { .. } => "timeout",
             ApiError::Connection { .. } => "connection",
+            ApiError::Credentials { .. } => "credentials",
             ApiError::Parse { .. } => "parse",
         }
     }
@@ -91,6 +99,7 @@ impl ApiError {
             ApiError::Service { operation, .. }
             | ApiError::Timeout { operation }
             | ApiError::Connection { operation, .. }
+            | ApiError::Credentials { operation, .. }
             | ApiError::Parse { operation, .. } => *operation,
         }
     }
@@ -107,6 +116,7 @@ impl ApiError {
         match self {
             ApiError::Service { status, .. } => self.is_throttle() || *status >= 500,
             ApiError::Timeout { .. } | ApiError::Connection { .. } | ApiError::Parse { .. } => true,
+            ApiError::Credentials { .. } => false,
         }
     }
 

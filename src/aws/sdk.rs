@@ -18,6 +18,7 @@ use super::retry::RetryPolicy;
 use super::{shorten, ApiError, Fetched, ImageBuilderApi, Operation, Page};
 use crate::metrics::ExporterMetrics;
 use crate::model::{Build, StepDetail, StepExecution, WorkflowExecution};
+use crate::targets::AssumeRole;
 
 /// Page size asked of list operations: the API's maximum.
 pub const PAGE_SIZE: i32 = 100;
@@ -33,6 +34,9 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
     /// Fixed credentials instead of the default chain (demo and tests only).
     pub static_credentials: Option<(String, String)>,
+    /// A role to assume (another account), with the credentials above as
+    /// the base.
+    pub assume_role: Option<AssumeRole>,
     pub request_timeout: Duration,
 }
 
@@ -80,7 +84,24 @@ pub async fn load_sdk_config(s: &AwsSettings) -> Result<aws_config::SdkConfig, A
     if config.region().is_none() {
         return Err(AwsConfigError::NoRegion);
     }
-    Ok(config)
+    let Some(role) = &s.assume_role else {
+        return Ok(config);
+    };
+    // STS is reached like Image Builder (same endpoint override, if any);
+    // the assumed credentials are cached and refreshed before they expire.
+    let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.role_arn.clone())
+        .session_name(role.session_name.clone())
+        .configure(&config);
+    if let Some(id) = &role.external_id {
+        provider = provider.external_id(id.clone());
+    }
+    let provider = provider.build().await;
+    Ok(config
+        .into_builder()
+        .credentials_provider(
+            aws_sdk_imagebuilder::config::SharedCredentialsProvider::new(provider),
+        )
+        .build())
 }
 
 /// The real client.
@@ -215,6 +236,13 @@ where
             operation: op,
             message: message(),
         },
+        // Identity resolution fails before anything is sent.
+        SdkError::DispatchFailure(_) if message().contains("loading credentials") => {
+            ApiError::Credentials {
+                operation: op,
+                message: message(),
+            }
+        }
         _ => ApiError::Connection {
             operation: op,
             message: message(),

@@ -63,6 +63,15 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
     if let Some(admin) = path.strip_prefix("/_sim/") {
         return Ok(super::admin::handle(&state, admin.to_string(), req).await);
     }
+    if path == "/" && req.method() == Method::POST {
+        // STS speaks the query protocol on `/`.
+        return Ok(
+            match Limited::new(req.into_body(), 1 << 16).collect().await {
+                Ok(b) => super::sts::handle(&state, &b.to_bytes()),
+                Err(_) => error_response(&state, &SimError::invalid("request body unreadable")),
+            },
+        );
+    }
     let Some(op) = operation(req.method(), &path) else {
         return Ok(error_response(
             &state,
@@ -73,7 +82,7 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
             },
         ));
     };
-    state.record_call(op, req.headers());
+    let account = state.record_call(op, req.headers());
     let query = req.uri().query().unwrap_or_default().to_string();
     let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
         Ok(b) => b.to_bytes(),
@@ -111,13 +120,13 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
         Err(e) => return Ok(error_response(&state, &e)),
     };
     let answer = {
-        let store = state.store.read().unwrap_or_else(|e| e.into_inner());
+        let default = state.store.read().unwrap_or_else(|e| e.into_inner());
+        let accounts = state.accounts.read().unwrap_or_else(|e| e.into_inner());
+        // The store of the signing credentials' account and region, if one
+        // was added; the default account's otherwise.
+        let store = account.and_then(|k| accounts.get(&k)).unwrap_or(&default);
         let now = state.clock.now();
-        let ctx = Ctx {
-            store: &store,
-            now,
-            bad,
-        };
+        let ctx = Ctx { store, now, bad };
         match op {
             "ListImageBuildVersions" => list_builds(&ctx, &input),
             "ListWorkflowExecutions" => list_workflows(&ctx, &input),
@@ -218,7 +227,7 @@ fn parse_input(op: &str, query: &str, body: &[u8]) -> Result<Map<String, Value>,
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

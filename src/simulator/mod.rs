@@ -23,8 +23,9 @@ pub mod faults;
 pub mod http;
 pub mod scenario;
 pub mod store;
+pub(crate) mod sts;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +40,14 @@ pub use faults::{BadAnswer, Faults};
 pub use store::Store;
 
 pub(crate) struct SimState {
+    /// The default account's builds (any region).
     pub(crate) store: RwLock<Store>,
+    /// Other accounts' builds, by (account, region).
+    pub(crate) accounts: RwLock<HashMap<(String, String), Store>>,
+    /// Roles that may be assumed, with the external ID they require.
+    pub(crate) roles: Mutex<HashMap<String, Option<String>>>,
+    /// Access keys handed out by AssumeRole, and their account.
+    pub(crate) assumed: Mutex<HashMap<String, String>>,
     faults: RwLock<Faults>,
     calls: Mutex<BTreeMap<String, u64>>,
     access_keys: Mutex<BTreeMap<String, u64>>,
@@ -56,17 +64,27 @@ impl SimState {
             .clone()
     }
 
-    pub(crate) fn record_call(&self, op: &str, headers: &hyper::HeaderMap) {
+    /// Counts a call; returns the (account, region) of assumed-role
+    /// credentials that signed it.
+    pub(crate) fn record_call(
+        &self,
+        op: &str,
+        headers: &hyper::HeaderMap,
+    ) -> Option<(String, String)> {
         *lock(&self.calls).entry(op.to_string()).or_insert(0) += 1;
         // SigV4: `AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, …`
-        let key = headers
+        let scope: Vec<&str> = headers
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split("Credential=").nth(1))
-            .and_then(|c| c.split('/').next())
-            .unwrap_or("(unsigned)")
-            .to_string();
-        *lock(&self.access_keys).entry(key).or_insert(0) += 1;
+            .and_then(|c| c.split([',', ' ']).next())
+            .map(|c| c.split('/').collect())
+            .unwrap_or_default();
+        let key = scope.first().copied().unwrap_or("(unsigned)").to_string();
+        let region = scope.get(2).copied().unwrap_or_default().to_string();
+        *lock(&self.access_keys).entry(key.clone()).or_insert(0) += 1;
+        let account = lock(&self.assumed).get(&key).cloned()?;
+        Some((account, region))
     }
 
     /// True with probability `p`.
@@ -101,6 +119,9 @@ impl Simulator {
         Self {
             state: Arc::new(SimState {
                 store: RwLock::new(store),
+                accounts: RwLock::new(HashMap::new()),
+                roles: Mutex::new(HashMap::new()),
+                assumed: Mutex::new(HashMap::new()),
                 faults: RwLock::new(Faults::default()),
                 calls: Mutex::new(BTreeMap::new()),
                 access_keys: Mutex::new(BTreeMap::new()),
@@ -118,6 +139,22 @@ impl Simulator {
     /// Changes the world (add, change or delete builds).
     pub fn update<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         f(&mut self.state.store.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Serves `store` to requests signed with credentials of a role in
+    /// `account`, in `region`.
+    pub fn add_account(&self, account: &str, region: &str, store: Store) {
+        self.state
+            .accounts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((account.into(), region.into()), store);
+    }
+
+    /// Lets `sts:AssumeRole` succeed for `role_arn` (with this external ID,
+    /// if one is given); other roles are denied.
+    pub fn allow_role(&self, role_arn: &str, external_id: Option<&str>) {
+        lock(&self.state.roles).insert(role_arn.into(), external_id.map(str::to_string));
     }
 
     pub fn set_faults(&self, f: Faults) {

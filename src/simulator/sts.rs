@@ -1,0 +1,131 @@
+//! STS `AssumeRole`, as the query protocol has it (`POST /` with a form body,
+//! XML answers), so that a target in another account goes through the real
+//! SDK's assume-role path. The credentials it hands out sign later requests:
+//! the simulator then serves the role's account.
+
+use bytes::Bytes;
+use hyper::Response;
+
+use super::SimState;
+use crate::clock::NANOS_PER_SEC;
+use crate::httpserve::{respond, Chunks};
+use crate::timestamp::format_rfc3339_millis;
+
+const ROLE_ARN: &str = r"^arn:aws[a-z-]*:iam::([0-9]{12}):role/[A-Za-z0-9_+=,.@/-]{1,512}$";
+const SESSION_NAME: &str = r"^[A-Za-z0-9_+=,.@-]{2,64}$";
+const EXTERNAL_ID: &str = r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$";
+
+fn form(body: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                super::http::percent_decode(k),
+                super::http::percent_decode(v),
+            )
+        })
+        .collect()
+}
+
+fn error(state: &SimState, status: u16, code: &str, message: &str) -> Response<Chunks> {
+    let xml = format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+        xml_escape(message),
+        state.request_id()
+    );
+    respond(status, "text/xml", Bytes::from(xml))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
+    let params = form(body);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    match get("Action") {
+        Some("AssumeRole") => {}
+        Some(other) => {
+            return error(
+                state,
+                400,
+                "InvalidAction",
+                &format!("Could not find operation {other}"),
+            )
+        }
+        None => return error(state, 400, "MissingAction", "Missing Action"),
+    }
+    *super::lock(&state.calls)
+        .entry("AssumeRole".into())
+        .or_insert(0) += 1;
+    let matches =
+        |pattern: &str, v: &str| regex::Regex::new(pattern).is_ok_and(|re| re.is_match(v));
+    let Some(role) = get("RoleArn").filter(|r| matches(ROLE_ARN, r)) else {
+        return error(
+            state,
+            400,
+            "ValidationError",
+            "1 validation error detected: Value at 'roleArn' failed to satisfy constraint",
+        );
+    };
+    let Some(session) = get("RoleSessionName").filter(|s| matches(SESSION_NAME, s)) else {
+        return error(
+            state,
+            400,
+            "ValidationError",
+            "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint",
+        );
+    };
+    if let Some(id) = get("ExternalId") {
+        if !matches(EXTERNAL_ID, id) {
+            return error(
+                state,
+                400,
+                "ValidationError",
+                "1 validation error detected: Value at 'externalId' failed to satisfy constraint",
+            );
+        }
+    }
+    let roles = super::lock(&state.roles);
+    let Some(required_external_id) = roles.get(role) else {
+        return error(
+            state,
+            403,
+            "AccessDenied",
+            &format!("User is not authorized to perform: sts:AssumeRole on resource: {role}"),
+        );
+    };
+    if required_external_id
+        .as_deref()
+        .is_some_and(|want| get("ExternalId") != Some(want))
+    {
+        return error(
+            state,
+            403,
+            "AccessDenied",
+            &format!("User is not authorized to perform: sts:AssumeRole on resource: {role}"),
+        );
+    }
+    drop(roles);
+    let account = role.split(':').nth(4).unwrap_or_default().to_string();
+    let n = state.request_id().replace('-', "").to_uppercase();
+    let access_key = format!("ASIA{}", &n[n.len() - 16..]);
+    super::lock(&state.assumed).insert(access_key.clone(), account.clone());
+    let expiration = format_rfc3339_millis(state.clock.now() + 3600 * NANOS_PER_SEC);
+    let role_name = role.rsplit('/').next().unwrap_or_default();
+    let xml = format!(
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+<Credentials><AccessKeyId>{access_key}</AccessKeyId><SecretAccessKey>simulated-secret-{n}</SecretAccessKey>\
+<SessionToken>simulated-token-{n}</SessionToken><Expiration>{expiration}</Expiration></Credentials>\
+<AssumedRoleUser><AssumedRoleId>AROA{}:{session}</AssumedRoleId><Arn>arn:aws:sts::{account}:assumed-role/{role_name}/{session}</Arn></AssumedRoleUser>\
+</AssumeRoleResult><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></AssumeRoleResponse>",
+        &n[..16],
+        state.request_id()
+    );
+    respond(200, "text/xml", Bytes::from(xml))
+}
