@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::grafana::{self, Selection, Token, DATASOURCE_VAR, LABEL_VARIABLES};
+use common::grafana::{self, Replicas, Selection, Token, DATASOURCE_VAR, LABEL_VARIABLES};
 use serde_json::Value;
 
 /// Panel types the dashboard may use; each must be listed in `__requires`.
@@ -407,9 +407,9 @@ fn has_the_panels_on_call_needs() {
                 .collect();
             // Latest status: the status column coloured by value.
             if p["type"] == "table"
-                && exprs
-                    .iter()
-                    .any(|e| e.starts_with("imagebuilder_workflow_step_status"))
+                && exprs.iter().any(|e| {
+                    e.starts_with("max without (instance, pod) (imagebuilder_workflow_step_status{")
+                })
             {
                 let text = p["fieldConfig"]["overrides"].to_string();
                 assert!(
@@ -445,6 +445,87 @@ fn has_the_panels_on_call_needs() {
     }
 }
 
+/// Two identical exporter replicas may be scraped for high availability
+/// (README, "Running two replicas"). Every step and workflow query reduces
+/// the replicas to one value (the same way as the alert rules) before it
+/// sums or counts anything, so no step, failure or execution counts twice
+/// and every table has one row per step. The exporter's own metrics are
+/// shown per replica (`instance`), never added up over replicas.
+#[test]
+fn queries_count_each_step_once_and_show_exporter_health_per_replica() {
+    for (file, d) in dashboards() {
+        let mut per_replica_panels = BTreeSet::new();
+        for t in grafana::targets(&d) {
+            let ctx = format!("{file}: {}", t.name());
+            let handling =
+                grafana::replica_handling(&t.expr).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            assert!(!handling.is_empty(), "{ctx}: no metric");
+            for (metric, how) in handling {
+                if metric.starts_with("imagebuilder_workflow_") {
+                    let want = Replicas::Deduplicated(grafana::replica_reduction(&metric).into());
+                    assert_eq!(
+                        how,
+                        want,
+                        "{ctx}: {metric} must go through `{} without (instance, pod) (...)` \
+                         before any other aggregation: {}",
+                        grafana::replica_reduction(&metric),
+                        t.expr
+                    );
+                } else {
+                    assert_eq!(
+                        how,
+                        Replicas::PerReplica,
+                        "{ctx}: {metric} is the exporter's own: keep `instance`: {}",
+                        t.expr
+                    );
+                    per_replica_panels.insert(t.panel.clone());
+                    if t.panel_type != "table" {
+                        assert!(
+                            t.legend.contains("{{instance}}"),
+                            "{ctx}: legend {:?} does not name the replica",
+                            t.legend
+                        );
+                    }
+                }
+            }
+        }
+        assert!(
+            per_replica_panels.len() >= 5,
+            "{file}: exporter panels {per_replica_panels:?}"
+        );
+        // A table that shows the scrape's labels' place (it hides
+        // `instance`) hides them all: `job`, and what a ServiceMonitor adds.
+        for p in grafana::panels(&d)
+            .into_iter()
+            .filter(|p| p["type"] == "table")
+        {
+            let Some(organize) = p["transformations"]
+                .as_array()
+                .and_then(|ts| ts.iter().find(|t| t["id"] == "organize"))
+            else {
+                continue;
+            };
+            let hidden = &organize["options"]["excludeByName"];
+            let step_table = hidden["instance"] == true;
+            for label in [
+                "job",
+                "instance",
+                "pod",
+                "namespace",
+                "service",
+                "endpoint",
+                "container",
+            ] {
+                assert!(
+                    !step_table || hidden[label] == true,
+                    "{file}: table {:?} shows {label}",
+                    p["title"]
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn helpers_read_promql_like_prometheus() {
     let names = |e: &str| {
@@ -462,6 +543,38 @@ fn helpers_read_promql_like_prometheus() {
     assert_eq!(
         names("max(time() - last_ts) > bool 5 unless count without (x) (d offset 5m)"),
         ["d", "last_ts"]
+    );
+    let replicas = |e: &str| grafana::replica_handling(e).unwrap();
+    let dedup = |op: &str| Replicas::Deduplicated(op.into());
+    let combined = |op: &str| Replicas::Combined(op.into());
+    assert_eq!(
+        replicas(
+            r#"sum by (action) (max without (instance, pod) (increase(a{s="F"}[1h]))) / b and ignoring (status) (min(c) by (x) == 1)"#
+        ),
+        [
+            ("a".into(), dedup("max")),
+            ("b".into(), Replicas::PerReplica),
+            ("c".into(), dedup("min"))
+        ]
+    );
+    assert_eq!(
+        replicas("sum(a) + count without (instance, pod) (b) + max without (instance) (c)"),
+        [
+            ("a".into(), combined("sum")),
+            ("b".into(), combined("count")),
+            // `pod` is left: per replica under the Prometheus Operator.
+            ("c".into(), Replicas::PerReplica)
+        ]
+    );
+    assert_eq!(
+        replicas(
+            "histogram_quantile(0.9, sum by (le, instance) (rate(a[1m]))) / max by (le) (topk(1, b)) - group(sum without (x) (c))"
+        ),
+        [
+            ("a".into(), Replicas::PerReplica),
+            ("b".into(), dedup("max")),
+            ("c".into(), dedup("group"))
+        ]
     );
     assert!(grafana::lex(r#"a{b="c"}[5m"#).is_err());
     assert!(grafana::lex(r#"a{b="c}"#).is_err());

@@ -1,6 +1,8 @@
 //! The alerting rules in `alerts/`: valid for promtool, unit-tested with
 //! `promtool test rules`, and every alert both seen firing and seen not
-//! firing in those unit tests, with the annotations on-call needs.
+//! firing in those unit tests, with the annotations on-call needs; and
+//! firing once per problem, not once per replica, when several exporter
+//! replicas are scraped.
 
 mod common;
 
@@ -8,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::grafana::{self, Replicas};
 use common::tools;
 
 fn repo(path: &str) -> PathBuf {
@@ -136,6 +139,81 @@ fn every_alert_is_tested_firing_and_not_firing() {
         let (fires, quiet) = seen.get(name).copied().unwrap_or_default();
         assert!(fires, "no unit test where {name} fires");
         assert!(quiet, "no unit test where {name} does not fire");
+    }
+}
+
+/// The `expr:` of an alert's block: the rest of its line, or the lines
+/// indented under it (`expr: |`).
+fn expr_of(block: &str) -> String {
+    let mut lines = block.lines();
+    let Some((indent, first)) = lines.by_ref().find_map(|l| {
+        let t = l.trim_start();
+        t.strip_prefix("expr:")
+            .map(|rest| (l.len() - t.len(), rest.trim().to_string()))
+    }) else {
+        return String::new();
+    };
+    if !matches!(first.as_str(), "|" | "|-" | ">" | ">-") {
+        return first;
+    }
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Alerts about one exporter replica's own refreshes: they keep `instance`
+/// and fire once per replica, naming the replica to fix.
+const PER_REPLICA: [&str; 2] = [
+    "ImageBuilderExporterRefreshFailing",
+    "ImageBuilderExporterNoRecentRefresh",
+];
+/// `absent(...)` has one series or none, however many replicas there are.
+const ABSENCE: [&str; 1] = ["ImageBuilderExporterAbsent"];
+
+/// With several identical replicas of the exporter scraped (HA), an alert
+/// about Image Builder fires once per problem, not once per replica: every
+/// metric goes through a reduction over `instance` and `pod` (the same as
+/// the dashboard's for that metric) before anything adds up. The unit tests
+/// prove it with two replicas; this catches a new alert that forgets.
+#[test]
+fn alerts_fire_once_whatever_the_number_of_replicas() {
+    let alerts = alerts();
+    for (name, block) in &alerts {
+        let expr = expr_of(block);
+        assert!(!expr.is_empty(), "{name}: no expr");
+        let handling =
+            grafana::replica_handling(&expr).unwrap_or_else(|e| panic!("{name}: {e}: {expr}"));
+        assert!(!handling.is_empty(), "{name}: no metric in {expr}");
+        if ABSENCE.contains(&name.as_str()) {
+            assert!(expr.starts_with("absent("), "{name}: {expr}");
+            continue;
+        }
+        for (metric, how) in handling {
+            if PER_REPLICA.contains(&name.as_str()) {
+                assert_eq!(how, Replicas::PerReplica, "{name}: {metric} in {expr}");
+                assert!(
+                    block.contains("$labels.instance"),
+                    "{name} fires per replica but does not name it"
+                );
+                continue;
+            }
+            let want = if metric.starts_with("imagebuilder_workflow_") {
+                grafana::replica_reduction(&metric)
+            } else {
+                "max"
+            };
+            assert_eq!(
+                how,
+                Replicas::Deduplicated(want.into()),
+                "{name}: {metric} must go through `{want} without (instance, pod) (...)`: {expr}"
+            );
+            assert!(
+                !block.contains("$labels.instance") && !block.contains("$labels.pod"),
+                "{name} names a replica label it does not have"
+            );
+        }
     }
 }
 

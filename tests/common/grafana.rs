@@ -1,6 +1,7 @@
 //! The bundled Grafana dashboards as tests read them: panels and their
 //! queries, template variables, Grafana's interpolation of variables into a
-//! query, and the metric names a PromQL expression uses.
+//! query, the metric names a PromQL expression uses, and what it does with
+//! the series of several exporter replicas.
 //!
 //! Shared by the static dashboard test and the end-to-end test against a
 //! real Prometheus, so that both read the dashboard the same way.
@@ -65,6 +66,8 @@ pub struct Target {
     pub expr: String,
     /// An instant query (tables, stats); otherwise a range query.
     pub instant: bool,
+    /// How Grafana names each series (`{{label}}` placeholders).
+    pub legend: String,
 }
 
 impl Target {
@@ -83,6 +86,7 @@ pub fn targets(dash: &Value) -> Vec<Target> {
                 ref_id: t["refId"].as_str().unwrap_or_default().to_string(),
                 expr: t["expr"].as_str().unwrap_or_default().to_string(),
                 instant: t["instant"].as_bool().unwrap_or(false),
+                legend: t["legendFormat"].as_str().unwrap_or_default().to_string(),
             });
         }
     }
@@ -406,15 +410,27 @@ const LABEL_LISTS: [&str; 6] = [
 /// or keywords.
 pub fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
     let tokens = lex(expr)?;
-    let mut names = BTreeSet::new();
-    // Stack of open brackets; for '(' whether it holds label names.
-    let mut stack: Vec<(char, bool)> = Vec::new();
+    Ok(selectors(&tokens).into_iter().map(|s| s.name).collect())
+}
+
+/// A metric selector in an expression, and the parentheses around it.
+struct Selector {
+    name: String,
+    /// Token indices of the enclosing `(`, outermost first.
+    enclosing: Vec<usize>,
+}
+
+fn selectors(tokens: &[Token]) -> Vec<Selector> {
+    let mut out = Vec::new();
+    // Stack of open brackets: the bracket, whether a '(' holds label
+    // names, and its token index.
+    let mut stack: Vec<(char, bool, usize)> = Vec::new();
     let mut label_list_next = false;
     for (i, t) in tokens.iter().enumerate() {
         let next = tokens.get(i + 1);
         match t {
             Token::Punct(c @ ('(' | '{' | '[')) => {
-                stack.push((*c, *c == '(' && label_list_next));
+                stack.push((*c, *c == '(' && label_list_next, i));
                 label_list_next = false;
             }
             Token::Punct(')' | '}' | ']') => {
@@ -422,7 +438,7 @@ pub fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
             }
             Token::Ident(name) => {
                 let lower = name.to_ascii_lowercase();
-                let inside = stack.iter().any(|(c, labels)| *c != '(' || *labels);
+                let inside = stack.iter().any(|(c, labels, _)| *c != '(' || *labels);
                 if LABEL_LISTS.contains(&lower.as_str()) {
                     label_list_next = true;
                     continue;
@@ -430,13 +446,167 @@ pub fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
                 let function = matches!(next, Some(Token::Punct('(')))
                     || matches!(next, Some(Token::Ident(n)) if n == "by" || n == "without");
                 if !inside && !function && !KEYWORDS.contains(&lower.as_str()) {
-                    names.insert(name.clone());
+                    out.push(Selector {
+                        name: name.clone(),
+                        enclosing: stack.iter().map(|(_, _, i)| *i).collect(),
+                    });
                 }
             }
             _ => {}
         }
     }
-    Ok(names)
+    out
+}
+
+/// The labels Prometheus adds to tell replicas of the exporter apart:
+/// `instance` always, `pod` under the Prometheus Operator. The labels a
+/// ServiceMonitor adds besides (`namespace`, `service`, `endpoint`,
+/// `container`) are the same for every replica.
+pub const REPLICA_LABELS: [&str; 2] = ["instance", "pod"];
+
+/// What happens to a metric's per-replica series in an expression, when
+/// several identical exporters are scraped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replicas {
+    /// Kept apart: the result has a series per replica.
+    PerReplica,
+    /// The first aggregation that merges the replicas picks one value among
+    /// theirs (`max`, `min`, `avg`, `group`): identical replicas count once.
+    Deduplicated(String),
+    /// The first aggregation that merges the replicas adds them up or counts
+    /// them (`sum`, `count`, ...): two replicas count twice.
+    Combined(String),
+}
+
+/// Aggregations whose result is one of the values aggregated: over identical
+/// replicas, the replicas' common value.
+const DEDUPLICATING: [&str; 4] = ["max", "min", "avg", "group"];
+const AGGREGATIONS: [&str; 12] = [
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+];
+
+/// For each metric selector of `expr` (in order), what the expression does
+/// with its series of different replicas. An aggregation merges replicas
+/// when it keeps none of [`REPLICA_LABELS`] (`without` lists them all, or
+/// `by` lists none); `topk` and `bottomk` select series and merge nothing.
+/// Other operators (arithmetic, `and`, `on`...) keep each side's labels,
+/// so they do not change the answer.
+pub fn replica_handling(expr: &str) -> Result<Vec<(String, Replicas)>, String> {
+    let tokens = lex(expr)?;
+    // The matching ')' of every '('.
+    let mut close = BTreeMap::new();
+    let mut open = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        match t {
+            Token::Punct('(') => open.push(i),
+            Token::Punct(')') => {
+                if let Some(o) = open.pop() {
+                    close.insert(o, i);
+                }
+            }
+            _ => {}
+        }
+    }
+    let label_list = |at: usize| -> Option<(Vec<String>, usize)> {
+        if tokens.get(at) != Some(&Token::Punct('(')) {
+            return None;
+        }
+        let end = *close.get(&at)?;
+        let labels = tokens[at + 1..end]
+            .iter()
+            .filter_map(|t| match t {
+                Token::Ident(l) => Some(l.clone()),
+                _ => None,
+            })
+            .collect();
+        Some((labels, end))
+    };
+    // The '(' that opens each aggregation's argument, and whether that
+    // aggregation merges replicas.
+    let mut merges: BTreeMap<usize, (String, bool)> = BTreeMap::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let Token::Ident(op) = t else { continue };
+        let op = op.to_ascii_lowercase();
+        if !AGGREGATIONS.contains(&op.as_str()) {
+            continue;
+        }
+        let grouping = |kw: &Token, at: usize| match kw {
+            Token::Ident(k) if k == "by" || k == "without" => {
+                label_list(at).map(|(labels, end)| (k.clone(), labels, end))
+            }
+            _ => None,
+        };
+        let (body, modifier) = match tokens.get(i + 1) {
+            Some(kw @ Token::Ident(_)) => match grouping(kw, i + 2) {
+                Some((k, labels, end)) => (end + 1, Some((k, labels))),
+                None => continue,
+            },
+            Some(Token::Punct('(')) => {
+                let end = *close.get(&(i + 1)).ok_or("unbalanced")?;
+                let after = tokens
+                    .get(end + 1)
+                    .and_then(|kw| grouping(kw, end + 2))
+                    .map(|(k, labels, _)| (k, labels));
+                (i + 1, after)
+            }
+            _ => continue,
+        };
+        if tokens.get(body) != Some(&Token::Punct('(')) {
+            return Err(format!("{op} without an argument in {expr:?}"));
+        }
+        let kept = |l: &str| match &modifier {
+            None => false,
+            Some((k, labels)) if k == "by" => labels.iter().any(|x| x == l),
+            Some((_, labels)) => !labels.iter().any(|x| x == l),
+        };
+        let selects = op == "topk" || op == "bottomk";
+        let merged = !selects && !REPLICA_LABELS.iter().any(|l| kept(l));
+        merges.insert(body, (op, merged));
+    }
+    Ok(selectors(&tokens)
+        .into_iter()
+        .map(|s| {
+            let first = s
+                .enclosing
+                .iter()
+                .rev()
+                .filter_map(|i| merges.get(i))
+                .find(|(_, merged)| *merged);
+            let how = match first {
+                None => Replicas::PerReplica,
+                Some((op, _)) if DEDUPLICATING.contains(&op.as_str()) => {
+                    Replicas::Deduplicated(op.clone())
+                }
+                Some((op, _)) => Replicas::Combined(op.clone()),
+            };
+            (s.name, how)
+        })
+        .collect())
+}
+
+/// How the dashboard and the alert rules reduce a step or workflow metric
+/// over replicas, the same everywhere: elapsed times take the smallest
+/// value (the replica that saw the step or workflow end wins over one that
+/// still counts up from stale data), everything else the largest (a
+/// status reported by any replica counts; a counter's increase is largest
+/// on the replica that has run longest).
+pub fn replica_reduction(metric: &str) -> &'static str {
+    match metric {
+        "imagebuilder_workflow_step_duration_seconds"
+        | "imagebuilder_workflow_execution_duration_seconds" => "min",
+        _ => "max",
+    }
 }
 
 /// Label matchers whose value is a variable: (label, operator, variable).

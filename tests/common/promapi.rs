@@ -56,6 +56,24 @@ impl Proc {
         Proc { child, log }
     }
 
+    /// Waits for a line of the process's output that starts with `prefix`
+    /// and returns the rest of it.
+    pub async fn wait_for_line(&mut self, prefix: &str, within: Duration, what: &str) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            self.assert_running(what);
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(rest) = log.lines().find_map(|l| l.strip_prefix(prefix)) {
+                return rest.trim().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: no line starting {prefix:?} within {within:?}; log:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Fails the test if the process has exited, with its log.
     pub fn assert_running(&mut self, what: &str) {
         if let Ok(Some(status)) = self.child.try_wait() {
