@@ -57,6 +57,10 @@ struct Row {
     lat1: (Duration, Duration),
     lat10: (Duration, Duration),
     lat10_gzip: (Duration, Duration),
+    /// The same with wrk (keep-alive, a client in C that discards bodies).
+    wrk1: Option<(Duration, Duration)>,
+    wrk10: Option<(Duration, Duration)>,
+    wrk10_gzip: Option<(Duration, Duration)>,
     render_mbps: f64,
     flatten_mbps: f64,
     memcpy_mbps: f64,
@@ -149,6 +153,16 @@ fn print_table(rows: &[Row]) {
     });
     add("latency p50/p99, 10 scrapers, gzip", &|r| {
         format!("{} / {} ms", ms(r.lat10_gzip.0), ms(r.lat10_gzip.1))
+    });
+    let wrk_text = |w: Option<(Duration, Duration)>| {
+        w.map_or("wrk not installed".to_string(), |(a, b)| {
+            format!("{} / {} ms", ms(a), ms(b))
+        })
+    };
+    add("wrk p50/p99, 1 connection", &|r| wrk_text(r.wrk1));
+    add("wrk p50/p99, 10 connections", &|r| wrk_text(r.wrk10));
+    add("wrk p50/p99, 10 connections, gzip", &|r| {
+        wrk_text(r.wrk10_gzip)
     });
     add("encoding (chunks / one buffer / memcpy)", &|r| {
         format!(
@@ -243,6 +257,49 @@ async fn scrape(base: &str) -> Bytes {
         .2
 }
 
+/// p50 and p99 from `wrk --latency` over 5 s, if wrk is installed
+/// (`apt-get install wrk`).
+fn wrk(base: &str, connections: usize, extra: &[&str]) -> Option<(Duration, Duration)> {
+    let threads = connections.min(2).to_string();
+    let conns = connections.to_string();
+    let url = format!("{base}/metrics");
+    let mut args = vec![
+        "-t",
+        threads.as_str(),
+        "-c",
+        conns.as_str(),
+        "-d",
+        "5s",
+        "--latency",
+    ];
+    args.extend_from_slice(extra);
+    args.push(url.as_str());
+    let out = Command::new("wrk").args(&args).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pick = |p: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(p))
+            .and_then(|v| parse_wrk_duration(v.trim()))
+    };
+    Some((pick("50%")?, pick("99%")?))
+}
+
+/// `1.23ms`, `456.78us`, `1.02s`.
+fn parse_wrk_duration(v: &str) -> Option<Duration> {
+    let (num, scale) = if let Some(x) = v.strip_suffix("us") {
+        (x, 1e-6)
+    } else if let Some(x) = v.strip_suffix("ms") {
+        (x, 1e-3)
+    } else if let Some(x) = v.strip_suffix('s') {
+        (x, 1.0)
+    } else {
+        return None;
+    };
+    num.parse::<f64>()
+        .ok()
+        .map(|n| Duration::from_secs_f64(n * scale))
+}
+
 /// Latency percentiles (p50, p99) of `n` scrapes by each of `clients`.
 async fn latency(base: &str, clients: usize, n: usize, gzip: bool) -> (Duration, Duration) {
     let url = format!("{base}/metrics");
@@ -309,6 +366,22 @@ async fn measure(builds: usize, images: usize, running: usize) -> Row {
     };
 
     // A: the exporter as users run it (default rate limit), as a process.
+    // BENCH_SKIP_COLD=1 skips it (for iterating on the scrape figures).
+    if std::env::var("BENCH_SKIP_COLD").as_deref() != Ok("1") {
+        measure_process(&mut row, &sim, &running_sim, &clock).await;
+    }
+    scrape_figures(&mut row, &sim, &running_sim, &clock).await;
+    running_sim.stop().await;
+    row
+}
+
+/// Cold start, steady state and memory of the exporter process.
+async fn measure_process(
+    row: &mut Row,
+    sim: &Simulator,
+    running_sim: &imagebuilder_exporter::simulator::RunningSimulator,
+    clock: &Arc<dyn Clock>,
+) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_imagebuilder-exporter"))
@@ -384,7 +457,16 @@ async fn measure(builds: usize, images: usize, running: usize) -> Row {
     let _ = sampler.await;
     row.rss_scraped = peak.load(Ordering::Relaxed);
     drop(exporter);
+}
 
+/// `/metrics` size, latency and encoding speed of an exporter in this
+/// process that refreshes only once.
+async fn scrape_figures(
+    row: &mut Row,
+    sim: &Simulator,
+    running_sim: &imagebuilder_exporter::simulator::RunningSimulator,
+    clock: &Arc<dyn Clock>,
+) {
     // B: the same exporter in this process, refreshing only when told, for
     // scrape latency and encoding speed without refreshes in the way.
     sim.set_faults(Faults::default());
@@ -423,7 +505,9 @@ async fn measure(builds: usize, images: usize, running: usize) -> Row {
             let _ = stopped.await;
         },
     ));
-    let body = scrape(&base_b).await; // the one refresh
+    built.exporter.warm_up(); // the one refresh
+    wait_ready(&base_b).await;
+    let body = scrape(&base_b).await;
     row.size = body.len();
     row.series = body
         .split(|b| *b == b'\n')
@@ -467,8 +551,9 @@ async fn measure(builds: usize, images: usize, running: usize) -> Row {
     row.lat1 = latency(&base_b, 1, 200, false).await;
     row.lat10 = latency(&base_b, 10, 50, false).await;
     row.lat10_gzip = latency(&base_b, 10, 10, true).await;
+    row.wrk1 = wrk(&base_b, 1, &[]);
+    row.wrk10 = wrk(&base_b, 10, &[]);
+    row.wrk10_gzip = wrk(&base_b, 10, &["-H", "Accept-Encoding: gzip"]);
     let _ = stop.send(());
     let _ = server.await;
-    running_sim.stop().await;
-    row
 }

@@ -528,8 +528,15 @@ async fn unchanged_data_is_not_encoded_again() {
     let first = target.current();
     h.clock.advance_secs(5.0);
     let m = h.scrape().await;
-    assert!(std::sync::Arc::ptr_eq(&first, &target.current()), "same data, same snapshot");
-    assert_eq!(m.get(DURATION, &web("Approve")), Some(65.0), "live values still move");
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &target.current()),
+        "same data, same snapshot"
+    );
+    assert_eq!(
+        m.get(DURATION, &web("Approve")),
+        Some(65.0),
+        "live values still move"
+    );
     // A step changes: a new snapshot.
     let arn = build_arn("web", 1);
     h.sim.update(|s| {

@@ -8,7 +8,15 @@ use imagebuilder_exporter::aws::convert::{self, Issues, MAX_TIMEOUT_SECONDS};
 use imagebuilder_exporter::aws::Operation;
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|input: (Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, Option<i32>)| {
+fuzz_target!(|input: (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i32>
+)| {
     let (id, name, action, status, start, end, timeout) = input;
     let o = GetWorkflowStepExecutionOutput::builder()
         .set_step_execution_id(id)
