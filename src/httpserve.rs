@@ -58,7 +58,7 @@ impl Chunks {
         self.remaining == 0
     }
 
-    /// The chunks, for encoders that need to read them (gzip).
+    /// The chunks in the order they are sent.
     pub fn iter(&self) -> impl Iterator<Item = &Bytes> {
         self.chunks.iter()
     }

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod counters;
 pub mod discovery;
+pub mod gzip;
 pub mod httpserve;
 pub mod logging;
 pub mod loglimit;

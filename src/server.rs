@@ -6,11 +6,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use std::io::Write;
-
 use bytes::Bytes;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONTENT_ENCODING, VARY};
 use hyper::{Method, Request, Response};
@@ -21,7 +17,7 @@ use crate::httpserve::{
     respond, respond_chunks, serve_with_tls, Chunks, ServeOptions, TlsConfigSource,
 };
 use crate::metrics::text::CONTENT_TYPE;
-use crate::service::Exporter;
+use crate::service::{Encoding, Exporter};
 use crate::webconfig::{WebConfigError, WebSecurity};
 
 #[derive(Debug, Clone)]
@@ -134,16 +130,20 @@ async fn route<C: ImageBuilderApi>(
         // Headers only: no reason to refresh.
         respond(200, CONTENT_TYPE, Bytes::new())
     } else if path == telemetry_path {
-        let body = exporter.render_metrics().await;
         if accepts_gzip(&req) {
-            let mut r = respond(200, CONTENT_TYPE, gzip(&body));
+            let body = exporter.render_metrics(Encoding::Gzip).await;
+            let mut r = respond_chunks(200, CONTENT_TYPE, body);
             r.headers_mut()
                 .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             r.headers_mut()
                 .insert(VARY, HeaderValue::from_static("Accept-Encoding"));
             r
         } else {
-            respond_chunks(200, CONTENT_TYPE, body)
+            respond_chunks(
+                200,
+                CONTENT_TYPE,
+                exporter.render_metrics(Encoding::Identity).await,
+            )
         }
     } else {
         match path {
@@ -184,20 +184,6 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
             let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
             (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
         })
-}
-
-/// Compresses the page. The fastest level: the text is very repetitive, so
-/// it still shrinks about twentyfold, for a fraction of the CPU.
-fn gzip(body: &Chunks) -> Bytes {
-    let mut enc = GzEncoder::new(
-        Vec::with_capacity((body.len() / 8) as usize),
-        Compression::fast(),
-    );
-    for c in body.iter() {
-        // Writing to a Vec cannot fail.
-        let _ = enc.write_all(c);
-    }
-    Bytes::from(enc.finish().unwrap_or_default())
 }
 
 fn landing<C: ImageBuilderApi>(exporter: &Exporter<C>, telemetry_path: &str) -> String {

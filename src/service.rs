@@ -12,7 +12,7 @@ use crate::refresh::Target;
 use bytes::Bytes;
 
 use crate::httpserve::Chunks;
-use crate::snapshot::render;
+use crate::snapshot::{render, render_gzip};
 
 /// All targets, shared by the web server and the start-up refresh.
 pub struct Exporter<C> {
@@ -56,8 +56,9 @@ impl<C: ImageBuilderApi> Exporter<C> {
     }
 
     /// The body of `/metrics`: refreshes what is due (waiting at most the
-    /// scrape timeout), then renders every target and the exporter's own metrics.
-    pub async fn render_metrics(&self) -> Chunks {
+    /// scrape timeout), then renders every target and the exporter's own
+    /// metrics, as plain text or gzip.
+    pub async fn render_metrics(&self, encoding: Encoding) -> Chunks {
         let snapshots = join_all(self.targets.iter().map(|t| t.scrape(self.scrape_timeout))).await;
         let now = self.clock.now();
         for t in &self.targets {
@@ -68,10 +69,22 @@ impl<C: ImageBuilderApi> Exporter<C> {
                     .set(secs(now.saturating_sub(at).max(0)));
             }
         }
-        let mut chunks = render(&snapshots, now);
         let mut own = Vec::with_capacity(16 * 1024);
         self.metrics.encode(&mut own);
-        chunks.push(Bytes::from(own));
-        Chunks::new(chunks)
+        match encoding {
+            Encoding::Identity => {
+                let mut chunks = render(&snapshots, now);
+                chunks.push(Bytes::from(own));
+                Chunks::new(chunks)
+            }
+            Encoding::Gzip => Chunks::new(render_gzip(&snapshots, now, &own)),
+        }
     }
+}
+
+/// How `/metrics` is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
 }

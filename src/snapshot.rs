@@ -6,12 +6,13 @@
 //! running, and its headroom) are computed per scrape. That keeps `/metrics`
 //! close to the cost of copying bytes however large the account.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
 use crate::clock::{secs, Nanos, NANOS_PER_SEC};
 use crate::counters::{StepCounters, StepKey};
+use crate::gzip::{GzipWriter, Segment};
 use crate::metrics::family::{Family, FamilyDef, STEP_LABELS, WORKFLOW_LABELS};
 use crate::metrics::text::{write_header, write_labels, write_value};
 use crate::model::{StepStatus, WorkflowStatus};
@@ -71,6 +72,8 @@ struct Body {
     /// Samples computed at scrape time: the encoded `name{labels} ` and how
     /// to compute the value.
     live: Vec<(Box<[u8]>, Live)>,
+    /// `text` compressed, at the first scrape that asks for gzip.
+    gz: OnceLock<Segment>,
 }
 
 /// A family's part while a snapshot is being built.
@@ -143,6 +146,7 @@ impl Snapshot {
                 .map(|d| Body {
                     text: Bytes::from(d.text),
                     live: d.live,
+                    gz: OnceLock::new(),
                 })
                 .collect(),
         }
@@ -318,6 +322,49 @@ fn encode_workflow(bodies: &mut [Draft], labels: &[u8], w: &WorkflowView) {
 /// format requires; the static text is shared, not copied.
 pub fn render(snapshots: &[Arc<Snapshot>], now: Nanos) -> Vec<Bytes> {
     let mut out = Vec::with_capacity(Family::ALL.len() * (1 + 2 * snapshots.len()));
+    render_into(snapshots, now, &mut out);
+    out
+}
+
+/// [`render`], gzip-compressed, followed by `tail` (text computed per
+/// scrape). The unchanging text of each snapshot is compressed once, at
+/// the first scrape that asks for it, and shared by the later ones.
+pub fn render_gzip(snapshots: &[Arc<Snapshot>], now: Nanos, tail: &[u8]) -> Vec<Bytes> {
+    let mut out = GzipWriter::new();
+    render_into(snapshots, now, &mut out);
+    out.text(tail);
+    out.finish()
+}
+
+/// Where [`render_into`] writes the page.
+trait Sink {
+    /// The unchanging part of a family's body.
+    fn fixed(&mut self, body: &Body);
+    /// Text computed for this scrape.
+    fn text(&mut self, text: Vec<u8>);
+}
+
+impl Sink for Vec<Bytes> {
+    fn fixed(&mut self, body: &Body) {
+        self.push(body.text.clone());
+    }
+    fn text(&mut self, text: Vec<u8>) {
+        self.push(Bytes::from(text));
+    }
+}
+
+impl Sink for GzipWriter {
+    fn fixed(&mut self, body: &Body) {
+        if !body.text.is_empty() {
+            self.segment(body.gz.get_or_init(|| Segment::compress(&body.text)));
+        }
+    }
+    fn text(&mut self, text: Vec<u8>) {
+        GzipWriter::text(self, &text);
+    }
+}
+
+fn render_into(snapshots: &[Arc<Snapshot>], now: Nanos, out: &mut impl Sink) {
     for f in Family::ALL {
         let i = *f as usize;
         if snapshots.iter().all(|s| s.bodies[i].is_empty()) {
@@ -325,10 +372,10 @@ pub fn render(snapshots: &[Arc<Snapshot>], now: Nanos) -> Vec<Bytes> {
         }
         let mut header = Vec::with_capacity(512);
         write_header(&mut header, f.def());
-        out.push(Bytes::from(header));
+        out.text(header);
         for s in snapshots {
             let b = &s.bodies[i];
-            out.push(b.text.clone());
+            out.fixed(b);
             if !b.live.is_empty() {
                 let mut text = Vec::with_capacity(b.live.iter().map(|(p, _)| p.len() + 24).sum());
                 for (prefix, v) in &b.live {
@@ -336,11 +383,10 @@ pub fn render(snapshots: &[Arc<Snapshot>], now: Nanos) -> Vec<Bytes> {
                     write_value(&mut text, v.at(now));
                     text.push(b'\n');
                 }
-                out.push(Bytes::from(text));
+                out.text(text);
             }
         }
     }
-    out
 }
 
 /// [`render`] into one buffer.

@@ -45,6 +45,37 @@ fn version_and_help() {
     ] {
         assert!(out.contains(flag), "{flag} missing from --help");
     }
+    // The README's flag table is the user's manual: every flag is in it.
+    let flags = readme_section("## Flags");
+    let mut documented = 0;
+    for word in out.split(|c: char| c.is_whitespace() || c == ',' || c == '=') {
+        let Some(name) = word.strip_prefix("--") else {
+            continue;
+        };
+        let name = name.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        if name.is_empty() || name == "help" || !name.starts_with(|c: char| c.is_ascii_lowercase())
+        {
+            continue;
+        }
+        assert!(
+            flags.contains(&format!("`--{name}`")),
+            "--{name} is not in the README's flag table"
+        );
+        documented += 1;
+    }
+    assert!(documented >= 20, "only {documented} flags found in --help");
+}
+
+/// The text of a `## ` section of the README, up to the next one.
+fn readme_section(heading: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("README has no {heading}"));
+    let rest = &readme[start + heading.len() + 2..];
+    let end = rest.find("\n## ").unwrap_or(rest.len());
+    rest[..end].to_string()
 }
 
 #[test]
@@ -289,4 +320,18 @@ async fn demo_serves_every_metric_family() {
     );
     assert!(m.count("imagebuilder_workflow_step_status", &[("status", "FAILED")]) > 0);
     check_with_promtool(&body);
+    // Every family served is documented in the README's metric tables.
+    let documented = readme_section("## Metrics");
+    for family in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = family.split(' ').next().unwrap_or_default();
+        let entry = if name.starts_with("process_") {
+            "`process_*`".to_string()
+        } else {
+            format!("`{name}`")
+        };
+        assert!(
+            documented.contains(&entry),
+            "{name} is served but not in the README's metrics"
+        );
+    }
 }
