@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{get, tools, try_request, Metrics};
+use common::{get, readme, tools, try_request, Metrics};
 use imagebuilder_exporter::clock::{Clock, SystemClock};
 use imagebuilder_exporter::simulator::{scenario, Simulator};
 
@@ -46,7 +46,7 @@ fn version_and_help() {
         assert!(out.contains(flag), "{flag} missing from --help");
     }
     // The README's flag table is the user's manual: every flag is in it.
-    let flags = readme_section("## Flags");
+    let flags = readme::section("## Flags");
     let mut documented = 0;
     for word in out.split(|c: char| c.is_whitespace() || c == ',' || c == '=') {
         let Some(name) = word.strip_prefix("--") else {
@@ -64,18 +64,6 @@ fn version_and_help() {
         documented += 1;
     }
     assert!(documented >= 20, "only {documented} flags found in --help");
-}
-
-/// The text of a `## ` section of the README, up to the next one.
-fn readme_section(heading: &str) -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let start = readme
-        .find(&format!("\n{heading}\n"))
-        .unwrap_or_else(|| panic!("README has no {heading}"));
-    let rest = &readme[start + heading.len() + 2..];
-    let end = rest.find("\n## ").unwrap_or(rest.len());
-    rest[..end].to_string()
 }
 
 #[test]
@@ -160,14 +148,9 @@ fn check_with_promtool(text: &str) {
         .spawn()
         .expect("promtool runs");
     p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = p.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, report) = tools::report(&p.wait_with_output().unwrap());
     assert!(
-        out.status.success() && report.trim().is_empty(),
+        ok && report.trim().is_empty(),
         "promtool check metrics: {report}"
     );
 }
@@ -321,7 +304,7 @@ async fn demo_serves_every_metric_family() {
     assert!(m.count("imagebuilder_workflow_step_status", &[("status", "FAILED")]) > 0);
     check_with_promtool(&body);
     // Every family served is documented in the README's metric tables.
-    let documented = readme_section("## Metrics");
+    let documented = readme::section("## Metrics");
     for family in body.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
         let name = family.split(' ').next().unwrap_or_default();
         let entry = if name.starts_with("process_") {

@@ -27,12 +27,7 @@ fn promtool(args: &[&str]) -> Option<(bool, String)> {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("promtool runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some((out.status.success(), text))
+    Some(tools::report(&out))
 }
 
 #[test]

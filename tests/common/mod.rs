@@ -5,6 +5,7 @@
 pub mod grafana;
 pub mod logs;
 pub mod promapi;
+pub mod readme;
 pub mod tools;
 
 use std::collections::BTreeMap;

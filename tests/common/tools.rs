@@ -18,3 +18,16 @@ pub fn require(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// Whether a finished command succeeded, and what it printed (stdout, then
+/// stderr), for assertions that show the tool's own words.
+pub fn report(out: &std::process::Output) -> (bool, String) {
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
