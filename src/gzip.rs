@@ -42,7 +42,7 @@ const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 const FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
 
 /// A compressed piece of text that can go anywhere in a [`GzipWriter`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Segment {
     deflate: Bytes,
     crc: u32,
@@ -67,11 +67,6 @@ impl Segment {
             crc: crc32fast::hash(data),
             len: data.len() as u64,
         }
-    }
-
-    /// Bytes of compressed data.
-    pub fn compressed_len(&self) -> usize {
-        self.deflate.len()
     }
 }
 
@@ -106,10 +101,13 @@ impl GzipWriter {
         self.pending.extend_from_slice(data);
     }
 
-    /// A segment compressed earlier.
+    /// A segment compressed earlier. An empty one changes nothing (and
+    /// does not split the text around it).
     pub fn segment(&mut self, segment: &Segment) {
-        self.flush_pending();
-        self.push(segment);
+        if segment.len > 0 {
+            self.flush_pending();
+            self.push(segment);
+        }
     }
 
     /// The whole stream: header, segments, final block and trailer.
@@ -134,9 +132,6 @@ impl GzipWriter {
     }
 
     fn push(&mut self, segment: &Segment) {
-        if segment.len == 0 {
-            return;
-        }
         self.crc
             .combine(&Hasher::new_with_initial_len(segment.crc, segment.len));
         self.parts.push(segment.deflate.clone());
@@ -189,7 +184,7 @@ mod tests {
         assert_eq!(gunzip(&parts), want);
         // The cached segment is sent as is, not copied or recompressed.
         assert!(parts.iter().any(|p| p.as_ptr() == a.deflate.as_ptr()));
-        assert!(a.compressed_len() * 10 < big.len(), "compresses");
+        assert!(a.deflate.len() * 10 < big.len(), "compresses");
         // The multi-member reader agrees: there is exactly one member.
         let body = parts.concat();
         let mut multi = Vec::new();

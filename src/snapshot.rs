@@ -6,7 +6,7 @@
 //! running, and its headroom) are computed per scrape. That keeps `/metrics`
 //! close to the cost of copying bytes however large the account.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -72,8 +72,9 @@ struct Body {
     /// Samples computed at scrape time: the encoded `name{labels} ` and how
     /// to compute the value.
     live: Vec<(Box<[u8]>, Live)>,
-    /// `text` compressed, at the first scrape that asks for gzip.
-    gz: OnceLock<Segment>,
+    /// `text` compressed: by the refresh, so that gzip scrapes (all of
+    /// Prometheus' scrapes) only join segments.
+    gz: Segment,
 }
 
 /// A family's part while a snapshot is being built.
@@ -144,9 +145,9 @@ impl Snapshot {
             bodies: bodies
                 .into_iter()
                 .map(|d| Body {
+                    gz: Segment::compress(&d.text),
                     text: Bytes::from(d.text),
                     live: d.live,
-                    gz: OnceLock::new(),
                 })
                 .collect(),
         }
@@ -327,8 +328,8 @@ pub fn render(snapshots: &[Arc<Snapshot>], now: Nanos) -> Vec<Bytes> {
 }
 
 /// [`render`], gzip-compressed, followed by `tail` (text computed per
-/// scrape). The unchanging text of each snapshot is compressed once, at
-/// the first scrape that asks for it, and shared by the later ones.
+/// scrape). The unchanging text of each snapshot was compressed when the
+/// snapshot was built; only the text computed per scrape is compressed here.
 pub fn render_gzip(snapshots: &[Arc<Snapshot>], now: Nanos, tail: &[u8]) -> Vec<Bytes> {
     let mut out = GzipWriter::new();
     render_into(snapshots, now, &mut out);
@@ -355,9 +356,7 @@ impl Sink for Vec<Bytes> {
 
 impl Sink for GzipWriter {
     fn fixed(&mut self, body: &Body) {
-        if !body.text.is_empty() {
-            self.segment(body.gz.get_or_init(|| Segment::compress(&body.text)));
-        }
+        self.segment(&body.gz);
     }
     fn text(&mut self, text: Vec<u8>) {
         GzipWriter::text(self, &text);
