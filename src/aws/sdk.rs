@@ -15,10 +15,9 @@ use tokio::sync::Semaphore;
 use super::convert::{self, Issues};
 use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
-use super::{shorten, ApiError, Fetched, ImageBuilderApi, Operation, Page};
+use super::{shorten, ApiError, AssumeRole, Fetched, ImageBuilderApi, Operation, Page};
 use crate::metrics::ExporterMetrics;
 use crate::model::{Build, StepDetail, StepExecution, WorkflowExecution};
-use crate::targets::AssumeRole;
 
 /// Page size asked of list operations: the API's maximum.
 pub const PAGE_SIZE: i32 = 100;

@@ -13,6 +13,7 @@ use super::faults::{BadAnswer, Faults};
 use super::store::{step_json, workflow_json, SimBuild, StepPlan};
 use super::SimState;
 use crate::httpserve::{respond, Chunks, HandlerResult};
+use crate::parse::{BUILD_ARN, STEP_EXECUTION_ID as STEP_ID, WORKFLOW_EXECUTION_ID as WF_ID};
 
 /// Page size when `maxResults` is not given, and the largest allowed.
 pub const DEFAULT_PAGE: usize = 25;
@@ -208,9 +209,8 @@ pub(crate) fn error_response(state: &SimState, e: &SimError) -> Response<Chunks>
 fn parse_input(op: &str, query: &str, body: &[u8]) -> Result<Map<String, Value>, SimError> {
     if op.starts_with("Get") {
         let mut m = Map::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            m.insert(k.to_string(), Value::String(percent_decode(v)));
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            m.insert(k.into_owned(), Value::String(v.into_owned()));
         }
         return Ok(m);
     }
@@ -225,34 +225,6 @@ fn parse_input(op: &str, query: &str, body: &[u8]) -> Result<Map<String, Value>,
             message: "The request body is not a JSON object".into(),
         }),
     }
-}
-
-pub(crate) fn percent_decode(s: &str) -> String {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(h * 16 + l);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 struct Ctx<'a> {
@@ -278,12 +250,6 @@ fn string_param<'a>(
     }
     Ok(v)
 }
-
-const BUILD_ARN: &str = r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws(?:-[a-z-]+)?):image/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$";
-const WF_ID: &str =
-    r"^wf-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-pub const STEP_ID: &str =
-    r"^step-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 /// Cuts a full listing into the page asked for.
 fn paginate(
@@ -601,8 +567,14 @@ mod tests {
 
     #[test]
     fn decodes_query_values() {
-        assert_eq!(percent_decode("step-1%2Fa+b"), "step-1/a b");
-        assert_eq!(percent_decode("100%"), "100%");
+        let m = parse_input(
+            "GetWorkflowStepExecution",
+            "stepExecutionId=step-1%2Fa+b&x=100%",
+            b"",
+        )
+        .unwrap();
+        assert_eq!(m["stepExecutionId"], "step-1/a b");
+        assert_eq!(m["x"], "100%");
     }
 
     #[test]

@@ -11,22 +11,11 @@ use crate::clock::NANOS_PER_SEC;
 use crate::httpserve::{respond, Chunks};
 use crate::timestamp::format_rfc3339_millis;
 
-const ROLE_ARN: &str = r"^arn:aws[a-z-]*:iam::([0-9]{12}):role/[A-Za-z0-9_+=,.@/-]{1,512}$";
-const SESSION_NAME: &str = r"^[A-Za-z0-9_+=,.@-]{2,64}$";
-const EXTERNAL_ID: &str = r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$";
+use crate::parse::{EXTERNAL_ID, ROLE_ARN, SESSION_NAME};
 
+/// The query protocol's `application/x-www-form-urlencoded` body.
 fn form(body: &[u8]) -> Vec<(String, String)> {
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                super::http::percent_decode(k),
-                super::http::percent_decode(v),
-            )
-        })
-        .collect()
+    form_urlencoded::parse(body).into_owned().collect()
 }
 
 fn error(state: &SimState, status: u16, code: &str, message: &str) -> Response<Chunks> {

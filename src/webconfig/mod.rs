@@ -295,7 +295,7 @@ impl Loader<'_> {
     fn rate_limit(&self, r: RateLimitFile) -> Result<Option<RateLimit>, WebConfigError> {
         let interval = match r.interval.as_deref() {
             None => Duration::ZERO,
-            Some(s) => crate::config::parse_duration(s)
+            Some(s) => crate::parse::parse_duration(s)
                 .map_err(|e| self.err(Some("rate_limit.interval"), e))?,
         };
         if interval.is_zero() {
