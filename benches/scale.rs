@@ -41,7 +41,7 @@ const LATENCY: Duration = Duration::from_millis(20);
 
 /// Families added for the person on call (what failed, why, whose), whose
 /// series counts the table reports.
-const ONCALL_FAMILIES: [&str; 11] = [
+const ONCALL_FAMILIES: [&str; 10] = [
     "imagebuilder_workflow_step_rollback_status",
     "imagebuilder_workflow_step_info",
     "imagebuilder_workflow_step_failure_info",
@@ -52,7 +52,6 @@ const ONCALL_FAMILIES: [&str; 11] = [
     "imagebuilder_image_build_failure_info",
     "imagebuilder_image_last_successful_build_timestamp_seconds",
     "imagebuilder_image_tags",
-    "imagebuilder_workflow_step_execution_duration_seconds_bucket",
 ];
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(20);
 

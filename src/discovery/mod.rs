@@ -16,32 +16,33 @@
 //! So a steady-state refresh costs the discovery listing (when due) plus
 //! calls for what is in flight, whatever the account's history.
 
+mod listing;
+mod merge;
+mod report;
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{self, StreamExt};
 use regex::Regex;
 use tokio::time::Instant;
 
-use crate::aws::{ApiError, DataIssue, ImageBuilderApi, Operation, Page};
+pub use listing::list_all;
+pub use report::{Failure, RefreshReport};
+
+use crate::aws::{ImageBuilderApi, Operation};
 use crate::clock::Nanos;
 use crate::counters::StepCounters;
-use crate::model::{Build, BuildStatus, StepDetail, StepExecution, WorkflowExecution};
+use crate::model::{Build, BuildStatus, StepDetail};
 use crate::snapshot::Snapshot;
 use crate::tracked::{
-    build_order, latest_steps, outcomes, select_latest, Limits, TrackedBuild, TrackedStep,
-    TrackedWorkflow, WorkflowKey,
+    build_order, latest_steps, outcomes, select_latest, Limits, TrackedBuild, WorkflowKey,
 };
 use crate::views::{self, ImageKey, TagAllowList, Views};
-
-/// Calls in flight at once within a refresh; the client's own concurrency
-/// limit is what really bounds the API.
-const FAN_OUT: usize = 64;
-
-/// Pages a single listing may take before it is considered endless.
-const MAX_PAGES: usize = 2_000;
+use listing::fan_out;
+use merge::{apply_steps, apply_workflows};
 
 /// Rounds of step listings a refresh may take to walk back to each step's
 /// last conclusive outcome (see [`outcomes`]); each round goes one
@@ -70,63 +71,6 @@ impl Default for DiscoveryConfig {
             max_builds: 10_000,
             image_tags: TagAllowList::default(),
         }
-    }
-}
-
-/// A failed read: the call's error and what it was reading.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub error: ApiError,
-    pub resource: String,
-}
-
-/// What a refresh ran into.
-#[derive(Debug, Default)]
-pub struct RefreshReport {
-    /// Reads that failed: their last good data was kept.
-    pub failures: Vec<Failure>,
-    /// `--step-execution-id` values the API does not know.
-    pub unknown_step_ids: Vec<String>,
-    /// Bad fields inside answers that were otherwise used.
-    pub issues: Vec<DataIssue>,
-    pub discovery_ran: bool,
-    /// Builds left untracked because of `--discovery.max-builds`.
-    pub dropped_builds: usize,
-}
-
-impl RefreshReport {
-    /// Everything that was needed could be read.
-    pub fn complete(&self) -> bool {
-        self.failures.is_empty()
-    }
-
-    /// Records the issues of a listing; true if it skipped no item. A
-    /// listing that did is a partial read: reported as a failure, so that
-    /// `imagebuilder_up` says the data may be incomplete.
-    fn take_issues(&mut self, issues: Vec<DataIssue>, resource: &str) -> bool {
-        let skipped = issues.iter().filter(|i| i.skipped_item()).count();
-        if let Some(operation) = issues
-            .iter()
-            .find(|i| i.skipped_item())
-            .map(|i| i.operation)
-        {
-            self.fail(
-                ApiError::Parse {
-                    operation,
-                    message: format!("{skipped} item(s) without an identifier were skipped; what they may be keeps its previous data"),
-                },
-                resource,
-            );
-        }
-        self.issues.extend(issues);
-        skipped == 0
-    }
-
-    fn fail(&mut self, error: ApiError, resource: impl Into<String>) {
-        self.failures.push(Failure {
-            error,
-            resource: resource.into(),
-        });
     }
 }
 
@@ -645,146 +589,6 @@ fn arn_hash(arn: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     arn.hash(&mut h);
     h.finish()
-}
-
-/// Merges a fresh listing of a build's workflow executions. When the
-/// listing skipped unusable items, executions it did not show are kept: they
-/// may be the skipped ones.
-fn apply_workflows(tb: &mut TrackedBuild, list: Vec<WorkflowExecution>, complete: bool) {
-    let merged = merge(
-        tb.workflows.take(),
-        list,
-        |w: &TrackedWorkflow| &w.exec.id,
-        |e: &WorkflowExecution| &e.id,
-        !complete,
-        |w, exec| w.exec = exec,
-        |exec| TrackedWorkflow {
-            exec,
-            steps: None,
-            frozen: false,
-        },
-    );
-    tb.frozen = complete
-        && tb.build.status.is_terminal()
-        && merged.iter().all(|w| w.exec.status.is_terminal());
-    tb.workflows = Some(merged);
-}
-
-/// Merges a fresh listing of a workflow execution's steps.
-fn apply_steps(w: &mut TrackedWorkflow, list: Vec<StepExecution>, baseline: bool, complete: bool) {
-    let merged = merge(
-        w.steps.take(),
-        list,
-        |s: &TrackedStep| &s.exec.id,
-        |e: &StepExecution| &e.id,
-        !complete,
-        |s, exec| s.exec = exec,
-        |exec| TrackedStep {
-            // Terminal before we ever saw it, in a build that existed at
-            // start-up: seed, do not count.
-            counted: baseline && exec.status.is_terminal(),
-            exec,
-            limits: Limits::Unknown,
-            on_failure: None,
-        },
-    );
-    w.frozen = complete
-        && w.exec.status.is_terminal()
-        && merged.iter().all(|s| s.exec.status.is_terminal());
-    w.steps = Some(merged);
-}
-
-/// Merges `fresh` items into `old` ones by ID: known items are updated in
-/// place (keeping what only we know of them), new ones created, duplicates
-/// ignored. Items missing from `fresh` are dropped, or kept at the end in
-/// their old order when `keep_unlisted`.
-fn merge<T, N>(
-    old: Option<Vec<T>>,
-    fresh: Vec<N>,
-    old_id: impl Fn(&T) -> &str,
-    new_id: impl Fn(&N) -> &str,
-    keep_unlisted: bool,
-    update: impl Fn(&mut T, N),
-    create: impl Fn(N) -> T,
-) -> Vec<T> {
-    let mut old: Vec<Option<T>> = old.unwrap_or_default().into_iter().map(Some).collect();
-    let index: HashMap<String, usize> = old
-        .iter()
-        .enumerate()
-        .filter_map(|(i, t)| t.as_ref().map(|t| (old_id(t).to_string(), i)))
-        .collect();
-    let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(fresh.len());
-    for n in fresh {
-        if !seen.insert(new_id(&n).to_string()) {
-            continue; // listed twice
-        }
-        match index.get(new_id(&n)).and_then(|i| old[*i].take()) {
-            Some(mut t) => {
-                update(&mut t, n);
-                out.push(t);
-            }
-            None => out.push(create(n)),
-        }
-    }
-    if keep_unlisted {
-        out.extend(old.into_iter().flatten());
-    }
-    out
-}
-
-/// Follows `nextToken` to the end. A token seen twice, or more than
-/// `MAX_PAGES` pages, is a malformed answer: the listing fails instead of
-/// looping forever.
-pub async fn list_all<T, F, Fut>(
-    op: Operation,
-    mut fetch: F,
-) -> Result<(Vec<T>, Vec<DataIssue>), ApiError>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: Future<Output = Result<Page<T>, ApiError>>,
-{
-    let mut items = Vec::new();
-    let mut issues = Vec::new();
-    let mut seen = HashSet::new();
-    let mut token = None;
-    for _ in 0..MAX_PAGES {
-        let page = fetch(token.take()).await?;
-        items.extend(page.items);
-        issues.extend(page.issues);
-        match page.next_token.filter(|t| !t.is_empty()) {
-            None => return Ok((items, issues)),
-            Some(t) => {
-                if !seen.insert(t.clone()) {
-                    return Err(ApiError::Parse {
-                        operation: op,
-                        message: format!(
-                            "nextToken {:?} was returned twice; the listing would never end",
-                            crate::aws::shorten(&t, 40)
-                        ),
-                    });
-                }
-                token = Some(t);
-            }
-        }
-    }
-    Err(ApiError::Parse {
-        operation: op,
-        message: format!("more than {MAX_PAGES} pages; the listing was abandoned"),
-    })
-}
-
-/// Runs `f` over `jobs` with bounded concurrency and collects the results.
-async fn fan_out<J, R, F, Fut>(jobs: impl IntoIterator<Item = J>, f: F) -> Vec<R>
-where
-    F: Fn(J) -> Fut,
-    Fut: Future<Output = R>,
-{
-    stream::iter(jobs)
-        .map(f)
-        .buffer_unordered(FAN_OUT)
-        .collect()
-        .await
 }
 
 /// A configured duration as nanoseconds, saturating (`--discovery.lookback 300y`).
