@@ -27,6 +27,13 @@ pub struct ImageKey {
     pub image: Arc<str>,
 }
 
+impl crate::metrics::labels::LabelSet<3> for ImageKey {
+    const NAMES: [&'static str; 3] = crate::metrics::labels::IMAGE;
+    fn values(&self) -> [&str; 3] {
+        [&self.account_id, &self.region, &self.image]
+    }
+}
+
 impl ImageKey {
     /// The image of `build` (account and region from its ARN).
     pub fn of(build: &Build) -> Self {
