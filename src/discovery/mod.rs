@@ -16,6 +16,8 @@
 //! So a steady-state refresh costs the discovery listing (when due) plus
 //! calls for what is in flight, whatever the account's history.
 
+#[cfg(test)]
+mod fake;
 mod listing;
 mod merge;
 mod report;

@@ -9,8 +9,9 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
 
-use super::faults::{BadAnswer, Faults};
-use super::store::{step_json, workflow_json, SimBuild, StepPlan};
+use super::faults::{damage, BadAnswer, Faults};
+use super::shapes::{step_json, summary_json, workflow_json};
+use super::store::{SimBuild, StepPlan};
 use super::SimState;
 use crate::httpserve::{respond, Chunks, HandlerResult};
 use crate::parse::{BUILD_ARN, STEP_EXECUTION_ID as STEP_ID, WORKFLOW_EXECUTION_ID as WF_ID};
@@ -327,7 +328,7 @@ fn list_builds(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError>
         .store
         .visible(ctx.now)
         .filter(|b| filter.is_none_or(|f| b.arn.rsplit_once('/').map(|x| x.0) == Some(f)))
-        .map(|b| b.summary_json(ctx.now))
+        .map(|b| summary_json(b, ctx.now))
         .collect();
     let (page, next) = paginate("ListImageBuildVersions", items, input, ctx.bad)?;
     let mut out = json!({ "imageSummaryList": page });
@@ -464,75 +465,6 @@ fn list_waiting(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError
         out["nextToken"] = json!(t);
     }
     Ok(out)
-}
-
-/// Spoils a good answer in the way asked.
-fn damage(v: &mut Value, bad: BadAnswer) {
-    match v {
-        Value::Array(items) => items.iter_mut().for_each(|i| damage(i, bad)),
-        Value::Object(m) => {
-            for (_, child) in m.iter_mut() {
-                if child.is_array() {
-                    damage(child, bad);
-                }
-            }
-            damage_object(m, bad);
-        }
-        _ => {}
-    }
-}
-
-fn damage_object(m: &mut Map<String, Value>, bad: BadAnswer) {
-    match bad {
-        BadAnswer::WrongTypes => {
-            for (k, v) in m.iter_mut() {
-                *v = match (k.as_str(), &*v) {
-                    (_, Value::Number(n)) => json!(n.to_string()),
-                    ("startTime" | "endTime" | "dateCreated", _) => json!(1_788_981_143),
-                    ("status", _) => json!(7),
-                    _ => continue,
-                };
-            }
-        }
-        BadAnswer::MissingField => {
-            for k in [
-                "arn",
-                "stepExecutionId",
-                "workflowExecutionId",
-                "workflowBuildVersionArn",
-                "name",
-            ] {
-                m.remove(k);
-            }
-        }
-        BadAnswer::UnknownStatus => {
-            if let Some(s) = m.get_mut("status") {
-                *s = json!("SOMETHING_NEW");
-            }
-        }
-        BadAnswer::EndBeforeStart => {
-            if let Some(start) = m.get("startTime").and_then(Value::as_str) {
-                if let Ok(t) = crate::timestamp::parse_rfc3339(start) {
-                    let end = crate::timestamp::format_rfc3339_millis(
-                        t - 3600 * crate::clock::NANOS_PER_SEC,
-                    );
-                    m.insert("endTime".into(), json!(end));
-                }
-            }
-        }
-        BadAnswer::AbsurdTimeout if m.contains_key("stepExecutionId") => {
-            m.insert("timeoutSeconds".into(), json!(9_999_999));
-        }
-        BadAnswer::LongMessages => {
-            let long = "x".repeat(500);
-            for k in ["message", "description"] {
-                if m.contains_key(k) {
-                    m.insert(k.into(), json!(long));
-                }
-            }
-        }
-        _ => {}
-    }
 }
 
 #[cfg(test)]

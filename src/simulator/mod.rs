@@ -22,6 +22,7 @@ pub mod admin;
 pub mod faults;
 pub mod http;
 pub mod scenario;
+pub mod shapes;
 pub mod store;
 pub(crate) mod sts;
 
