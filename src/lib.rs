@@ -8,7 +8,7 @@
 //! `crate::` paths of `src/` against this list, and sibling files of one
 //! module may not use each other both ways):
 //!
-//! 1. model and parsing: `clock`, `model`, `parse`, `timestamp`, `metrics`, `gzip`, `loglimit`, `logging`, `httpserve`
+//! 1. model and parsing: `clock`, `sync`, `model`, `parse`, `timestamp`, `metrics`, `gzip`, `loglimit`, `logging`, `httpserve`
 //! 2. aws: `aws`, `simulator`
 //! 3. tracking and counters: `tracked`, `counters`, `views`
 //! 4. snapshot: `snapshot`
@@ -41,6 +41,7 @@ pub mod server;
 pub mod service;
 pub mod simulator;
 pub mod snapshot;
+pub mod sync;
 pub mod targets;
 pub mod timestamp;
 pub mod tracked;

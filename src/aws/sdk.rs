@@ -175,7 +175,7 @@ impl SdkClient {
                 self.publish_rate();
             }
             let delay = {
-                let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+                let mut rng = crate::sync::lock(&self.rng);
                 self.retry.next_delay(attempt, &err, &mut rng)
             };
             match delay {

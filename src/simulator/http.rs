@@ -122,8 +122,8 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
         Err(e) => return Ok(error_response(&state, &e)),
     };
     let answer = {
-        let default = state.store.read().unwrap_or_else(|e| e.into_inner());
-        let accounts = state.accounts.read().unwrap_or_else(|e| e.into_inner());
+        let default = crate::sync::read(&state.store);
+        let accounts = crate::sync::read(&state.accounts);
         // The store of the signing credentials' account and region, if one
         // was added; the default account's otherwise.
         let store = account.and_then(|k| accounts.get(&k)).unwrap_or(&default);

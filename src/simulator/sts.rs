@@ -49,7 +49,7 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
         }
         None => return error(state, 400, "MissingAction", "Missing Action"),
     }
-    *super::lock(&state.calls)
+    *crate::sync::lock(&state.calls)
         .entry("AssumeRole".into())
         .or_insert(0) += 1;
     let matches =
@@ -80,7 +80,7 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
             );
         }
     }
-    let roles = super::lock(&state.roles);
+    let roles = crate::sync::lock(&state.roles);
     let Some(required_external_id) = roles.get(role) else {
         return error(
             state,
@@ -104,7 +104,7 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
     let account = role.split(':').nth(4).unwrap_or_default().to_string();
     let n = state.request_id().replace('-', "").to_uppercase();
     let access_key = format!("ASIA{}", &n[n.len() - 16..]);
-    super::lock(&state.assumed).insert(access_key.clone(), account.clone());
+    crate::sync::lock(&state.assumed).insert(access_key.clone(), account.clone());
     let expiration = format_rfc3339_millis(state.clock.now() + 3600 * NANOS_PER_SEC);
     let role_name = role.rsplit('/').next().unwrap_or_default();
     let xml = format!(
