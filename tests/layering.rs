@@ -100,6 +100,7 @@ fn every_module_uses_only_its_layer_and_those_below() {
     let lib = std::fs::read_to_string(src().join("lib.rs")).expect("lib.rs");
     let declared: BTreeSet<String> = after(&lib, "pub mod ")
         .into_iter()
+        .chain(after(&lib, "pub(crate) mod "))
         .map(str::to_string)
         .collect();
     let listed: BTreeSet<String> = layers.keys().cloned().collect();

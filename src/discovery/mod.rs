@@ -32,17 +32,18 @@ use regex::Regex;
 use tokio::time::Instant;
 
 pub use listing::list_all;
-pub use report::{Failure, RefreshReport};
+pub use report::RefreshReport;
 
 use crate::aws::{ImageBuilderApi, Operation};
 use crate::clock::Nanos;
 use crate::counters::StepCounters;
+use crate::metrics::labels::TagAllowList;
 use crate::model::{Build, BuildStatus, StepDetail};
 use crate::snapshot::Snapshot;
 use crate::tracked::{
     build_order, latest_steps, outcomes, select_latest, Limits, TrackedBuild, WorkflowKey,
 };
-use crate::views::{self, ImageKey, TagAllowList, Views};
+use crate::views::{self, ImageKey, Views};
 use listing::fan_out;
 use merge::{apply_steps, apply_workflows};
 

@@ -5,6 +5,7 @@ use super::Live;
 use crate::clock::{secs, Nanos, NANOS_PER_SEC};
 use crate::counters::StepCounters;
 use crate::metrics::family::{Family, DURATION_BUCKETS};
+use crate::metrics::labels::TagAllowList;
 use crate::metrics::labels::{
     encode as labels, BuildLabels, FailureLabels, ImageInfoLabels, LabelSet, MessageLabels,
     ReasonLabels, StepInfoLabels, WORKFLOW,
@@ -14,7 +15,7 @@ use crate::metrics::text::{
 };
 use crate::model::{BuildStatus, RollbackStatus, StepStatus, WorkflowStatus};
 use crate::tracked::WorkflowKey;
-use crate::views::{BuildRef, FailureView, ImageView, StepView, TagAllowList, Views, WorkflowView};
+use crate::views::{BuildRef, FailureView, ImageView, StepView, Views, WorkflowView};
 
 /// A family's part while a snapshot is being built.
 #[derive(Debug, Default, Clone)]

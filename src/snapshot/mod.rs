@@ -15,13 +15,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use render::{render, render_gzip, render_text};
+#[cfg(test)]
+use render::render_text;
+pub use render::{render, render_gzip};
 
 use crate::clock::{secs, Nanos, NANOS_PER_SEC};
 use crate::counters::StepCounters;
 use crate::gzip::Segment;
 use crate::metrics::family::Family;
-use crate::views::{TagAllowList, Views};
+use crate::metrics::labels::TagAllowList;
+use crate::views::Views;
 
 /// A value that depends on the time of the scrape.
 #[derive(Debug, Clone, Copy, PartialEq)]

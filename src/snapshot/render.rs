@@ -82,6 +82,7 @@ fn render_into(snapshots: &[Arc<Snapshot>], now: Nanos, out: &mut impl Sink) {
 }
 
 /// [`render`] into one buffer.
+#[cfg(test)]
 pub fn render_text(snapshots: &[Arc<Snapshot>], now: Nanos) -> Vec<u8> {
     render(snapshots, now).concat()
 }

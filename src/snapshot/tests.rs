@@ -5,9 +5,10 @@ use std::sync::Arc;
 use super::*;
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::counters::{StepCounters, StepKey};
+use crate::metrics::labels::TagAllowList;
 use crate::model::{BuildStatus, RollbackStatus, StepStatus};
 use crate::tracked::WorkflowKey;
-use crate::views::{BuildRef, FailureView, StepView, TagAllowList, Views};
+use crate::views::{BuildRef, FailureView, StepView, Views};
 const S: Nanos = 1_788_981_143_418_000_000;
 
 fn key() -> StepKey {
