@@ -250,6 +250,7 @@ impl Cli {
                 step_execution_ids: self.step_execution_ids,
                 max_builds: self.max_builds as usize,
                 image_tags,
+                defer_backfill: true,
             },
             refresh_min_interval: min_interval,
             scrape_timeout: self.scrape_timeout,

@@ -14,12 +14,17 @@
 //!   for the latest execution of each step and for steps in flight.
 //!
 //! So a steady-state refresh costs the discovery listing (when due) plus
-//! calls for what is in flight, whatever the account's history.
+//! calls for what is in flight, whatever the account's history. A cold
+//! start reads what the latest state needs first and backfills the rest
+//! (see `backfill`).
 
 #[cfg(test)]
 mod fake;
+mod backfill;
+mod discover;
 mod listing;
 mod merge;
+mod read;
 mod report;
 #[cfg(test)]
 mod tests;
@@ -31,6 +36,7 @@ use std::time::Duration;
 use regex::Regex;
 use tokio::time::Instant;
 
+pub use backfill::Phase;
 pub use listing::list_all;
 pub use report::RefreshReport;
 
@@ -38,14 +44,10 @@ use crate::aws::{ImageBuilderApi, Operation};
 use crate::clock::Nanos;
 use crate::counters::StepCounters;
 use crate::metrics::labels::TagAllowList;
-use crate::model::{Build, BuildStatus, StepDetail};
+use crate::model::StepDetail;
 use crate::snapshot::Snapshot;
-use crate::tracked::{
-    build_order, latest_steps, outcomes, select_latest, Limits, TrackedBuild, WorkflowKey,
-};
+use crate::tracked::{TrackedBuild, WorkflowKey};
 use crate::views::{self, ImageKey, Views};
-use listing::fan_out;
-use merge::{apply_steps, apply_workflows};
 
 /// Rounds of step listings a refresh may take to walk back to each step's
 /// last conclusive outcome (see [`outcomes`]); each round goes one
@@ -62,6 +64,10 @@ pub struct DiscoveryConfig {
     pub max_builds: usize,
     /// `--labels.image-tags`: the tags exported as labels.
     pub image_tags: TagAllowList,
+    /// Read what the latest state needs first and the rest afterwards (see
+    /// `backfill`). Off, a cold start reads everything before it is ready,
+    /// as it once did: tests compare the two.
+    pub defer_backfill: bool,
 }
 
 impl Default for DiscoveryConfig {
@@ -73,6 +79,7 @@ impl Default for DiscoveryConfig {
             step_execution_ids: Vec::new(),
             max_builds: 10_000,
             image_tags: TagAllowList::default(),
+            defer_backfill: true,
         }
     }
 }
@@ -115,6 +122,7 @@ pub struct Tracker {
     /// account change nothing).
     version: u64,
     counters_seen: u64,
+    phase: Phase,
 }
 
 impl Tracker {
@@ -136,6 +144,7 @@ impl Tracker {
             views: Views::default(),
             version: 0,
             counters_seen: 0,
+            phase: Phase::Cold,
         }
     }
 
@@ -170,6 +179,7 @@ impl Tracker {
         if report.complete() {
             self.seeded = true;
         }
+        self.update_phase(report.complete());
         report
     }
 
@@ -195,330 +205,6 @@ impl Tracker {
             self.counters_seen = self.counters.version();
             self.version += 1;
         }
-    }
-
-    fn discovery_due(&self) -> bool {
-        self.last_discovery
-            .is_none_or(|t| t.elapsed() >= self.cfg.interval)
-    }
-
-    /// Chooses the builds to track from a full listing.
-    /// `complete`: the listing skipped nothing, so builds missing from it
-    /// are gone.
-    fn apply_discovery(
-        &mut self,
-        listed: Vec<Build>,
-        now: Nanos,
-        complete: bool,
-        report: &mut RefreshReport,
-    ) {
-        let baseline = self
-            .baseline
-            .get_or_insert_with(|| listed.iter().map(|b| arn_hash(&b.arn)).collect());
-        let lookback_start = now.saturating_sub(nanos(self.cfg.lookback));
-
-        let mut by_arn: HashMap<Arc<str>, Build> = HashMap::new();
-        for b in listed {
-            if self
-                .cfg
-                .image_filter
-                .as_ref()
-                .is_none_or(|re| re.is_match(&b.name))
-            {
-                by_arn.insert(b.arn.clone(), b);
-            }
-        }
-        let mut last_success: HashMap<ImageKey, Nanos> = HashMap::new();
-        for b in by_arn.values() {
-            if let (BuildStatus::Available, Some(created)) = (&b.status, b.date_created) {
-                let slot = last_success.entry(ImageKey::of(b)).or_insert(created);
-                *slot = (*slot).max(created);
-            }
-        }
-        if complete {
-            self.last_success = last_success;
-        } else {
-            // Some items were skipped: what they may be keeps its value.
-            for (k, t) in last_success {
-                let slot = self.last_success.entry(k).or_insert(t);
-                *slot = (*slot).max(t);
-            }
-        }
-        let mut newest: HashMap<&str, &Build> = HashMap::new();
-        for b in by_arn.values() {
-            let slot = newest.entry(&b.name).or_insert(b);
-            if build_order(b, slot).is_gt() {
-                *slot = b;
-            }
-        }
-        let newest: HashSet<Arc<str>> = newest.values().map(|b| b.arn.clone()).collect();
-        let mut chosen: Vec<&Build> = by_arn
-            .values()
-            .filter(|b| {
-                newest.contains(&b.arn)
-                    || b.date_created.is_some_and(|d| d >= lookback_start)
-                    || !b.status.is_terminal()
-            })
-            .collect();
-
-        if chosen.len() > self.cfg.max_builds {
-            // Keep, in order of importance: builds in flight, the newest of
-            // each image, then the most recent. The oldest finished go first.
-            chosen.sort_by(|a, b| {
-                let rank = |x: &Build| (!x.status.is_terminal(), newest.contains(&x.arn));
-                rank(b).cmp(&rank(a)).then_with(|| build_order(b, a))
-            });
-            report.dropped_builds = chosen.len() - self.cfg.max_builds;
-            chosen.truncate(self.cfg.max_builds);
-        }
-
-        let keep: HashSet<Arc<str>> = chosen.iter().map(|b| b.arn.clone()).collect();
-        if complete {
-            self.builds.retain(|arn, _| keep.contains(arn));
-        }
-        for b in chosen {
-            match self.builds.get_mut(&b.arn) {
-                Some(tb) => tb.build = b.clone(),
-                None => {
-                    let baseline = baseline.contains(&arn_hash(&b.arn));
-                    self.builds.insert(
-                        b.arn.clone(),
-                        TrackedBuild {
-                            build: b.clone(),
-                            workflows: None,
-                            frozen: false,
-                            baseline,
-                        },
-                    );
-                }
-            }
-        }
-    }
-
-    async fn refresh_workflows<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
-        let jobs: Vec<Arc<str>> = self
-            .builds
-            .values()
-            .filter(|b| !b.frozen)
-            .map(|b| b.build.arn.clone())
-            .collect();
-        let results = fan_out(jobs, |arn| async move {
-            let r = list_all(Operation::ListWorkflowExecutions, |t| {
-                api.list_workflow_executions(arn.to_string(), t)
-            })
-            .await;
-            (arn, r)
-        })
-        .await;
-        for (arn, r) in results {
-            match r {
-                Ok((list, issues)) => {
-                    let complete =
-                        report.take_issues(issues, &format!("workflow executions of {arn}"));
-                    if let Some(tb) = self.builds.get_mut(&arn) {
-                        apply_workflows(tb, list, complete);
-                    }
-                }
-                // Deleted since it was listed: its series leave now rather
-                // than at the next discovery, and it is not an outage.
-                Err(e) if e.is_not_found() => {
-                    tracing::info!(build = %arn, "image build version no longer exists; untracked");
-                    self.builds.remove(&arn);
-                }
-                Err(e) => report.fail(e, format!("workflow executions of {arn}")),
-            }
-        }
-    }
-
-    /// Lists the steps of the executions that can still change or are
-    /// needed, then walks back, a round at a time, to older executions
-    /// until every step's last conclusive outcome is known (so a failure
-    /// stays visible while a newer build retries the step, also after a
-    /// restart).
-    async fn refresh_steps<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
-        let latest: HashSet<(Arc<str>, usize)> = select_latest(&self.builds)
-            .into_iter()
-            .map(|l| (l.build_arn, l.index))
-            .collect();
-        let mut jobs = Vec::new();
-        for tb in self.builds.values() {
-            for (i, w) in tb.workflows.iter().flatten().enumerate() {
-                let needed = latest.contains(&(tb.build.arn.clone(), i))
-                    || !w.exec.status.is_terminal()
-                    || !tb.baseline
-                    || w.steps.is_some();
-                if needed && !w.frozen {
-                    jobs.push((tb.build.arn.clone(), w.exec.id.clone()));
-                }
-            }
-        }
-        let mut listed: HashSet<String> = HashSet::new();
-        for _ in 0..MAX_OUTCOME_ROUNDS {
-            listed.extend(jobs.iter().map(|(_, id)| id.clone()));
-            self.list_steps(api, jobs, report).await;
-            jobs = outcomes(&self.builds)
-                .gaps
-                .into_iter()
-                .filter(|(_, id)| !listed.contains(id))
-                .collect();
-            if jobs.is_empty() {
-                break;
-            }
-        }
-    }
-
-    async fn list_steps<C: ImageBuilderApi>(
-        &mut self,
-        api: &C,
-        jobs: Vec<(Arc<str>, String)>,
-        report: &mut RefreshReport,
-    ) {
-        let results = fan_out(jobs, |(arn, id)| async move {
-            let r = list_all(Operation::ListWorkflowStepExecutions, |t| {
-                api.list_workflow_step_executions(id.clone(), t)
-            })
-            .await;
-            (arn, id, r)
-        })
-        .await;
-        for (arn, id, r) in results {
-            match r {
-                Ok((list, issues)) => {
-                    let complete =
-                        report.take_issues(issues, &format!("step executions of {id} ({arn})"));
-                    if let Some(tb) = self.builds.get_mut(&arn) {
-                        let baseline = tb.baseline;
-                        if let Some(w) = tb.workflows.iter_mut().flatten().find(|w| w.exec.id == id)
-                        {
-                            apply_steps(w, list, baseline, complete);
-                        }
-                    }
-                }
-                Err(e) if e.is_not_found() => {
-                    tracing::info!(workflow_execution = %id, build = %arn, "workflow execution no longer exists; untracked");
-                    if let Some(ws) = self
-                        .builds
-                        .get_mut(&arn)
-                        .and_then(|tb| tb.workflows.as_mut())
-                    {
-                        ws.retain(|w| w.exec.id != id);
-                    }
-                }
-                Err(e) => report.fail(e, format!("step executions of {id} ({arn})")),
-            }
-        }
-    }
-
-    /// Fetches `timeoutSeconds` for the latest execution of each step and for
-    /// steps in flight, once per step execution.
-    async fn refresh_limits<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
-        let mut wanted: BTreeMap<String, (Arc<str>, String)> = BTreeMap::new();
-        for l in select_latest(&self.builds) {
-            let tb = &self.builds[&l.build_arn];
-            let w = &tb.workflows.as_deref().unwrap_or_default()[l.index];
-            for s in latest_steps(w.steps.as_deref().unwrap_or_default()) {
-                if s.limits == Limits::Unknown {
-                    wanted.insert(s.exec.id.clone(), (l.build_arn.clone(), w.exec.id.clone()));
-                }
-            }
-        }
-        for tb in self.builds.values() {
-            for w in tb.workflows.iter().flatten() {
-                for s in w.steps.iter().flatten() {
-                    if s.limits == Limits::Unknown && !s.exec.status.is_terminal() {
-                        wanted.insert(s.exec.id.clone(), (tb.build.arn.clone(), w.exec.id.clone()));
-                    }
-                }
-            }
-        }
-        let results = fan_out(wanted, |(step_id, place)| async move {
-            let r = api.get_workflow_step_execution(step_id.clone()).await;
-            (step_id, place, r)
-        })
-        .await;
-        for (step_id, (arn, exec_id), r) in results {
-            let step = self
-                .builds
-                .get_mut(&arn)
-                .and_then(|tb| tb.workflows.as_mut())
-                .and_then(|ws| ws.iter_mut().find(|w| w.exec.id == exec_id))
-                .and_then(|w| w.steps.as_mut())
-                .and_then(|ss| ss.iter_mut().find(|s| s.exec.id == step_id));
-            let Some(step) = step else { continue };
-            match r {
-                Ok(f) => {
-                    report.issues.extend(f.issues);
-                    step.limits = Limits::Known(f.value.limits);
-                    step.on_failure = f.value.on_failure.as_deref().map(Arc::from);
-                    // The detail is the fresher read of the same step.
-                    let fresh = f.value.step;
-                    step.exec.status = fresh.status;
-                    step.exec.start = fresh.start.or(step.exec.start);
-                    step.exec.end = fresh.end.or(step.exec.end);
-                    step.exec.rollback_status =
-                        fresh.rollback_status.or(step.exec.rollback_status.take());
-                    step.exec.message = fresh.message.or(step.exec.message.take());
-                    step.exec.attempt = fresh.attempt.or(step.exec.attempt);
-                    step.exec.max_attempts = fresh.max_attempts.or(step.exec.max_attempts);
-                }
-                Err(e) if e.is_not_found() => {
-                    step.limits = Limits::Missing;
-                    report.fail(e, format!("step execution {step_id}"));
-                }
-                Err(e) => report.fail(e, format!("step execution {step_id}")),
-            }
-        }
-    }
-
-    /// Follows `--step-execution-id` steps that discovery does not cover.
-    async fn refresh_direct<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
-        if self.direct.is_empty() {
-            return;
-        }
-        let discovered = self.discovered_step_ids();
-        let jobs: Vec<String> = self
-            .direct
-            .iter()
-            .filter(|(id, d)| {
-                !discovered.contains(id.as_str())
-                    && d.detail
-                        .as_ref()
-                        .is_none_or(|x| !x.step.status.is_terminal())
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
-        let results = fan_out(jobs, |id| async move {
-            let r = api.get_workflow_step_execution(id.clone()).await;
-            (id, r)
-        })
-        .await;
-        for (id, r) in results {
-            let Some(d) = self.direct.get_mut(&id) else {
-                continue;
-            };
-            match r {
-                Ok(f) => {
-                    report.issues.extend(f.issues);
-                    let seed =
-                        !self.seeded && d.detail.is_none() && f.value.step.status.is_terminal();
-                    d.counted |= seed;
-                    d.detail = Some(f.value);
-                }
-                // An ID the API does not know is the user's to fix; it does
-                // not make the refresh incomplete.
-                Err(e) if e.is_not_found() => report.unknown_step_ids.push(id),
-                Err(e) => report.fail(e, format!("step execution {id} (--step-execution-id)")),
-            }
-        }
-    }
-
-    fn discovered_step_ids(&self) -> HashSet<&str> {
-        self.builds
-            .values()
-            .flat_map(|b| b.workflows.iter().flatten())
-            .flat_map(|w| w.steps.iter().flatten())
-            .map(|s| s.exec.id.as_str())
-            .collect()
     }
 
     /// Counts each step execution once, when first seen terminal.
@@ -587,14 +273,3 @@ impl Tracker {
     }
 }
 
-fn arn_hash(arn: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    arn.hash(&mut h);
-    h.finish()
-}
-
-/// A configured duration as nanoseconds, saturating (`--discovery.lookback 300y`).
-fn nanos(d: Duration) -> Nanos {
-    Nanos::try_from(d.as_nanos()).unwrap_or(Nanos::MAX)
-}
