@@ -14,7 +14,7 @@
 
 mod auth;
 mod tls;
-pub mod x509;
+mod x509;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -404,12 +404,12 @@ impl Loader<'_> {
         let Some(leaf) = chain.first() else {
             return Err(self.err(Some(&cert_field), "no PEM CERTIFICATE block found"));
         };
-        let info = x509::parse(leaf).map_err(|e| {
-            self.err(
-                Some(&cert_field),
-                format!("cannot read the certificate ({e})"),
-            )
-        })?;
+        // Read as clients will read it (webpki: strict DER), then for its
+        // dates (x509-parser): both must accept it.
+        let unreadable = |e: &dyn std::fmt::Display| format!("cannot read the certificate ({e})");
+        rustls::server::ParsedCertificate::try_from(leaf)
+            .map_err(|e| self.err(Some(&cert_field), unreadable(&e)))?;
+        let info = x509::parse(leaf).map_err(|e| self.err(Some(&cert_field), unreadable(&e)))?;
         if self.now < info.not_before {
             return Err(self.err(
                 Some(&cert_field),
