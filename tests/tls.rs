@@ -606,7 +606,8 @@ async fn cipher_suites_restrict_tls12() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limit_answers_429() {
     let d = tempdir("rate");
-    let cfg = write(&d, "web.yml", "rate_limit:\n  interval: 1m\n  burst: 2\n");
+    // A Go duration, as in the exporter-toolkit: 2.5 minutes.
+    let cfg = write(&d, "web.yml", "rate_limit:\n  interval: 2.5m\n  burst: 2\n");
     let h = start(&cfg).await;
     let url = format!("{}/-/healthy", h.url);
     assert_eq!(try_request("GET", &url).await.unwrap().0, 200);
@@ -858,6 +859,11 @@ fn invalid_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             "SANs with optional client certificates",
             format!("{ok}  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n  client_allowed_sans: [a]\n"),
             vec!["client_allowed_sans", "RequireAndVerifyClientCert"],
+        ),
+        (
+            "rate limit interval in days (not a Go duration)",
+            "rate_limit:\n  interval: 1d\n  burst: 2\n".into(),
+            vec!["rate_limit.interval", "unknown unit \"d\""],
         ),
         (
             "header that cannot be set",

@@ -12,6 +12,7 @@
 //! is checked in its own method; `tls_server_config`, the largest, is in
 //! [`tls`].
 
+mod duration;
 mod tls;
 
 use std::collections::BTreeMap;
@@ -81,6 +82,7 @@ struct HttpFile {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RateLimitFile {
+    /// A Go duration (`time.ParseDuration`), as the toolkit reads it.
     interval: Option<String>,
     burst: Option<u32>,
 }
@@ -220,12 +222,21 @@ fn headers(
 /// `rate_limit`: off without an interval (or with a zero one), as in the
 /// toolkit; a burst of at least 1 otherwise.
 fn rate_limit(r: RateLimitFile) -> Result<Option<RateLimit>, WebConfigError> {
-    let interval = match r.interval.as_deref() {
-        None => Duration::ZERO,
-        Some(s) => crate::config::parse_duration(s)
-            .map_err(|e| WebConfigError::at("rate_limit.interval", e))?,
+    const FIELD: &str = "rate_limit.interval";
+    let nanos = match r.interval.as_deref() {
+        None => 0,
+        Some(s) => duration::parse_go(s).map_err(|why| WebConfigError::at(FIELD, why))?,
     };
-    if interval.is_zero() {
+    if nanos < 0 {
+        return Err(WebConfigError::at(
+            FIELD,
+            format!(
+                "{:?} is negative: use a positive interval, or 0 for no limit",
+                r.interval.unwrap_or_default()
+            ),
+        ));
+    }
+    if nanos == 0 {
         return Ok(None);
     }
     let burst = r.burst.unwrap_or(0);
@@ -235,7 +246,10 @@ fn rate_limit(r: RateLimitFile) -> Result<Option<RateLimit>, WebConfigError> {
             "must be at least 1 when rate_limit.interval is set (with 0 every request would be refused)",
         ));
     }
-    Ok(Some(RateLimit { interval, burst }))
+    Ok(Some(RateLimit {
+        interval: Duration::from_nanos(nanos.unsigned_abs()),
+        burst,
+    }))
 }
 
 #[cfg(test)]
@@ -274,6 +288,7 @@ mod tests {
             "rate_limit:\n  burst: 3\n",
             "rate_limit:\n  interval: \"0\"\n",
             "rate_limit:\n  interval: 0s\n",
+            "rate_limit:\n  interval: \"-0\"\n  burst: 0\n",
         ] {
             let policy = load(yaml).unwrap_or_else(|e| panic!("{yaml:?}: {e}"));
             assert!(
@@ -330,5 +345,55 @@ mod tests {
         assert_eq!(r.headers()["x-frame-options"], "deny");
         assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
         assert!(!r.headers().contains_key("x-xss-protection"));
+    }
+
+    /// `rate_limit.interval` is a Go duration, as the exporter-toolkit reads
+    /// it (before, it was read as a Prometheus duration).
+    #[test]
+    fn rate_limit_interval_is_a_go_duration() {
+        let interval = |s: &str| {
+            load(&format!("rate_limit:\n  interval: {s:?}\n  burst: 2\n"))
+                .map(|p| p.rate_limit.map(|r| r.interval))
+        };
+        for (text, want) in [
+            ("1.5s", Duration::from_millis(1500)),
+            ("300ms", Duration::from_millis(300)),
+            ("2h45m", Duration::from_secs(2 * 3600 + 45 * 60)),
+            ("1m30s", Duration::from_secs(90)),
+            ("30s1m", Duration::from_secs(90)),
+            ("1h", Duration::from_secs(3600)),
+            ("+5s", Duration::from_secs(5)),
+            (".5s", Duration::from_millis(500)),
+            ("10us", Duration::from_micros(10)),
+            ("10µs", Duration::from_micros(10)),
+            ("1ns", Duration::from_nanos(1)),
+        ] {
+            assert_eq!(interval(text), Ok(Some(want)), "{text}");
+        }
+        for text in [
+            "1d", "1w", "1y", "5", "1.5", "s", "1S", "1 s", "", "-1s", "1e3s", "1h1d",
+        ] {
+            let e = interval(text).unwrap_err();
+            assert_eq!(e.field(), Some("rate_limit.interval"), "{text}: {e}");
+        }
+        let e = interval("1d").unwrap_err();
+        assert!(
+            e.message().contains("unknown unit \"d\"") && e.message().contains("ns, us"),
+            "{e}"
+        );
+        let e = interval("-1s").unwrap_err();
+        assert!(e.message().contains("negative"), "{e}");
+        // A YAML number is not a duration (the toolkit's YAML library would
+        // read it as nanoseconds): refused, as before.
+        assert!(load("rate_limit:\n  interval: 5\n  burst: 2\n").is_err());
+        assert_eq!(
+            load("rate_limit:\n  interval: 1m\n  burst: 2\n")
+                .unwrap()
+                .rate_limit,
+            Some(RateLimit {
+                interval: Duration::from_secs(60),
+                burst: 2
+            })
+        );
     }
 }
