@@ -81,33 +81,17 @@ impl Ca {
     }
 }
 
-/// A fresh directory for one test's files, removed when dropped.
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
+/// A fresh directory for one test's files, removed when dropped (even when
+/// the test fails).
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ibx-tls-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!(
-        "ibx-tls-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+fn write(dir: impl AsRef<Path>, name: &str, text: &str) -> PathBuf {
+    let dir = dir.as_ref();
     let p = dir.join(name);
     // Write then rename, as config management does: a reader never sees
     // half a file.
@@ -119,7 +103,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// A directory with a server certificate and key from `ca`, and `web.yml`
 /// made of the TLS lines plus `extra`.
-fn tls_dir(name: &str, ca: &Ca, extra: &str) -> (TempDir, PathBuf) {
+fn tls_dir(name: &str, ca: &Ca, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let d = tempdir(name);
     let (cert, key) = ca.server();
     write(&d, "server.crt", &cert);
@@ -882,7 +866,7 @@ fn invalid_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
     ]
 }
 
-fn invalid_dir() -> TempDir {
+fn invalid_dir() -> tempfile::TempDir {
     let ca = Ca::new("CA");
     let d = tempdir("invalid");
     let (cert, key) = ca.server();
@@ -914,7 +898,7 @@ fn invalid_files_are_refused_with_the_file_field_and_reason() {
         assert!(!text.contains("s3cr3t-in-clear"), "{name}: {text}");
         assert!(!text.contains("PRIVATE KEY-----"), "{name}: {text}");
     }
-    let missing = d.join("no-such-web.yml");
+    let missing = d.path().join("no-such-web.yml");
     let e = WebSecurity::load(&missing).map(|_| ()).unwrap_err();
     assert!(e.to_string().contains("no-such-web.yml") && e.to_string().contains("cannot read"));
 }

@@ -14,26 +14,29 @@ use crate::common::try_request;
 /// kept, and named, for its logs.
 pub struct Workdir {
     pub path: PathBuf,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Workdir {
     pub fn new(prefix: &str) -> Workdir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create the work directory");
-        Workdir { path }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{prefix}-"))
+            .tempdir()
+            .expect("create the work directory");
+        Workdir {
+            path: dir.path().to_path_buf(),
+            dir: Some(dir),
+        }
     }
 }
 
 impl Drop for Workdir {
     fn drop(&mut self) {
+        // Otherwise the TempDir removes it.
         if std::thread::panicking() {
-            eprintln!("logs kept in {}", self.path.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
+            if let Some(dir) = self.dir.take() {
+                eprintln!("logs kept in {}", dir.keep().display());
+            }
         }
     }
 }
