@@ -20,7 +20,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::grafana::{Selection, Variable, LABEL_VARIABLES};
-use common::promapi::{free_port, unix_now, wait_http_ok, Proc, PromServer, Workdir};
+use common::http::free_port;
+use common::promapi::{unix_now, wait_http_ok, Proc, PromServer, Workdir};
 use common::{get, grafana, tools, Metrics};
 use serde_json::Value;
 

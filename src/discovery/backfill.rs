@@ -108,10 +108,7 @@ impl Tracker {
         let created = |arn: &Arc<str>| self.builds.get(arn).and_then(|b| b.build.date_created);
         for tb in self.builds.values() {
             if tb.workflows.is_none() {
-                jobs.push((
-                    tb.build.date_created,
-                    Job::Workflows(tb.build.arn.clone()),
-                ));
+                jobs.push((tb.build.date_created, Job::Workflows(tb.build.arn.clone())));
             }
         }
         for l in select_latest(&self.builds) {

@@ -18,10 +18,10 @@
 //! start reads what the latest state needs first and backfills the rest
 //! (see `backfill`).
 
-#[cfg(test)]
-mod fake;
 mod backfill;
 mod discover;
+#[cfg(test)]
+mod fake;
 mod listing;
 mod merge;
 mod read;
@@ -272,4 +272,3 @@ impl Tracker {
         &self.counters
     }
 }
-

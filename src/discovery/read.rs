@@ -5,11 +5,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
+use super::backfill::priority_builds;
 use super::listing::{fan_out, list_all};
 use super::merge::{apply_steps, apply_workflows};
 use super::{RefreshReport, Tracker, MAX_OUTCOME_ROUNDS};
 use crate::aws::{ImageBuilderApi, Operation};
-use super::backfill::priority_builds;
 use crate::tracked::{latest_steps, outcomes, select_latest, Limits};
 
 impl Tracker {
@@ -74,7 +74,11 @@ impl Tracker {
     /// until every step's last conclusive outcome is known (so a failure
     /// stays visible while a newer build retries the step, also after a
     /// restart).
-    pub(super) async fn refresh_steps<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
+    pub(super) async fn refresh_steps<C: ImageBuilderApi>(
+        &mut self,
+        api: &C,
+        report: &mut RefreshReport,
+    ) {
         let latest: HashSet<(Arc<str>, usize)> = select_latest(&self.builds)
             .into_iter()
             .map(|l| (l.build_arn, l.index))
@@ -237,7 +241,11 @@ impl Tracker {
     }
 
     /// Follows `--step-execution-id` steps that discovery does not cover.
-    pub(super) async fn refresh_direct<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
+    pub(super) async fn refresh_direct<C: ImageBuilderApi>(
+        &mut self,
+        api: &C,
+        report: &mut RefreshReport,
+    ) {
         if self.direct.is_empty() {
             return;
         }
