@@ -7,6 +7,9 @@
 //! * A scrape waits at most `scrape_timeout`; after that it is served the
 //!   last complete snapshot while the refresh finishes in the background
 //!   (it runs in its own task, so an abandoned scrape does not cancel it).
+//! * After a cold start's first refresh, the backfill (see
+//!   `discovery::backfill`) runs in its own task, in small batches that let
+//!   any refresh go first.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -24,6 +27,17 @@ use crate::snapshot::Snapshot;
 /// How often the same warning may be logged.
 const WARN_EVERY: Duration = Duration::from_secs(300);
 
+/// Reads per backfill batch: two seconds at the default rate limit, so that
+/// a refresh (a scrape, a new failure) never waits long behind one.
+const BACKFILL_BATCH: usize = 20;
+
+/// After a batch whose reads failed, the backfill waits this long.
+const BACKFILL_RETRY: Duration = Duration::from_secs(5);
+
+/// Backfill progress is published (the page encoded again) at most this
+/// often; refreshes publish as usual.
+const BACKFILL_PUBLISH_EVERY: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Default)]
 struct Coordination {
     running: bool,
@@ -34,6 +48,8 @@ struct Coordination {
     refreshed_at: Option<Nanos>,
     /// The tracker's version the served snapshot was encoded from.
     encoded: Option<u64>,
+    /// The backfill task runs.
+    backfilling: bool,
 }
 
 /// One target (an account and region) and everything it holds.
@@ -157,13 +173,9 @@ impl<C: ImageBuilderApi> Target<C> {
         let mut tracker = self.tracker.lock().await;
         let report = tracker.refresh(&self.api, self.clock.now()).await;
         // Unchanged data keeps the snapshot it has: nothing to encode again.
-        let version = tracker.version();
-        if self.coord().encoded != Some(version) {
-            let s = tracker.snapshot(&self.name);
-            *crate::sync::write(&self.snapshot) = Arc::new(s);
-            self.coord().encoded = Some(version);
-        }
-        let stats = tracker.stats();
+        self.publish(&tracker);
+        let pending = tracker.backfill_pending();
+        self.track_stats(&tracker);
         drop(tracker);
         self.coord().refreshed_at = Some(self.clock.now());
 
@@ -188,6 +200,33 @@ impl<C: ImageBuilderApi> Target<C> {
                 .with_label_values(&t)
                 .set(secs(self.clock.now()));
         }
+        if pending > 0 {
+            let mut c = self.coord();
+            if !c.backfilling {
+                c.backfilling = true;
+                tokio::spawn(self.clone().backfill());
+            }
+        }
+        self.log_report(&report, started.elapsed());
+        done.2 = complete;
+    }
+
+    /// Encodes and serves the tracker's state if it changed since the last
+    /// snapshot.
+    fn publish(&self, tracker: &Tracker) {
+        let version = tracker.version();
+        if self.coord().encoded != Some(version) {
+            let s = tracker.snapshot(&self.name);
+            *crate::sync::write(&self.snapshot) = Arc::new(s);
+            self.coord().encoded = Some(version);
+        }
+    }
+
+    /// What the tracker holds and has left to read, as the exporter's own
+    /// metrics.
+    fn track_stats(&self, tracker: &Tracker) {
+        let t = [&*self.name];
+        let stats = tracker.stats();
         self.metrics
             .tracked_builds
             .with_label_values(&t)
@@ -196,11 +235,51 @@ impl<C: ImageBuilderApi> Target<C> {
             .tracked_step_executions
             .with_label_values(&t)
             .set(stats.tracked_step_executions as i64);
-        self.log_report(&report, started.elapsed());
-        done.2 = complete;
+        self.metrics
+            .backfill_pending
+            .with_label_values(&t)
+            .set(tracker.backfill_pending() as i64);
     }
 
-    fn log_report(&self, report: &RefreshReport, took: Duration) {
+    /// Reads the backfill in batches until nothing is left, each batch
+    /// after any refresh that runs: refreshes keep their pace, and the
+    /// backfill takes the API's remaining capacity.
+    async fn backfill(self: Arc<Self>) {
+        let mut published = Instant::now();
+        loop {
+            // Chosen and applied under the lock; read without it, one call
+            // at a time after any refresh, so that a refresh never waits
+            // for more than one of the backfill's calls.
+            self.no_refresh_running().await;
+            let Some(batch) = self.tracker.lock().await.backfill_batch(BACKFILL_BATCH) else {
+                self.coord().backfilling = false;
+                return;
+            };
+            let reads = batch.read(&self.api, || self.no_refresh_running()).await;
+            let mut tracker = self.tracker.lock().await;
+            let report = tracker.apply_backfill(reads);
+            let pending = tracker.backfill_pending();
+            if pending == 0 || published.elapsed() >= BACKFILL_PUBLISH_EVERY {
+                self.publish(&tracker);
+                published = Instant::now();
+            }
+            self.track_stats(&tracker);
+            drop(tracker);
+            self.log_failures(&report);
+            if pending == 0 {
+                self.coord().backfilling = false;
+                tracing::info!(target_name = %self.name, "backfill finished: every tracked build is read");
+                return;
+            }
+            if !report.complete() {
+                tokio::time::sleep(BACKFILL_RETRY).await;
+            }
+        }
+    }
+
+    /// Logs failed reads (at most once per resource and five minutes) and
+    /// counts bad fields.
+    fn log_failures(&self, report: &RefreshReport) {
         let t = [&*self.name];
         for f in &report.failures {
             let key = format!(
@@ -236,6 +315,24 @@ impl<C: ImageBuilderApi> Target<C> {
                 tracing::warn!(target_name = %self.name, dropped = report.dropped_builds, "more builds than --discovery.max-builds; the oldest finished builds are not tracked");
             }
         }
+    }
+
+    /// Returns once no refresh is running.
+    async fn no_refresh_running(&self) {
+        loop {
+            let (running, generation) = {
+                let c = self.coord();
+                (c.running, c.started)
+            };
+            if !running {
+                return;
+            }
+            self.wait_for(generation).await;
+        }
+    }
+
+    fn log_report(&self, report: &RefreshReport, took: Duration) {
+        self.log_failures(report);
         tracing::debug!(
             target_name = %self.name,
             took_ms = took.as_millis() as u64,

@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::clock::Nanos;
-use crate::model::{parse_arn, Build, StepExecution, StepLimits, StepStatus, WorkflowExecution};
+use crate::model::{
+    parse_arn, Build, BuildStatus, StepExecution, StepLimits, StepStatus, WorkflowExecution,
+};
 
 /// A build being followed.
 #[derive(Debug, Clone)]
@@ -192,6 +194,41 @@ pub fn latest_steps(steps: &[TrackedStep]) -> Vec<&TrackedStep> {
 
 fn start_order_key(t: Option<Nanos>) -> (bool, Nanos) {
     (t.is_none(), t.unwrap_or(0))
+}
+
+/// Builds an image's newest ones are read from before ready: enough to
+/// find the latest execution of each workflow its builds run.
+const PRIORITY_DEPTH: usize = 3;
+
+/// The builds the latest state is read from: those in flight, and for each
+/// image its newest builds, newest first, down to its newest AVAILABLE one
+/// (a build that completed ran every workflow; a newer one may have failed
+/// or be running before its last workflow), at most [`PRIORITY_DEPTH`].
+pub fn priority_builds(builds: &HashMap<Arc<str>, TrackedBuild>) -> HashSet<Arc<str>> {
+    // (account, region, image) → its builds.
+    type Image = (Arc<str>, Arc<str>, Arc<str>);
+    let mut by_image: HashMap<Image, Vec<&TrackedBuild>> = HashMap::new();
+    let mut out = HashSet::new();
+    for tb in builds.values() {
+        if !tb.build.status.is_terminal() {
+            out.insert(tb.build.arn.clone());
+        }
+        let key = WorkflowKey::new(&tb.build, &tb.build.arn);
+        by_image
+            .entry((key.account_id, key.region, key.image))
+            .or_default()
+            .push(tb);
+    }
+    for list in by_image.values_mut() {
+        list.sort_by(|a, b| build_order(&b.build, &a.build));
+        for tb in list.iter().take(PRIORITY_DEPTH) {
+            out.insert(tb.build.arn.clone());
+            if tb.build.status == BuildStatus::Available {
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// The newest conclusive execution of one step: the last time it either

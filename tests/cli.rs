@@ -194,7 +194,19 @@ async fn uses_the_standard_aws_environment_and_stops_on_sigterm() {
     );
     check_with_promtool(&body);
 
-    // A scrape in flight when SIGTERM arrives still gets its answer.
+    // A scrape in flight when SIGTERM arrives still gets its answer (once
+    // the cold start's backfill is done: its calls would slow the refresh
+    // the scrape waits for).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, _, body) = get(&format!("{base}/metrics")).await;
+        let m = Metrics::parse(&body);
+        if m.get("imagebuilder_exporter_backfill_pending", &[]) == Some(0.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "backfill never finished");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     sim.set_faults(imagebuilder_exporter::simulator::Faults {
         latency: Duration::from_millis(1500),
         ..Default::default()
@@ -263,6 +275,7 @@ async fn demo_serves_every_metric_family() {
         "imagebuilder_exporter_last_refresh_success_timestamp_seconds",
         "imagebuilder_exporter_tracked_builds",
         "imagebuilder_exporter_tracked_step_executions",
+        "imagebuilder_exporter_backfill_pending",
         "imagebuilder_exporter_build_info",
         "process_resident_memory_bytes",
     ]);

@@ -10,15 +10,16 @@
 //! is exactly what a full read gives. Then refreshes read everything that
 //! can change, as they always did.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
+use super::read::{fetch_details, fetch_steps, fetch_workflows, DetailRead, Listed, StepsRead};
 use super::{RefreshReport, Tracker};
 use crate::aws::ImageBuilderApi;
 use crate::clock::Nanos;
-use crate::model::BuildStatus;
-use crate::tracked::{build_order, select_latest, TrackedBuild};
-use crate::views::ImageKey;
+use crate::model::WorkflowExecution;
+use crate::tracked::select_latest;
 
 /// How far a target's reading of the account has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,38 +30,6 @@ pub enum Phase {
     Backfill,
     /// Everything a full read gives is known.
     Steady,
-}
-
-/// Builds an image's newest ones are read from before ready: enough to
-/// find the latest execution of each workflow its builds run.
-const PRIORITY_DEPTH: usize = 3;
-
-/// The builds the latest state is read from: those in flight, and for each
-/// image its newest builds, newest first, down to its newest AVAILABLE one
-/// (a build that completed ran every workflow; a newer one may have failed
-/// or be running before its last workflow), at most [`PRIORITY_DEPTH`].
-pub(super) fn priority_builds(builds: &HashMap<Arc<str>, TrackedBuild>) -> HashSet<Arc<str>> {
-    let mut by_image: HashMap<ImageKey, Vec<&TrackedBuild>> = HashMap::new();
-    let mut out = HashSet::new();
-    for tb in builds.values() {
-        if !tb.build.status.is_terminal() {
-            out.insert(tb.build.arn.clone());
-        }
-        by_image
-            .entry(ImageKey::of(&tb.build))
-            .or_default()
-            .push(tb);
-    }
-    for list in by_image.values_mut() {
-        list.sort_by(|a, b| build_order(&b.build, &a.build));
-        for tb in list.iter().take(PRIORITY_DEPTH) {
-            out.insert(tb.build.arn.clone());
-            if tb.build.status == BuildStatus::Available {
-                break;
-            }
-        }
-    }
-    out
 }
 
 /// One read of the backfill.
@@ -127,7 +96,7 @@ impl Tracker {
             jobs.push((created(&place.0), Job::Details(step, place)));
         }
         // Newest first; a build without a creation time last.
-        jobs.sort_by(|a, b| b.0.cmp(&a.0));
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.0));
         jobs.into_iter().map(|(_, j)| j).collect()
     }
 
@@ -141,29 +110,101 @@ impl Tracker {
         }
     }
 
-    /// Makes up to `max` reads of the backfill, newest first. A read that
-    /// fails is tried again by a later batch.
-    pub async fn backfill<C: ImageBuilderApi>(&mut self, api: &C, max: usize) -> RefreshReport {
-        let mut report = RefreshReport::default();
+    /// The next `max` reads of the backfill, newest first; `None` when
+    /// there is nothing to read.
+    pub fn backfill_batch(&self, max: usize) -> Option<BackfillBatch> {
         if self.phase != Phase::Backfill {
-            return report;
+            return None;
         }
-        let (mut workflows, mut steps, mut details) = (Vec::new(), Vec::new(), BTreeMap::new());
+        let mut batch = BackfillBatch::default();
         for job in self.backfill_jobs().into_iter().take(max) {
             match job {
-                Job::Workflows(arn) => workflows.push(arn),
-                Job::Steps(arn, id) => steps.push((arn, id)),
+                Job::Workflows(arn) => batch.workflows.push(arn),
+                Job::Steps(arn, id) => batch.steps.push((arn, id)),
                 Job::Details(id, place) => {
-                    details.insert(id, place);
+                    batch.details.insert(id, place);
                 }
             }
         }
-        self.list_workflows(api, workflows, &mut report).await;
-        self.list_steps(api, steps, &mut report).await;
-        self.fetch_details(api, details, &mut report).await;
+        let empty =
+            batch.workflows.is_empty() && batch.steps.is_empty() && batch.details.is_empty();
+        (!empty).then_some(batch)
+    }
+
+    /// Keeps what a batch read. The tracker may have changed since the
+    /// batch was chosen (a refresh ran meanwhile): what it read is merged
+    /// by ID, and what has left since is ignored.
+    pub fn apply_backfill(&mut self, reads: BackfillReads) -> RefreshReport {
+        let mut report = RefreshReport::default();
+        self.apply_workflow_listings(reads.workflows, &mut report);
+        self.apply_step_listings(reads.steps, &mut report);
+        self.apply_details(reads.details, &mut report);
         self.count_terminal_steps();
         self.update_views();
         self.update_phase(false);
         report
+    }
+
+    /// A batch read and applied at once (tests; the exporter reads without
+    /// holding the tracker).
+    #[cfg(test)]
+    pub async fn backfill<C: ImageBuilderApi>(&mut self, api: &C, max: usize) -> RefreshReport {
+        match self.backfill_batch(max) {
+            Some(batch) => {
+                let reads = batch.read(api, || async {}).await;
+                self.apply_backfill(reads)
+            }
+            None => RefreshReport::default(),
+        }
+    }
+}
+
+/// Reads of the backfill chosen together.
+#[derive(Debug, Default)]
+pub struct BackfillBatch {
+    workflows: Vec<Arc<str>>,
+    steps: Vec<(Arc<str>, String)>,
+    details: BTreeMap<String, (Arc<str>, String)>,
+}
+
+/// What a [`BackfillBatch`] read.
+pub struct BackfillReads {
+    workflows: Vec<(Arc<str>, Listed<WorkflowExecution>)>,
+    steps: Vec<StepsRead>,
+    details: Vec<DetailRead>,
+}
+
+impl BackfillBatch {
+    /// Makes the reads one at a time, each after `pause` lets it: a
+    /// refresh that starts meanwhile waits for one call at most, never for
+    /// a batch. Needs no tracker.
+    pub async fn read<C, F, Fut>(self, api: &C, pause: F) -> BackfillReads
+    where
+        C: ImageBuilderApi,
+        F: Fn() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let mut reads = BackfillReads {
+            workflows: Vec::new(),
+            steps: Vec::new(),
+            details: Vec::new(),
+        };
+        for arn in self.workflows {
+            pause().await;
+            reads
+                .workflows
+                .extend(fetch_workflows(api, vec![arn]).await);
+        }
+        for job in self.steps {
+            pause().await;
+            reads.steps.extend(fetch_steps(api, vec![job]).await);
+        }
+        for (id, place) in self.details {
+            pause().await;
+            reads
+                .details
+                .extend(fetch_details(api, [(id, place)].into_iter().collect()).await);
+        }
+        reads
     }
 }

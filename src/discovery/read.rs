@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::backfill::priority_builds;
 use super::listing::{fan_out, list_all};
 use super::merge::{apply_steps, apply_workflows};
 use super::{RefreshReport, Tracker, MAX_OUTCOME_ROUNDS};
+use crate::aws::{ApiError, DataIssue, Fetched};
 use crate::aws::{ImageBuilderApi, Operation};
-use crate::tracked::{latest_steps, outcomes, select_latest, Limits};
+use crate::model::{StepDetail, StepExecution, WorkflowExecution};
+use crate::tracked::{latest_steps, outcomes, priority_builds, select_latest, Limits};
 
 impl Tracker {
     /// Lists the workflow executions of every build that can still change.
@@ -41,14 +42,16 @@ impl Tracker {
         jobs: Vec<Arc<str>>,
         report: &mut RefreshReport,
     ) {
-        let results = fan_out(jobs, |arn| async move {
-            let r = list_all(Operation::ListWorkflowExecutions, |t| {
-                api.list_workflow_executions(arn.to_string(), t)
-            })
-            .await;
-            (arn, r)
-        })
-        .await;
+        let results = fetch_workflows(api, jobs).await;
+        self.apply_workflow_listings(results, report);
+    }
+
+    /// Merges listings of workflow executions.
+    pub(super) fn apply_workflow_listings(
+        &mut self,
+        results: Vec<(Arc<str>, Listed<WorkflowExecution>)>,
+        report: &mut RefreshReport,
+    ) {
         for (arn, r) in results {
             match r {
                 Ok((list, issues)) => {
@@ -110,21 +113,25 @@ impl Tracker {
         }
     }
 
+    /// Lists the steps of `jobs` (build ARN, workflow execution ID) and
+    /// merges them.
     pub(super) async fn list_steps<C: ImageBuilderApi>(
         &mut self,
         api: &C,
         jobs: Vec<(Arc<str>, String)>,
         report: &mut RefreshReport,
     ) {
-        let results = fan_out(jobs, |(arn, id)| async move {
-            let r = list_all(Operation::ListWorkflowStepExecutions, |t| {
-                api.list_workflow_step_executions(id.clone(), t)
-            })
-            .await;
-            (arn, id, r)
-        })
-        .await;
-        for (arn, id, r) in results {
+        let results = fetch_steps(api, jobs).await;
+        self.apply_step_listings(results, report);
+    }
+
+    /// Merges listings of step executions.
+    pub(super) fn apply_step_listings(
+        &mut self,
+        results: Vec<StepsRead>,
+        report: &mut RefreshReport,
+    ) {
+        for ((arn, id), r) in results {
             match r {
                 Ok((list, issues)) => {
                     let complete =
@@ -175,7 +182,7 @@ impl Tracker {
                 }
             }
         }
-        self.fetch_details(api, wanted, report).await;
+        self.read_details(api, wanted, report).await;
     }
 
     /// The latest execution of each step whose limits were never read:
@@ -195,17 +202,18 @@ impl Tracker {
     }
 
     /// Reads the details of `wanted` steps and keeps their limits.
-    pub(super) async fn fetch_details<C: ImageBuilderApi>(
+    pub(super) async fn read_details<C: ImageBuilderApi>(
         &mut self,
         api: &C,
         wanted: BTreeMap<String, (Arc<str>, String)>,
         report: &mut RefreshReport,
     ) {
-        let results = fan_out(wanted, |(step_id, place)| async move {
-            let r = api.get_workflow_step_execution(step_id.clone()).await;
-            (step_id, place, r)
-        })
-        .await;
+        let results = fetch_details(api, wanted).await;
+        self.apply_details(results, report);
+    }
+
+    /// Keeps what step details tell.
+    pub(super) fn apply_details(&mut self, results: Vec<DetailRead>, report: &mut RefreshReport) {
         for (step_id, (arn, exec_id), r) in results {
             let step = self
                 .builds
@@ -294,4 +302,63 @@ impl Tracker {
             .map(|s| s.exec.id.as_str())
             .collect()
     }
+}
+
+/// A listing as read: its items and issues, or why it failed.
+pub(super) type Listed<T> = Result<(Vec<T>, Vec<DataIssue>), ApiError>;
+
+/// A workflow execution: (build ARN, execution ID).
+pub(super) type ExecutionRef = (Arc<str>, String);
+
+/// The steps of an execution as read.
+pub(super) type StepsRead = (ExecutionRef, Listed<StepExecution>);
+
+/// A step's details as read: (step ID, (build ARN, execution ID), answer).
+pub(super) type DetailRead = (
+    String,
+    (Arc<str>, String),
+    Result<Fetched<StepDetail>, ApiError>,
+);
+
+/// The workflow executions of `jobs` (build ARNs). Holds no state, so that
+/// the backfill reads without holding the tracker.
+pub(super) async fn fetch_workflows<C: ImageBuilderApi>(
+    api: &C,
+    jobs: Vec<Arc<str>>,
+) -> Vec<(Arc<str>, Listed<WorkflowExecution>)> {
+    fan_out(jobs, |arn| async move {
+        let r = list_all(Operation::ListWorkflowExecutions, |t| {
+            api.list_workflow_executions(arn.to_string(), t)
+        })
+        .await;
+        (arn, r)
+    })
+    .await
+}
+
+/// The step executions of `jobs` (build ARN, workflow execution ID).
+pub(super) async fn fetch_steps<C: ImageBuilderApi>(
+    api: &C,
+    jobs: Vec<(Arc<str>, String)>,
+) -> Vec<StepsRead> {
+    fan_out(jobs, |(arn, id)| async move {
+        let r = list_all(Operation::ListWorkflowStepExecutions, |t| {
+            api.list_workflow_step_executions(id.clone(), t)
+        })
+        .await;
+        ((arn, id), r)
+    })
+    .await
+}
+
+/// The details of `wanted` steps.
+pub(super) async fn fetch_details<C: ImageBuilderApi>(
+    api: &C,
+    wanted: BTreeMap<String, (Arc<str>, String)>,
+) -> Vec<DetailRead> {
+    fan_out(wanted, |(step_id, place)| async move {
+        let r = api.get_workflow_step_execution(step_id.clone()).await;
+        (step_id, place, r)
+    })
+    .await
 }

@@ -20,6 +20,17 @@ fn tracker(interval: Duration) -> Tracker {
     })
 }
 
+/// A tracker past its cold start and backfill: what refreshes do from then on.
+async fn started(api: &FakeApi, interval: Duration) -> Tracker {
+    let mut t = tracker(interval);
+    assert!(t.refresh(api, NOW).await.complete());
+    while t.phase() != Phase::Steady {
+        t.backfill(api, 3).await;
+    }
+    api.take_calls();
+    t
+}
+
 fn calls(list: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
     v.sort();
@@ -46,32 +57,90 @@ fn counted(t: &Tracker) -> Vec<(String, String, String, u64)> {
 }
 
 #[tokio::test]
-async fn a_cold_start_reads_the_latest_of_each_workflow_and_seeds_the_counters() {
+async fn a_cold_start_reads_the_latest_state_first_and_backfills_the_rest() {
     let api = FakeApi::new(account());
     let mut t = tracker(Duration::from_secs(3600));
     let report = t.refresh(&api, NOW).await;
     assert!(report.complete(), "{:?}", report.failures);
     assert!(report.discovery_ran);
+    assert_eq!(t.phase(), Phase::Backfill);
     assert_eq!(
         api.take_calls(),
         calls(&[
             // 3 builds, pages of 2.
             "LIBV",
             "LIBV",
+            // The newest build of each image (back to an AVAILABLE one).
+            "LWE image/db/1.0.0/1",
+            "LWE image/web/1.0.0/2",
+            // The latest execution of each workflow.
+            "LWSE wf-2",
+            "LWSE wf-3",
+            // Details of the step in flight only.
+            "GWSE s6",
+        ])
+    );
+    // Ready: every step's latest state is known; finished steps' timeouts
+    // are not yet.
+    assert_eq!(t.views().steps.len(), 4);
+    let timeouts: Vec<(&str, Option<i64>)> = t
+        .views()
+        .steps
+        .iter()
+        .map(|v| (&*v.key.step_name, v.timeout_seconds))
+        .collect();
+    assert_eq!(
+        timeouts,
+        [
+            ("Build", None),
+            ("Test", Some(600)),
+            ("Build", None),
+            ("Test", None)
+        ]
+    );
+    assert_eq!(t.backfill_pending(), 4);
+
+    // The backfill: newest first (db's step, then web's second build's,
+    // then web's first build), in batches.
+    t.backfill(&api, 2).await;
+    assert_eq!(api.take_calls(), calls(&["GWSE s5", "GWSE s3"]));
+    assert_eq!(t.backfill_pending(), 2);
+    t.backfill(&api, 2).await;
+    assert_eq!(
+        api.take_calls(),
+        calls(&["GWSE s4", "LWE image/web/1.0.0/1"])
+    );
+    assert_eq!(t.phase(), Phase::Steady);
+    assert_eq!(t.backfill_pending(), 0);
+
+    // Now exactly what a full cold start reads and shows, call for call.
+    let full_api = FakeApi::new(account());
+    let mut full = Tracker::new(DiscoveryConfig {
+        interval: Duration::from_secs(3600),
+        defer_backfill: false,
+        ..DiscoveryConfig::default()
+    });
+    assert!(full.refresh(&full_api, NOW).await.complete());
+    assert_eq!(full.phase(), Phase::Steady);
+    assert_eq!(
+        full_api.take_calls(),
+        calls(&[
+            "LIBV",
+            "LIBV",
             "LWE image/db/1.0.0/1",
             "LWE image/web/1.0.0/1",
             "LWE image/web/1.0.0/2",
-            // The latest execution of each workflow; web's first build is
-            // older and finished: never listed.
             "LWSE wf-2",
             "LWSE wf-3",
-            // Details of the latest execution of each step, once.
             "GWSE s3",
             "GWSE s4",
             "GWSE s5",
             "GWSE s6",
         ])
     );
+    assert_eq!(t.views(), full.views());
+    assert_eq!(t.stats(), full.stats());
+
     // Finished when the exporter started: seeded, never counted.
     assert!(counted(&t).is_empty());
     for v in &t.views().steps {
@@ -119,11 +188,46 @@ async fn a_cold_start_reads_the_latest_of_each_workflow_and_seeds_the_counters()
 }
 
 #[tokio::test]
-async fn a_steady_refresh_reads_only_what_is_in_flight() {
-    let api = FakeApi::new(account());
+async fn a_failed_newest_build_reads_back_to_an_available_one_before_ready() {
+    let mut w = account();
+    w.add(
+        build("web", 3, 400, BuildStatus::Failed),
+        vec![(
+            execution("wf-4", WorkflowStatus::Failed, 410),
+            vec![
+                step("s7", "Build", StepStatus::Failed, 410, Some(420)),
+                step("s8", "Test", StepStatus::Skipped, 420, None),
+            ],
+        )],
+    );
+    let api = FakeApi::new(w);
     let mut t = tracker(Duration::from_secs(3600));
     t.refresh(&api, NOW).await;
-    api.take_calls();
+    let made = api.take_calls();
+    // web/3 failed: web/2, the newest that completed, is read too (its
+    // "Test" is the last conclusive one); web/1 waits.
+    for c in [
+        "LWE image/web/1.0.0/3",
+        "LWE image/web/1.0.0/2",
+        "LWSE wf-4",
+        "LWSE wf-2",
+    ] {
+        assert!(made.contains(&c.to_string()), "{c} not in {made:?}");
+    }
+    assert!(!made.contains(&"LWE image/web/1.0.0/1".to_string()));
+    let failures: Vec<(&str, &str)> = t
+        .views()
+        .failures
+        .iter()
+        .map(|f| (&*f.key.step_name, f.build.version.as_str()))
+        .collect();
+    assert_eq!(failures, [("Build", "1.0.0/3")]);
+}
+
+#[tokio::test]
+async fn a_steady_refresh_reads_only_what_is_in_flight() {
+    let api = FakeApi::new(account());
+    let mut t = started(&api, Duration::from_secs(3600)).await;
     let version = t.version();
     let report = t.refresh(&api, NOW).await;
     assert!(report.complete() && !report.discovery_ran);
@@ -152,9 +256,7 @@ async fn a_steady_refresh_reads_only_what_is_in_flight() {
 #[tokio::test]
 async fn a_new_build_is_read_whole_and_its_steps_counted() {
     let api = FakeApi::new(account());
-    let mut t = tracker(Duration::ZERO);
-    t.refresh(&api, NOW).await;
-    api.take_calls();
+    let mut t = started(&api, Duration::ZERO).await;
     api.world().add(
         build("web", 3, 400, BuildStatus::Failed),
         vec![(
@@ -244,9 +346,7 @@ async fn a_failure_behind_a_running_retry_is_found_by_listing_older_executions_o
 #[tokio::test]
 async fn deleted_builds_leave_at_once_and_the_previous_build_takes_over() {
     let api = FakeApi::new(account());
-    let mut t = tracker(Duration::ZERO);
-    t.refresh(&api, NOW).await;
-    api.take_calls();
+    let mut t = started(&api, Duration::ZERO).await;
     api.world().remove(&arn("web", 2));
     let report = t.refresh(&api, NOW).await;
     assert!(report.complete());
@@ -271,9 +371,8 @@ async fn deleted_builds_leave_at_once_and_the_previous_build_takes_over() {
 
     // Deleted between two listings: the not-found answer untracks it, and
     // it is not an outage.
-    let mut t = tracker(Duration::from_secs(3600));
     let api = FakeApi::new(account());
-    t.refresh(&api, NOW).await;
+    let mut t = started(&api, Duration::from_secs(3600)).await;
     api.world().remove(&arn("db", 1));
     let report = t.refresh(&api, NOW).await;
     assert!(report.complete(), "{:?}", report.failures);
@@ -288,8 +387,7 @@ async fn deleted_builds_leave_at_once_and_the_previous_build_takes_over() {
 #[tokio::test]
 async fn a_partial_listing_drops_nothing_it_may_have_skipped() {
     let api = FakeApi::new(account());
-    let mut t = tracker(Duration::ZERO);
-    t.refresh(&api, NOW).await;
+    let mut t = started(&api, Duration::ZERO).await;
     let before = t.views().clone();
     // The listing skips web's newest build as unusable.
     api.world().skipped.insert(arn("web", 2));
@@ -302,8 +400,7 @@ async fn a_partial_listing_drops_nothing_it_may_have_skipped() {
 #[tokio::test]
 async fn a_failed_read_keeps_the_last_good_data() {
     let api = FakeApi::new(account());
-    let mut t = tracker(Duration::from_secs(3600));
-    t.refresh(&api, NOW).await;
+    let mut t = started(&api, Duration::from_secs(3600)).await;
     let before = t.views().clone();
     api.world().steps.get_mut("wf-3").unwrap()[1].status = StepStatus::Completed;
     api.world().failing.insert("wf-3".into());

@@ -25,6 +25,7 @@ pub struct ExporterMetrics {
     pub snapshot_age: GaugeVec,
     pub tracked_builds: IntGaugeVec,
     pub tracked_step_executions: IntGaugeVec,
+    pub backfill_pending: IntGaugeVec,
     pub data_issues: IntCounterVec,
     pub dropped_builds: IntCounterVec,
     pub scrape_timeouts: IntCounter,
@@ -106,6 +107,10 @@ impl ExporterMetrics {
             ),
             target,
         )?;
+        let backfill_pending = IntGaugeVec::new(
+            Opts::new("imagebuilder_exporter_backfill_pending", "Reads left before the state is what a full read of the account gives: older builds inside --discovery.lookback and the details of finished steps, read after the exporter is ready, newest first. 0 once done; absent before the first refresh ends."),
+            target,
+        )?;
         let data_issues = IntCounterVec::new(
             Opts::new("imagebuilder_exporter_invalid_data_total", "Fields of API answers that were refused: unparseable times, missing fields, values out of range. The field is treated as absent."),
             &["target", "operation", "kind", "field"],
@@ -141,6 +146,7 @@ impl ExporterMetrics {
         registry.register(Box::new(snapshot_age.clone()))?;
         registry.register(Box::new(tracked_builds.clone()))?;
         registry.register(Box::new(tracked_step_executions.clone()))?;
+        registry.register(Box::new(backfill_pending.clone()))?;
         registry.register(Box::new(data_issues.clone()))?;
         registry.register(Box::new(dropped_builds.clone()))?;
         registry.register(Box::new(scrape_timeouts.clone()))?;
@@ -164,6 +170,7 @@ impl ExporterMetrics {
             snapshot_age,
             tracked_builds,
             tracked_step_executions,
+            backfill_pending,
             data_issues,
             dropped_builds,
             scrape_timeouts,

@@ -1,0 +1,161 @@
+//! A cold start reads what users see first and the rest afterwards: ready
+//! with every image's latest state and the running steps' timeouts, then
+//! the backfill, newest first, until the page is exactly what a full read
+//! gives, for no more calls.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use imagebuilder_exporter::clock::NANOS_PER_SEC;
+use imagebuilder_exporter::simulator::scenario;
+use imagebuilder_exporter::simulator::store::Store;
+use imagebuilder_exporter::simulator::Faults;
+
+const HOUR: i64 = 3600 * NANOS_PER_SEC;
+
+/// 60 finished builds of 3 images over the last 20 hours, 2 running.
+fn account() -> Store {
+    scenario::sized(at(0.0), 60, 3, 2, 20 * HOUR, 5)
+}
+
+/// The lines of the Image Builder families: what the account looks like,
+/// without the exporter's own metrics.
+fn account_lines(m: &Metrics) -> Vec<&str> {
+    m.text
+        .lines()
+        .filter(|l| l.starts_with("imagebuilder_workflow_") || l.starts_with("imagebuilder_image_"))
+        .collect()
+}
+
+async fn backfill_done(h: &Harness) -> Metrics {
+    for _ in 0..600 {
+        let m = h.scrape().await;
+        if m.get("imagebuilder_exporter_backfill_pending", &[]) == Some(0.0) {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the backfill did not finish");
+}
+
+#[tokio::test]
+async fn ready_with_the_latest_state_then_the_backfill_then_what_a_full_read_gives() {
+    // Scrapes never refresh again after the first: only the backfill moves
+    // the page. Latency makes each backfill call take a while, so the page
+    // at ready can be read before the backfill changes it.
+    let args = [
+        "--refresh.min-interval",
+        "1h",
+        "--scrape.timeout",
+        "30s",
+        "--aws.max-concurrency",
+        "4",
+    ];
+    let h = Harness::start_configured(account(), at(0.0), &args, |o| {
+        o.discovery.defer_backfill = true;
+    })
+    .await;
+    h.sim.set_faults(Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    let at_ready = h.scrape().await;
+    let calls_at_ready = h.sim.calls();
+
+    // Ready, with reads left.
+    assert_eq!(at_ready.get("imagebuilder_exporter_ready", &[]), Some(1.0));
+    assert_eq!(at_ready.get("imagebuilder_up", &[]), Some(1.0));
+    let pending = at_ready
+        .get("imagebuilder_exporter_backfill_pending", &[])
+        .expect("pending");
+    assert!(pending > 0.0, "{pending}");
+
+    // The full read, to compare with: the same account, read before ready.
+    let full = Harness::start(account(), at(0.0), &args).await;
+    let full_page = full.scrape().await;
+    let full_calls = full.sim.calls();
+    assert_eq!(
+        full_page.get("imagebuilder_exporter_backfill_pending", &[]),
+        Some(0.0)
+    );
+
+    // What is served at ready: the latest state of every step and
+    // workflow of every image, the same as the full read's…
+    let steps = |m: &Metrics, family: &str| {
+        let mut v: Vec<String> = m
+            .text
+            .lines()
+            .filter(|l| l.starts_with(family))
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    for family in [
+        "imagebuilder_workflow_step_status{",
+        "imagebuilder_workflow_step_duration_seconds{",
+        "imagebuilder_workflow_step_start_timestamp_seconds{",
+        "imagebuilder_workflow_step_end_timestamp_seconds{",
+        "imagebuilder_workflow_execution_status{",
+        "imagebuilder_workflow_execution_duration_seconds{",
+        "imagebuilder_workflow_step_failure_info{",
+        "imagebuilder_image_build_status{",
+        "imagebuilder_image_last_successful_build_timestamp_seconds{",
+    ] {
+        assert_eq!(
+            steps(&at_ready, family),
+            steps(&full_page, family),
+            "{family} at ready"
+        );
+    }
+    // …and the timeouts of steps in flight (running, or pending in a
+    // running execution); finished steps' timeouts come later.
+    let in_flight: usize = ["RUNNING", "PENDING", "WAITING"]
+        .iter()
+        .map(|s| at_ready.sum("imagebuilder_workflow_step_status", &[("status", s)]) as usize)
+        .sum();
+    assert!(in_flight > 0);
+    assert_eq!(
+        at_ready.count("imagebuilder_workflow_step_timeout_seconds", &[]),
+        in_flight,
+        "only the timeouts of steps in flight at ready"
+    );
+    assert!(
+        full_page.count("imagebuilder_workflow_step_timeout_seconds", &[]) > in_flight,
+        "the full read has every latest step's timeout"
+    );
+
+    // Fewer calls before ready: no older build, no finished step's details.
+    let total = |c: &std::collections::BTreeMap<String, u64>| c.values().sum::<u64>();
+    assert!(
+        total(&calls_at_ready) * 3 < total(&full_calls),
+        "{calls_at_ready:?} vs {full_calls:?}"
+    );
+    assert!(
+        calls_at_ready
+            .get("GetWorkflowStepExecution")
+            .copied()
+            .unwrap_or(0)
+            <= in_flight as u64
+    );
+
+    // After the backfill: exactly the full read's page, for no more calls.
+    let done = backfill_done(&h).await;
+    assert_eq!(account_lines(&done), account_lines(&full_page));
+    for (op, n) in &h.sim.calls() {
+        assert_eq!(
+            Some(n),
+            full_calls.get(op),
+            "{op}: backfilled {:?}, full {full_calls:?}",
+            h.sim.calls()
+        );
+    }
+    assert_eq!(
+        done.get("imagebuilder_exporter_tracked_step_executions", &[]),
+        full_page.get("imagebuilder_exporter_tracked_step_executions", &[])
+    );
+    full.shutdown().await;
+    h.shutdown().await;
+}
