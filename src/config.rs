@@ -18,6 +18,7 @@ use crate::discovery::DiscoveryConfig;
 use crate::httpserve::ServeOptions;
 use crate::server::WebConfig;
 use crate::targets::TargetSpec;
+use crate::views::TagAllowList;
 
 /// The default port, in the Prometheus exporters' 9100–9999 range.
 pub const DEFAULT_PORT: u16 = 9863;
@@ -119,6 +120,10 @@ pub struct Cli {
     #[arg(long = "filter.image-name", value_name = "REGEX", value_parser = parse_image_regex)]
     pub image_filter: Option<Regex>,
 
+    /// Image tags to export as labels of imagebuilder_image_tags (tag_<key>), comma-separated, e.g. team,env; to route alerts by owner.
+    #[arg(long = "labels.image-tags", value_name = "KEYS", value_parser = TagAllowList::parse)]
+    pub image_tags: Option<TagAllowList>,
+
     /// Also track this step execution directly (repeatable), e.g. step-0123abcd-0123-4567-89ab-0123456789ab.
     #[arg(long = "step-execution-id", value_name = "ID", value_parser = parse_step_execution_id)]
     pub step_execution_ids: Vec<String>,
@@ -197,7 +202,12 @@ impl Cli {
         let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
         let mut discovery_interval = self.discovery_interval;
         let mut min_interval = self.refresh_min_interval;
+        let mut image_tags = self.image_tags.unwrap_or_default();
         if self.demo {
+            if !given("image_tags") {
+                // The demo's images carry these tags: show the family.
+                image_tags = TagAllowList::parse("team,env").unwrap_or_default();
+            }
             if !given("discovery_interval") {
                 discovery_interval = Duration::from_secs(30);
             }
@@ -248,6 +258,7 @@ impl Cli {
                 image_filter: self.image_filter,
                 step_execution_ids: self.step_execution_ids,
                 max_builds: self.max_builds as usize,
+                image_tags,
             },
             refresh_min_interval: min_interval,
             scrape_timeout: self.scrape_timeout,
@@ -491,6 +502,7 @@ mod tests {
             vec!["x", "--filter.image-name", "(("],
             vec!["x", "--log.format", "xml"],
             vec!["x", "--web.telemetry-path", "metrics"],
+            vec!["x", "--labels.image-tags", "team,team"],
         ] {
             let e = Cli::try_parse_args(args.clone()).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");

@@ -40,6 +40,7 @@ impl StepKey {
             region: self.workflow.region.clone(),
             workflow_arn: self.workflow.workflow_arn.clone(),
             workflow_type: self.workflow_type.clone(),
+            step_name: self.step_name.clone(),
             action: self.action.clone(),
         }
     }
@@ -51,6 +52,7 @@ struct HistogramKey {
     region: Arc<str>,
     workflow_arn: Arc<str>,
     workflow_type: Arc<str>,
+    step_name: Arc<str>,
     action: Arc<str>,
 }
 
@@ -144,6 +146,7 @@ impl StepCounters {
                 &*k.region,
                 &*k.workflow_arn,
                 &*k.workflow_type,
+                &*k.step_name,
                 &*k.action,
             ];
             let mut labels = Vec::with_capacity(200);
@@ -220,7 +223,7 @@ mod tests {
         assert!(text.contains("le=\"60\"} 1\n"));
         assert!(text.contains("le=\"120\"} 2\n"));
         assert!(text.contains("le=\"+Inf\"} 2\n"));
-        assert!(text.contains("h_sum{account_id=\"123456789012\",region=\"us-east-1\",workflow_arn=\"arn:wf\",workflow_type=\"BUILD\",action=\"A\"} 93\n"));
+        assert!(text.contains("h_sum{account_id=\"123456789012\",region=\"us-east-1\",workflow_arn=\"arn:wf\",workflow_type=\"BUILD\",step_name=\"Build\",action=\"A\"} 93\n"));
         assert!(text.contains("h_count{") && text.contains("} 2\n"));
     }
 }

@@ -27,15 +27,14 @@ use tokio::time::Instant;
 
 use crate::aws::{ApiError, DataIssue, ImageBuilderApi, Operation, Page};
 use crate::clock::Nanos;
-use crate::counters::{StepCounters, StepKey};
-use crate::model::{
-    parse_arn, workflow_type_from_arn, Build, StepDetail, StepExecution, WorkflowExecution,
-};
-use crate::snapshot::{Snapshot, StepView, WorkflowView};
+use crate::counters::StepCounters;
+use crate::model::{Build, BuildStatus, StepDetail, StepExecution, WorkflowExecution};
+use crate::snapshot::Snapshot;
 use crate::tracked::{
-    build_order, latest_steps, select_latest, Limits, TrackedBuild, TrackedStep, TrackedWorkflow,
-    WorkflowKey,
+    build_order, latest_steps, outcomes, select_latest, Limits, TrackedBuild, TrackedStep,
+    TrackedWorkflow, WorkflowKey,
 };
+use crate::views::{self, ImageKey, TagAllowList, Views};
 
 /// Calls in flight at once within a refresh; the client's own concurrency
 /// limit is what really bounds the API.
@@ -43,6 +42,11 @@ const FAN_OUT: usize = 64;
 
 /// Pages a single listing may take before it is considered endless.
 const MAX_PAGES: usize = 2_000;
+
+/// Rounds of step listings a refresh may take to walk back to each step's
+/// last conclusive outcome (see [`outcomes`]); each round goes one
+/// execution further back, so this bounds the walk, not the data.
+const MAX_OUTCOME_ROUNDS: usize = 8;
 
 /// What to track and how often to look for new builds.
 #[derive(Debug, Clone)]
@@ -52,6 +56,8 @@ pub struct DiscoveryConfig {
     pub image_filter: Option<Regex>,
     pub step_execution_ids: Vec<String>,
     pub max_builds: usize,
+    /// `--labels.image-tags`: the tags exported as labels.
+    pub image_tags: TagAllowList,
 }
 
 impl Default for DiscoveryConfig {
@@ -62,6 +68,7 @@ impl Default for DiscoveryConfig {
             image_filter: None,
             step_execution_ids: Vec::new(),
             max_builds: 10_000,
+            image_tags: TagAllowList::default(),
         }
     }
 }
@@ -151,9 +158,16 @@ pub struct Tracker {
     /// A complete refresh has happened: later terminal steps are news.
     seeded: bool,
     counters: StepCounters,
-    /// What the last snapshot was built from: an unchanged state is not
-    /// encoded again (steady refreshes of a large account change nothing).
-    last_built: Option<(Vec<StepView>, Vec<WorkflowView>, u64)>,
+    /// `dateCreated` of the newest AVAILABLE build of each image, from the
+    /// last discovery listing (whatever the build's age).
+    last_success: HashMap<ImageKey, Nanos>,
+    /// What the snapshot shows, as of the last refresh.
+    views: Views,
+    /// Changes whenever the views or the counters change, so that an
+    /// unchanged state is not encoded again (steady refreshes of a large
+    /// account change nothing).
+    version: u64,
+    counters_seen: u64,
 }
 
 impl Tracker {
@@ -171,7 +185,10 @@ impl Tracker {
             baseline: None,
             seeded: false,
             counters: StepCounters::default(),
-            last_built: None,
+            last_success: HashMap::new(),
+            views: Views::default(),
+            version: 0,
+            counters_seen: 0,
         }
     }
 
@@ -201,11 +218,36 @@ impl Tracker {
         self.refresh_limits(api, &mut report).await;
         self.refresh_direct(api, &mut report).await;
         self.count_terminal_steps();
+        self.update_views();
 
         if report.complete() {
             self.seeded = true;
         }
         report
+    }
+
+    /// Rebuilds the views from the tracked state, and makes the counter
+    /// series of every step shown exist (at 0) so that `increase()` sees
+    /// its first failure.
+    fn update_views(&mut self) {
+        let views = views::build(&views::Input {
+            builds: &self.builds,
+            direct: self
+                .direct
+                .values()
+                .filter_map(|d| d.detail.as_ref())
+                .collect(),
+            last_success: &self.last_success,
+            tag_keys: self.cfg.image_tags.keys(),
+        });
+        for s in &views.steps {
+            self.counters.preset(&s.key);
+        }
+        if views != self.views || self.counters.version() != self.counters_seen {
+            self.views = views;
+            self.counters_seen = self.counters.version();
+            self.version += 1;
+        }
     }
 
     fn discovery_due(&self) -> bool {
@@ -237,6 +279,22 @@ impl Tracker {
                 .is_none_or(|re| re.is_match(&b.name))
             {
                 by_arn.insert(b.arn.clone(), b);
+            }
+        }
+        let mut last_success: HashMap<ImageKey, Nanos> = HashMap::new();
+        for b in by_arn.values() {
+            if let (BuildStatus::Available, Some(created)) = (&b.status, b.date_created) {
+                let slot = last_success.entry(ImageKey::of(b)).or_insert(created);
+                *slot = (*slot).max(created);
+            }
+        }
+        if complete {
+            self.last_success = last_success;
+        } else {
+            // Some items were skipped: what they may be keeps its value.
+            for (k, t) in last_success {
+                let slot = self.last_success.entry(k).or_insert(t);
+                *slot = (*slot).max(t);
             }
         }
         let mut newest: HashMap<&str, &Build> = HashMap::new();
@@ -325,6 +383,11 @@ impl Tracker {
         }
     }
 
+    /// Lists the steps of the executions that can still change or are
+    /// needed, then walks back, a round at a time, to older executions
+    /// until every step's last conclusive outcome is known (so a failure
+    /// stays visible while a newer build retries the step, also after a
+    /// restart).
     async fn refresh_steps<C: ImageBuilderApi>(&mut self, api: &C, report: &mut RefreshReport) {
         let latest: HashSet<(Arc<str>, usize)> = select_latest(&self.builds)
             .into_iter()
@@ -342,6 +405,27 @@ impl Tracker {
                 }
             }
         }
+        let mut listed: HashSet<String> = HashSet::new();
+        for _ in 0..MAX_OUTCOME_ROUNDS {
+            listed.extend(jobs.iter().map(|(_, id)| id.clone()));
+            self.list_steps(api, jobs, report).await;
+            jobs = outcomes(&self.builds)
+                .gaps
+                .into_iter()
+                .filter(|(_, id)| !listed.contains(id))
+                .collect();
+            if jobs.is_empty() {
+                break;
+            }
+        }
+    }
+
+    async fn list_steps<C: ImageBuilderApi>(
+        &mut self,
+        api: &C,
+        jobs: Vec<(Arc<str>, String)>,
+        report: &mut RefreshReport,
+    ) {
         let results = fan_out(jobs, |(arn, id)| async move {
             let r = list_all(Operation::ListWorkflowStepExecutions, |t| {
                 api.list_workflow_step_executions(id.clone(), t)
@@ -418,10 +502,17 @@ impl Tracker {
                 Ok(f) => {
                     report.issues.extend(f.issues);
                     step.limits = Limits::Known(f.value.limits);
+                    step.on_failure = f.value.on_failure.as_deref().map(Arc::from);
                     // The detail is the fresher read of the same step.
-                    step.exec.status = f.value.step.status;
-                    step.exec.start = f.value.step.start.or(step.exec.start);
-                    step.exec.end = f.value.step.end.or(step.exec.end);
+                    let fresh = f.value.step;
+                    step.exec.status = fresh.status;
+                    step.exec.start = fresh.start.or(step.exec.start);
+                    step.exec.end = fresh.end.or(step.exec.end);
+                    step.exec.rollback_status =
+                        fresh.rollback_status.or(step.exec.rollback_status.take());
+                    step.exec.message = fresh.message.or(step.exec.message.take());
+                    step.exec.attempt = fresh.attempt.or(step.exec.attempt);
+                    step.exec.max_attempts = fresh.max_attempts.or(step.exec.max_attempts);
                 }
                 Err(e) if e.is_not_found() => {
                     step.limits = Limits::Missing;
@@ -491,7 +582,7 @@ impl Tracker {
                 let wkey = WorkflowKey::new(build, &w.exec.workflow_arn);
                 for s in w.steps.iter_mut().flatten() {
                     if !s.counted && s.exec.status.is_terminal() {
-                        let key = step_key(&wkey, w.exec.workflow_type.as_str(), s);
+                        let key = views::step_key(&wkey, w.exec.workflow_type.as_str(), s);
                         self.counters
                             .record(&key, &s.exec.status, s.exec.duration());
                         s.counted = true;
@@ -499,13 +590,13 @@ impl Tracker {
                 }
             }
         }
-        let names = self.build_names();
+        let names = views::build_names(&self.builds);
         for d in self.direct.values_mut() {
             let Some(detail) = &d.detail else { continue };
             if d.counted || !detail.step.status.is_terminal() {
                 continue;
             }
-            if let Some(key) = direct_key(detail, &names) {
+            if let Some(key) = views::direct_key(detail, &names) {
                 self.counters
                     .record(&key, &detail.step.status, detail.step.duration());
             }
@@ -513,82 +604,20 @@ impl Tracker {
         }
     }
 
-    fn build_names(&self) -> HashMap<Arc<str>, Arc<str>> {
-        self.builds
-            .values()
-            .map(|b| (b.build.arn.clone(), b.build.name.clone()))
-            .collect()
+    /// Changes whenever what [`Tracker::snapshot`] would show changes.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
-    /// The snapshot of the current state, or `None` when nothing it shows
-    /// changed since the last one.
-    pub fn snapshot(&mut self, target: &str) -> Option<Snapshot> {
-        let mut steps = Vec::new();
-        let mut workflows = Vec::new();
-        for l in select_latest(&self.builds) {
-            let w = &self.builds[&l.build_arn]
-                .workflows
-                .as_deref()
-                .unwrap_or_default()[l.index];
-            let e = &w.exec;
-            let wtype: Arc<str> = Arc::from(e.workflow_type.as_str());
-            workflows.push(WorkflowView {
-                key: l.key.clone(),
-                workflow_type: wtype.clone(),
-                status: e.status.clone(),
-                start: e.start,
-                end: e.end,
-                total: e.total_steps,
-                succeeded: e.steps_succeeded,
-                failed: e.steps_failed,
-                skipped: e.steps_skipped,
-            });
-            for s in latest_steps(w.steps.as_deref().unwrap_or_default()) {
-                steps.push(StepView {
-                    key: step_key(&l.key, &wtype, s),
-                    status: s.exec.status.clone(),
-                    start: s.exec.start,
-                    end: s.exec.end,
-                    timeout_seconds: s.limits.timeout_seconds(),
-                });
-            }
-        }
-        // Direct steps fill in what discovery does not show; for one set of
-        // labels, the newest start wins.
-        let names = self.build_names();
-        let mut seen: HashSet<StepKey> = steps.iter().map(|s| s.key.clone()).collect();
-        let mut direct: Vec<StepView> = self
-            .direct
-            .values()
-            .filter_map(|d| d.detail.as_ref())
-            .filter_map(|d| {
-                Some(StepView {
-                    key: direct_key(d, &names)?,
-                    status: d.step.status.clone(),
-                    start: d.step.start,
-                    end: d.step.end,
-                    timeout_seconds: d.limits.timeout_seconds,
-                })
-            })
-            .collect();
-        direct.sort_by_key(|d| std::cmp::Reverse(d.start));
-        for d in direct {
-            if seen.insert(d.key.clone()) {
-                steps.push(d);
-            }
-        }
-        for s in &steps {
-            self.counters.preset(&s.key);
-        }
-        let version = self.counters.version();
-        if let Some((s, w, v)) = &self.last_built {
-            if *s == steps && *w == workflows && *v == version {
-                return None;
-            }
-        }
-        let snapshot = Snapshot::build(target, &steps, &workflows, &self.counters);
-        self.last_built = Some((steps, workflows, version));
-        Some(snapshot)
+    /// The views of the last refresh, for tests.
+    pub fn views(&self) -> &Views {
+        &self.views
+    }
+
+    /// Encodes the state of the last refresh. Writes nothing: the views
+    /// and the counters were brought up to date by the refresh.
+    pub fn snapshot(&self, target: &str) -> Snapshot {
+        Snapshot::build(target, &self.views, &self.counters, &self.cfg.image_tags)
     }
 
     /// What is held, for the exporter's own metrics.
@@ -616,39 +645,6 @@ fn arn_hash(arn: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     arn.hash(&mut h);
     h.finish()
-}
-
-fn step_key(wkey: &WorkflowKey, workflow_type: &str, s: &TrackedStep) -> StepKey {
-    StepKey {
-        workflow: wkey.clone(),
-        workflow_type: Arc::from(workflow_type),
-        step_name: s.exec.name.clone(),
-        action: s.exec.action.clone(),
-    }
-}
-
-/// Labels of a step known only from `GetWorkflowStepExecution`: everything
-/// comes from the ARNs it carries.
-fn direct_key(d: &StepDetail, names: &HashMap<Arc<str>, Arc<str>>) -> Option<StepKey> {
-    let build_arn = d.build_arn.as_ref()?;
-    let workflow_arn = d.workflow_arn.as_ref()?;
-    let parts = parse_arn(build_arn)?;
-    let image = names
-        .get(build_arn)
-        .cloned()
-        .unwrap_or_else(|| Arc::from(parts.name));
-    let wtype = workflow_type_from_arn(workflow_arn)?;
-    Some(StepKey {
-        workflow: WorkflowKey {
-            account_id: Arc::from(parts.account_id),
-            region: Arc::from(parts.region),
-            image,
-            workflow_arn: workflow_arn.clone(),
-        },
-        workflow_type: Arc::from(wtype.as_str()),
-        step_name: d.step.name.clone(),
-        action: d.step.action.clone(),
-    })
 }
 
 /// Merges a fresh listing of a build's workflow executions. When the
@@ -689,6 +685,7 @@ fn apply_steps(w: &mut TrackedWorkflow, list: Vec<StepExecution>, baseline: bool
             counted: baseline && exec.status.is_terminal(),
             exec,
             limits: Limits::Unknown,
+            on_failure: None,
         },
     );
     w.frozen = complete

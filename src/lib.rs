@@ -20,4 +20,5 @@ pub mod snapshot;
 pub mod targets;
 pub mod timestamp;
 pub mod tracked;
+pub mod views;
 pub mod webconfig;

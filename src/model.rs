@@ -5,6 +5,7 @@
 //! "open" enums: a value outside the service model (a `WaitForAction` step
 //! reports `WAITING`) is kept verbatim instead of being dropped.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -132,6 +133,17 @@ impl BuildStatus {
 }
 
 open_enum! {
+    /// `WorkflowStepExecutionRollbackStatus`: how the rollback of a step
+    /// went, when the workflow failed and rolled back.
+    RollbackStatus {
+        Running => "RUNNING",
+        Completed => "COMPLETED",
+        Skipped => "SKIPPED",
+        Failed => "FAILED",
+    }
+}
+
+open_enum! {
     /// `WorkflowType`.
     WorkflowType {
         Build => "BUILD",
@@ -149,6 +161,26 @@ pub struct Build {
     pub version: String,
     pub status: BuildStatus,
     pub date_created: Option<Nanos>,
+    /// `state.reason`, made safe as a label value ([`label_text`]).
+    pub reason: Option<String>,
+    /// `buildType` (`SCHEDULED`, `USER_INITIATED`, …).
+    pub build_type: Option<String>,
+    /// `loggingConfiguration.logGroupName`; `None` means the service's
+    /// default, `/aws/imagebuilder/<image name>` (see [`Build::log_group`]).
+    pub log_group: Option<String>,
+    /// The build's tags, by key.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Build {
+    /// The CloudWatch log group the build writes to: its logging
+    /// configuration's, or the service's default for the image.
+    pub fn log_group(&self) -> String {
+        match &self.log_group {
+            Some(g) => g.clone(),
+            None => format!("/aws/imagebuilder/{}", self.name),
+        }
+    }
 }
 
 /// One run of a workflow for a build, from `ListWorkflowExecutions`.
@@ -164,6 +196,12 @@ pub struct WorkflowExecution {
     pub steps_skipped: Option<i64>,
     pub start: Option<Nanos>,
     pub end: Option<Nanos>,
+    /// `message`, made safe as a label value ([`label_text`]).
+    pub message: Option<String>,
+    /// A retry of the image build superseded this execution.
+    pub retried: bool,
+    /// The test group that ran it (`parallelGroup`).
+    pub parallel_group: Option<String>,
 }
 
 impl WorkflowExecution {
@@ -183,6 +221,10 @@ pub struct StepExecution {
     pub start: Option<Nanos>,
     pub end: Option<Nanos>,
     pub attempt: Option<i32>,
+    pub max_attempts: Option<i32>,
+    pub rollback_status: Option<RollbackStatus>,
+    /// `message`, made safe as a label value ([`label_text`]).
+    pub message: Option<String>,
 }
 
 impl StepExecution {
@@ -208,6 +250,47 @@ pub struct StepDetail {
     pub build_arn: Option<Arc<str>>,
     pub limits: StepLimits,
     pub on_failure: Option<String>,
+}
+
+/// The longest text a label takes from a message or reason, in characters.
+pub const MAX_LABEL_TEXT: usize = 200;
+
+/// A free-text field made safe as a label value: one line (every run of
+/// whitespace or control characters becomes one space), trimmed, at most
+/// [`MAX_LABEL_TEXT`] characters, cut with an ellipsis. Characters, not
+/// bytes, are counted, so the cut never splits a UTF-8 sequence. Messages
+/// are kept only in this form: it bounds memory and the label's size.
+///
+/// ```
+/// use imagebuilder_exporter::model::label_text;
+/// assert_eq!(label_text("  Step failed:\n  exit code 1 "), "Step failed: exit code 1");
+/// assert_eq!(label_text(&"é".repeat(300)).chars().count(), 200);
+/// ```
+pub fn label_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(4 * MAX_LABEL_TEXT));
+    let mut count = 0;
+    let mut pending_space = false;
+    for c in s.chars() {
+        if c.is_whitespace() || c.is_control() {
+            pending_space = count > 0;
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            count += 1;
+            pending_space = false;
+        }
+        out.push(c);
+        count += 1;
+        if count > MAX_LABEL_TEXT {
+            break;
+        }
+    }
+    if count > MAX_LABEL_TEXT {
+        let cut: String = out.chars().take(MAX_LABEL_TEXT - 1).collect();
+        return format!("{}…", cut.trim_end());
+    }
+    out
 }
 
 /// `end − start` when both are known and in order. Checked: two valid
@@ -322,12 +405,39 @@ mod tests {
             start: Some(10),
             end: Some(5),
             attempt: None,
+            max_attempts: None,
+            rollback_status: None,
+            message: None,
         };
         assert_eq!(s.duration(), None);
         s.end = Some(15);
         assert_eq!(s.duration(), Some(5));
         s.start = None;
         assert_eq!(s.duration(), None);
+    }
+
+    #[test]
+    fn label_text_is_one_trimmed_line_of_at_most_200_characters() {
+        assert_eq!(label_text(""), "");
+        assert_eq!(label_text(" \n\t "), "");
+        assert_eq!(
+            label_text("Failed:\r\n\t\"install\" \u{0} exited 1\n"),
+            "Failed: \"install\" exited 1"
+        );
+        let exact = "a".repeat(200);
+        assert_eq!(label_text(&exact), exact);
+        let long = label_text(&"ab".repeat(150));
+        assert_eq!(long.chars().count(), 200);
+        assert!(long.ends_with('…'));
+        // Multi-byte characters are cut whole.
+        let wide = label_text(&"日本".repeat(150));
+        assert_eq!(wide.chars().count(), 200);
+        assert!(wide.starts_with("日本日本"));
+        // A space at the cut does not end up before the ellipsis.
+        let spaced = label_text(&format!("{} tail", "x".repeat(198)));
+        assert_eq!(spaced, format!("{}…", "x".repeat(198)));
+        assert_eq!(RollbackStatus::parse("FAILED"), RollbackStatus::Failed);
+        assert_eq!(RollbackStatus::KNOWN.len(), 4);
     }
 
     #[test]

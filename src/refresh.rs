@@ -32,6 +32,8 @@ struct Coordination {
     ready: bool,
     /// Wall time at which the last refresh ended.
     refreshed_at: Option<Nanos>,
+    /// The tracker's version the served snapshot was encoded from.
+    encoded: Option<u64>,
 }
 
 /// One target (an account and region) and everything it holds.
@@ -158,8 +160,11 @@ impl<C: ImageBuilderApi> Target<C> {
         let mut tracker = self.tracker.lock().await;
         let report = tracker.refresh(&self.api, self.clock.now()).await;
         // Unchanged data keeps the snapshot it has: nothing to encode again.
-        if let Some(s) = tracker.snapshot(&self.name) {
+        let version = tracker.version();
+        if self.coord().encoded != Some(version) {
+            let s = tracker.snapshot(&self.name);
             *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(s);
+            self.coord().encoded = Some(version);
         }
         let stats = tracker.stats();
         drop(tracker);
@@ -167,10 +172,15 @@ impl<C: ImageBuilderApi> Target<C> {
 
         let t = [&*self.name];
         let complete = report.complete();
+        // Set from the end of the first refresh on: before it, the target
+        // is starting, not failing (`imagebuilder_exporter_ready` says so).
         self.metrics
             .up
             .with_label_values(&t)
             .set(i64::from(complete));
+        if complete {
+            self.metrics.ready.with_label_values(&t).set(1);
+        }
         self.metrics
             .refresh_duration
             .with_label_values(&t)

@@ -1,6 +1,7 @@
 //! The exporter as the web server sees it: its targets, one metrics page.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -12,7 +13,8 @@ use crate::refresh::Target;
 use bytes::Bytes;
 
 use crate::httpserve::Chunks;
-use crate::snapshot::{render, render_gzip};
+use crate::loglimit::LogLimiter;
+use crate::snapshot::{render, render_gzip, Snapshot};
 
 /// All targets, shared by the web server and the start-up refresh.
 pub struct Exporter<C> {
@@ -20,6 +22,10 @@ pub struct Exporter<C> {
     metrics: ExporterMetrics,
     clock: Arc<dyn Clock>,
     scrape_timeout: Duration,
+    /// Targets whose series are not served, and the earlier target that
+    /// serves their account and region, as of the last scrape.
+    overlaps: Mutex<HashMap<Arc<str>, Arc<str>>>,
+    logs: LogLimiter,
 }
 
 impl<C: ImageBuilderApi> Exporter<C> {
@@ -34,6 +40,8 @@ impl<C: ImageBuilderApi> Exporter<C> {
             metrics,
             clock,
             scrape_timeout,
+            overlaps: Mutex::new(HashMap::new()),
+            logs: LogLimiter::default(),
         })
     }
 
@@ -60,6 +68,7 @@ impl<C: ImageBuilderApi> Exporter<C> {
     /// metrics, as plain text or gzip.
     pub async fn render_metrics(&self, encoding: Encoding) -> Chunks {
         let snapshots = join_all(self.targets.iter().map(|t| t.scrape(self.scrape_timeout))).await;
+        let snapshots = self.without_overlaps(snapshots);
         let now = self.clock.now();
         for t in &self.targets {
             if let Some(at) = t.refreshed_at() {
@@ -79,6 +88,52 @@ impl<C: ImageBuilderApi> Exporter<C> {
             }
             Encoding::Gzip => Chunks::new(render_gzip(&snapshots, now, &own)),
         }
+    }
+}
+
+impl<C> Exporter<C> {
+    /// Drops the snapshots of targets that read an account and region an
+    /// earlier target (in configuration order) already serves: two roles
+    /// into one account would otherwise serve every series twice, which
+    /// Prometheus refuses. Reported in `imagebuilder_exporter_target_overlap`
+    /// and logged once.
+    fn without_overlaps(&self, snapshots: Vec<Arc<Snapshot>>) -> Vec<Arc<Snapshot>> {
+        let mut served: HashMap<(Arc<str>, Arc<str>), Arc<str>> = HashMap::new();
+        let mut overlaps: HashMap<Arc<str>, Arc<str>> = HashMap::new();
+        let mut keep = Vec::with_capacity(snapshots.len());
+        for s in snapshots {
+            match s.scopes().iter().find_map(|scope| served.get(scope)) {
+                Some(first) => {
+                    overlaps.insert(s.target.clone(), first.clone());
+                }
+                None => {
+                    for scope in s.scopes() {
+                        served.insert(scope.clone(), s.target.clone());
+                    }
+                    keep.push(s);
+                }
+            }
+        }
+        let mut last = self.overlaps.lock().unwrap_or_else(|e| e.into_inner());
+        if *last != overlaps {
+            for (target, first) in last.iter() {
+                let _ = self
+                    .metrics
+                    .target_overlap
+                    .remove_label_values(&[target, first]);
+            }
+            for (target, first) in &overlaps {
+                self.metrics
+                    .target_overlap
+                    .with_label_values(&[target, first])
+                    .set(1);
+                if self.logs.allow(&format!("overlap|{target}|{first}"), None) {
+                    tracing::warn!(target_name = %target, served_by = %first, "this target reads the same account and region as an earlier one; its series are not served (each series once): keep one of the two targets");
+                }
+            }
+            *last = overlaps;
+        }
+        keep
     }
 }
 

@@ -11,36 +11,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::clock::{secs, Nanos, NANOS_PER_SEC};
-use crate::counters::{StepCounters, StepKey};
+use crate::counters::StepCounters;
 use crate::gzip::{GzipWriter, Segment};
-use crate::metrics::family::{Family, FamilyDef, STEP_LABELS, WORKFLOW_LABELS};
+use crate::metrics::family::{Family, FamilyDef, IMAGE_LABELS, STEP_LABELS, WORKFLOW_LABELS};
 use crate::metrics::text::{write_header, write_labels, write_value};
-use crate::model::{StepStatus, WorkflowStatus};
-use crate::tracked::WorkflowKey;
-
-/// The latest state of one step, ready to be exported.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepView {
-    pub key: StepKey,
-    pub status: StepStatus,
-    pub start: Option<Nanos>,
-    pub end: Option<Nanos>,
-    pub timeout_seconds: Option<i64>,
-}
-
-/// The latest state of one workflow, ready to be exported.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkflowView {
-    pub key: WorkflowKey,
-    pub workflow_type: Arc<str>,
-    pub status: WorkflowStatus,
-    pub start: Option<Nanos>,
-    pub end: Option<Nanos>,
-    pub total: Option<i64>,
-    pub succeeded: Option<i64>,
-    pub failed: Option<i64>,
-    pub skipped: Option<i64>,
-}
+use crate::model::{BuildStatus, RollbackStatus, StepStatus, WorkflowStatus};
+use crate::views::{BuildRef, FailureView, ImageView, StepView, TagAllowList, Views, WorkflowView};
 
 /// A value that depends on the time of the scrape.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -95,6 +71,8 @@ impl Body {
 pub struct Snapshot {
     pub target: Arc<str>,
     bodies: Vec<Body>,
+    /// The (account, region) pairs its series belong to.
+    scopes: Vec<(Arc<str>, Arc<str>)>,
 }
 
 impl Snapshot {
@@ -103,24 +81,30 @@ impl Snapshot {
         Self {
             target: Arc::from(target),
             bodies: vec![Body::default(); Family::ALL.len()],
+            scopes: Vec::new(),
         }
     }
 
     /// Encodes the views and counters.
     pub fn build(
         target: &str,
-        steps: &[StepView],
-        workflows: &[WorkflowView],
+        views: &Views,
         counters: &StepCounters,
+        tags: &TagAllowList,
     ) -> Self {
         let mut bodies = vec![Draft::default(); Family::ALL.len()];
         let mut labels = Vec::with_capacity(512);
-        for s in steps {
+        for s in &views.steps {
             labels.clear();
             write_labels(&mut labels, &STEP_LABELS, &s.key.label_values());
             encode_step(&mut bodies, &labels, s);
         }
-        for w in workflows {
+        for f in &views.failures {
+            labels.clear();
+            write_labels(&mut labels, &STEP_LABELS, &f.key.label_values());
+            encode_failure(&mut bodies, &labels, f);
+        }
+        for w in &views.workflows {
             labels.clear();
             let values = [
                 &*w.key.account_id,
@@ -131,6 +115,12 @@ impl Snapshot {
             ];
             write_labels(&mut labels, &WORKFLOW_LABELS, &values);
             encode_workflow(&mut bodies, &labels, w);
+        }
+        for i in &views.images {
+            labels.clear();
+            let values = [&*i.key.account_id, &*i.key.region, &*i.key.image];
+            write_labels(&mut labels, &IMAGE_LABELS, &values);
+            encode_image(&mut bodies, &labels, i, tags);
         }
         counters.encode_executions(
             Family::StepExecutions.def().name,
@@ -150,6 +140,7 @@ impl Snapshot {
                     live: d.live,
                 })
                 .collect(),
+            scopes: views.scopes(),
         }
     }
 
@@ -157,7 +148,26 @@ impl Snapshot {
     pub fn encoded_len(&self) -> usize {
         self.bodies.iter().map(|b| b.text.len()).sum()
     }
+
+    /// The (account, region) pairs this snapshot's series belong to.
+    pub fn scopes(&self) -> &[(Arc<str>, Arc<str>)] {
+        &self.scopes
+    }
 }
+
+/// `,name="value",…` for labels that follow a family's fixed ones.
+fn extra(names: &[&str], values: &[&str]) -> String {
+    let mut out = vec![b','];
+    write_labels(&mut out, names, values);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// The labels naming the build version a row comes from.
+fn build_labels(b: &BuildRef) -> [&str; 2] {
+    [&b.version, &b.arn]
+}
+
+const BUILD_LABELS: [&str; 2] = ["image_version", "image_build_version_arn"];
 
 fn sample(body: &mut Draft, def: &FamilyDef, labels: &[u8], extra: &str, v: f64) {
     let t = &mut body.text;
@@ -280,6 +290,129 @@ fn encode_step(bodies: &mut [Draft], labels: &[u8], s: &StepView) {
             secs(t),
         );
     }
+    if let Some(r) = &s.rollback {
+        state_set(
+            &mut bodies[Family::StepRollbackStatus as usize],
+            Family::StepRollbackStatus.def(),
+            labels,
+            RollbackStatus::KNOWN,
+            r,
+            |x| x.as_str(),
+        );
+    }
+    let attempt = s.attempt.map(|a| a.to_string()).unwrap_or_default();
+    let max_attempts = s.max_attempts.map(|a| a.to_string()).unwrap_or_default();
+    let [version, arn] = build_labels(&s.build);
+    sample(
+        &mut bodies[Family::StepInfo as usize],
+        Family::StepInfo.def(),
+        labels,
+        &extra(
+            &[
+                BUILD_LABELS[0],
+                BUILD_LABELS[1],
+                "on_failure",
+                "attempt",
+                "max_attempts",
+            ],
+            &[
+                version,
+                arn,
+                s.on_failure.as_deref().unwrap_or_default(),
+                &attempt,
+                &max_attempts,
+            ],
+        ),
+        1.0,
+    );
+}
+
+fn encode_failure(bodies: &mut [Draft], labels: &[u8], f: &FailureView) {
+    let [version, arn] = build_labels(&f.build);
+    sample(
+        &mut bodies[Family::StepFailureInfo as usize],
+        Family::StepFailureInfo.def(),
+        labels,
+        &extra(
+            &[BUILD_LABELS[0], BUILD_LABELS[1], "message"],
+            &[version, arn, f.message.as_deref().unwrap_or_default()],
+        ),
+        1.0,
+    );
+    if let Some(t) = f.end {
+        sample(
+            &mut bodies[Family::StepFailureTimestamp as usize],
+            Family::StepFailureTimestamp.def(),
+            labels,
+            "",
+            secs(t),
+        );
+    }
+}
+
+fn encode_image(bodies: &mut [Draft], labels: &[u8], i: &ImageView, tags: &TagAllowList) {
+    if let Some(n) = &i.newest {
+        state_set(
+            &mut bodies[Family::ImageBuildStatus as usize],
+            Family::ImageBuildStatus.def(),
+            labels,
+            BuildStatus::KNOWN,
+            &n.status,
+            |x| x.as_str(),
+        );
+        let [version, arn] = build_labels(&n.build);
+        sample(
+            &mut bodies[Family::ImageBuildInfo as usize],
+            Family::ImageBuildInfo.def(),
+            labels,
+            &extra(
+                &[BUILD_LABELS[0], BUILD_LABELS[1], "build_type", "log_group"],
+                &[
+                    version,
+                    arn,
+                    n.build_type.as_deref().unwrap_or_default(),
+                    &n.log_group,
+                ],
+            ),
+            1.0,
+        );
+        if n.status == BuildStatus::Failed {
+            sample(
+                &mut bodies[Family::ImageBuildFailureInfo as usize],
+                Family::ImageBuildFailureInfo.def(),
+                labels,
+                &extra(
+                    &[BUILD_LABELS[0], BUILD_LABELS[1], "reason"],
+                    &[version, arn, n.reason.as_deref().unwrap_or_default()],
+                ),
+                1.0,
+            );
+        }
+        if !tags.is_empty() {
+            let names: Vec<&str> = tags.labels().iter().map(String::as_str).collect();
+            let values: Vec<&str> = n
+                .tags
+                .iter()
+                .map(|v| v.as_deref().unwrap_or_default())
+                .collect();
+            sample(
+                &mut bodies[Family::ImageTags as usize],
+                Family::ImageTags.def(),
+                labels,
+                &extra(&names, &values),
+                1.0,
+            );
+        }
+    }
+    if let Some(t) = i.last_success {
+        sample(
+            &mut bodies[Family::ImageLastSuccess as usize],
+            Family::ImageLastSuccess.def(),
+            labels,
+            "",
+            secs(t),
+        );
+    }
 }
 
 fn encode_workflow(bodies: &mut [Draft], labels: &[u8], w: &WorkflowView) {
@@ -315,6 +448,19 @@ fn encode_workflow(bodies: &mut [Draft], labels: &[u8], w: &WorkflowView) {
                 v as f64,
             );
         }
+    }
+    if w.failed() {
+        let [version, arn] = build_labels(&w.build);
+        sample(
+            &mut bodies[Family::WorkflowFailureInfo as usize],
+            Family::WorkflowFailureInfo.def(),
+            labels,
+            &extra(
+                &[BUILD_LABELS[0], BUILD_LABELS[1], "message"],
+                &[version, arn, w.message.as_deref().unwrap_or_default()],
+            ),
+            1.0,
+        );
     }
 }
 
@@ -396,6 +542,8 @@ pub fn render_text(snapshots: &[Arc<Snapshot>], now: Nanos) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counters::StepKey;
+    use crate::tracked::WorkflowKey;
 
     const S: Nanos = 1_788_981_143_418_000_000;
 
@@ -425,19 +573,52 @@ mod tests {
     }
 
     fn snap(steps: &[StepView]) -> Snapshot {
-        Snapshot::build("t", steps, &[], &StepCounters::default())
+        let views = Views {
+            steps: steps.to_vec(),
+            ..Views::default()
+        };
+        Snapshot::build(
+            "t",
+            &views,
+            &StepCounters::default(),
+            &TagAllowList::default(),
+        )
+    }
+
+    fn sv(
+        key: StepKey,
+        status: StepStatus,
+        start: Option<Nanos>,
+        end: Option<Nanos>,
+        timeout_seconds: Option<i64>,
+    ) -> StepView {
+        StepView {
+            key,
+            status,
+            start,
+            end,
+            timeout_seconds,
+            rollback: None,
+            build: BuildRef {
+                version: "1.0.0/1".into(),
+                arn: "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1".into(),
+            },
+            on_failure: None,
+            attempt: None,
+            max_attempts: None,
+        }
     }
 
     #[test]
     fn finished_step_has_static_duration_and_headroom() {
         let text = render_one(
-            snap(&[StepView {
-                key: key(),
-                status: StepStatus::Completed,
-                start: Some(S),
-                end: Some(S + 12_418_000_000),
-                timeout_seconds: Some(10),
-            }]),
+            snap(&[sv(
+                key(),
+                StepStatus::Completed,
+                Some(S),
+                Some(S + 12_418_000_000),
+                Some(10),
+            )]),
             S + 999 * NANOS_PER_SEC,
         );
         assert_eq!(
@@ -484,13 +665,13 @@ mod tests {
 
     #[test]
     fn running_step_grows_at_scrape_time() {
-        let s = Arc::new(snap(&[StepView {
-            key: key(),
-            status: StepStatus::parse("WAITING"),
-            start: Some(S),
-            end: None,
-            timeout_seconds: Some(3600),
-        }]));
+        let s = Arc::new(snap(&[sv(
+            key(),
+            StepStatus::parse("WAITING"),
+            Some(S),
+            None,
+            Some(3600),
+        )]));
         for (after, headroom) in [(10.5, "3589.5"), (70.0, "3530")] {
             let text = String::from_utf8(render_text(
                 std::slice::from_ref(&s),
@@ -532,16 +713,7 @@ mod tests {
             (StepStatus::Failed, Some(S), None),
             (StepStatus::Running, None, None),
         ] {
-            let text = render_one(
-                snap(&[StepView {
-                    key: key(),
-                    status,
-                    start,
-                    end,
-                    timeout_seconds: Some(60),
-                }]),
-                S,
-            );
+            let text = render_one(snap(&[sv(key(), status, start, end, Some(60))]), S);
             assert!(
                 !text.contains("imagebuilder_workflow_step_duration_seconds{"),
                 "{text}"
@@ -552,19 +724,164 @@ mod tests {
     }
 
     #[test]
-    fn families_stay_contiguous_across_targets() {
-        let view = |region: &str| StepView {
-            key: StepKey {
-                workflow: WorkflowKey {
-                    region: region.into(),
-                    ..key().workflow
+    fn step_info_failure_and_rollback_describe_the_executions() {
+        let mut step = sv(
+            key(),
+            StepStatus::Failed,
+            Some(S),
+            Some(S + NANOS_PER_SEC),
+            Some(60),
+        );
+        step.rollback = Some(RollbackStatus::Failed);
+        step.on_failure = Some("Abort".into());
+        step.attempt = Some(2);
+        step.max_attempts = Some(3);
+        let failure = FailureView {
+            key: key(),
+            build: step.build.clone(),
+            message: Some(r#"Component "nginx" failed \ exit 1"#.into()),
+            end: Some(S + NANOS_PER_SEC),
+        };
+        let views = Views {
+            steps: vec![step],
+            failures: vec![failure],
+            ..Views::default()
+        };
+        let text = render_one(
+            Snapshot::build(
+                "t",
+                &views,
+                &StepCounters::default(),
+                &TagAllowList::default(),
+            ),
+            S,
+        );
+        let arn = "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1";
+        assert_eq!(
+            line(
+                &text,
+                "imagebuilder_workflow_step_info",
+                &format!(",image_version=\"1.0.0/1\",image_build_version_arn=\"{arn}\",on_failure=\"Abort\",attempt=\"2\",max_attempts=\"3\"")
+            ),
+            Some("1")
+        );
+        assert_eq!(
+            line(
+                &text,
+                "imagebuilder_workflow_step_failure_info",
+                &format!(",image_version=\"1.0.0/1\",image_build_version_arn=\"{arn}\",message=\"Component \\\"nginx\\\" failed \\\\ exit 1\"")
+            ),
+            Some("1")
+        );
+        assert_eq!(
+            line(
+                &text,
+                "imagebuilder_workflow_step_failure_timestamp_seconds",
+                ""
+            ),
+            Some("1788981144.418")
+        );
+        for (status, v) in [
+            ("RUNNING", "0"),
+            ("COMPLETED", "0"),
+            ("SKIPPED", "0"),
+            ("FAILED", "1"),
+        ] {
+            assert_eq!(
+                line(
+                    &text,
+                    "imagebuilder_workflow_step_rollback_status",
+                    &format!(",status=\"{status}\"")
+                ),
+                Some(v)
+            );
+        }
+        // A step that reports no rollback has no rollback series.
+        let text = render_one(
+            snap(&[sv(key(), StepStatus::Completed, Some(S), None, None)]),
+            S,
+        );
+        assert!(!text.contains("imagebuilder_workflow_step_rollback_status{"));
+        assert!(!text.contains("imagebuilder_workflow_step_failure_info{"));
+        assert!(text.contains("on_failure=\"\",attempt=\"\",max_attempts=\"\"} 1"));
+    }
+
+    #[test]
+    fn images_show_their_newest_build_last_success_and_tags() {
+        use crate::views::{ImageKey, ImageView, NewestBuild};
+        let key = ImageKey {
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            image: "web".into(),
+        };
+        let failed = ImageView {
+            key: key.clone(),
+            newest: Some(NewestBuild {
+                build: BuildRef {
+                    version: "1.0.0/2".into(),
+                    arn: "arn:b2".into(),
                 },
-                ..key()
-            },
-            status: StepStatus::Running,
-            start: Some(S),
-            end: None,
-            timeout_seconds: None,
+                status: BuildStatus::Failed,
+                build_type: Some("SCHEDULED".into()),
+                log_group: "/aws/imagebuilder/web".into(),
+                reason: Some("instance profile missing".into()),
+                tags: vec![Some("platform".into()), None],
+            }),
+            last_success: Some(S),
+        };
+        let tags = TagAllowList::parse("team,env").unwrap();
+        let views = Views {
+            images: vec![failed],
+            ..Views::default()
+        };
+        let text = render_one(
+            Snapshot::build("t", &views, &StepCounters::default(), &tags),
+            S,
+        );
+        let img = r#"account_id="123456789012",region="us-east-1",image="web""#;
+        for l in [
+            format!("imagebuilder_image_build_status{{{img},status=\"FAILED\"}} 1"),
+            format!("imagebuilder_image_build_status{{{img},status=\"AVAILABLE\"}} 0"),
+            format!("imagebuilder_image_build_info{{{img},image_version=\"1.0.0/2\",image_build_version_arn=\"arn:b2\",build_type=\"SCHEDULED\",log_group=\"/aws/imagebuilder/web\"}} 1"),
+            format!("imagebuilder_image_build_failure_info{{{img},image_version=\"1.0.0/2\",image_build_version_arn=\"arn:b2\",reason=\"instance profile missing\"}} 1"),
+            format!("imagebuilder_image_last_successful_build_timestamp_seconds{{{img}}} 1788981143.418"),
+            format!("imagebuilder_image_tags{{{img},tag_team=\"platform\",tag_env=\"\"}} 1"),
+        ] {
+            assert!(text.lines().any(|x| x == l), "no {l} in\n{text}");
+        }
+        assert_eq!(
+            text.matches("imagebuilder_image_build_status{").count(),
+            BuildStatus::KNOWN.len()
+        );
+        // Without an allow-list there is no tag family.
+        let text = render_one(
+            Snapshot::build(
+                "t",
+                &views,
+                &StepCounters::default(),
+                &TagAllowList::default(),
+            ),
+            S,
+        );
+        assert!(!text.contains("imagebuilder_image_tags"));
+    }
+
+    #[test]
+    fn families_stay_contiguous_across_targets() {
+        let view = |region: &str| {
+            sv(
+                StepKey {
+                    workflow: WorkflowKey {
+                        region: region.into(),
+                        ..key().workflow
+                    },
+                    ..key()
+                },
+                StepStatus::Running,
+                Some(S),
+                None,
+                None,
+            )
         };
         let a = Arc::new(snap(&[view("us-east-1")]));
         let b = Arc::new(snap(&[view("eu-west-1")]));

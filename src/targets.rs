@@ -86,6 +86,9 @@ pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
         re(NAME)?,
     );
     let mut names = HashSet::new();
+    // (region, role) of each target so far: two equal ones read the same
+    // account and region, and would serve every series twice.
+    let mut reach: Vec<(String, Option<String>, String)> = Vec::new();
     let mut out = Vec::with_capacity(file.targets.len());
     for (i, e) in file.targets.into_iter().enumerate() {
         let at = |field: &str, msg: String| format!("targets[{i}].{field}: {msg}");
@@ -156,6 +159,21 @@ pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
                 format!("{name:?} is used by another target: give each target its own name"),
             ));
         }
+        let role = assume_role.as_ref().map(|r| r.role_arn.clone());
+        if let Some(j) = reach
+            .iter()
+            .position(|(region, r, _)| *region == e.region && *r == role)
+        {
+            let how = match &role {
+                Some(r) => format!("through the role {r}"),
+                None => "with the default credentials".into(),
+            };
+            return Err(format!(
+                "targets[{j}] ({:?}) and targets[{i}] ({name:?}) both read region {} {how}: the same account and region, so every series would be served twice. Keep one of them (one image_name_filter can match the images of both)",
+                reach[j].2, e.region
+            ));
+        }
+        reach.push((e.region.clone(), role, name.clone()));
         out.push(TargetSpec {
             name,
             region: Some(e.region),
@@ -203,6 +221,14 @@ mod tests {
             (
                 "targets:\n  - region: us-east-1\n  - region: us-east-1\n",
                 "targets[1].name: \"us-east-1\" is used",
+            ),
+            (
+                "targets:\n  - region: us-east-1\n  - name: web\n    region: us-east-1\n    image_name_filter: web-.*\n",
+                "targets[0] (\"us-east-1\") and targets[1] (\"web\") both read region us-east-1 with the default credentials",
+            ),
+            (
+                "targets:\n  - name: a\n    region: eu-west-1\n    role_arn: arn:aws:iam::210987654321:role/x\n  - name: b\n    region: eu-west-1\n    role_arn: arn:aws:iam::210987654321:role/x\n    external_id: other-id\n",
+                "targets[0] (\"a\") and targets[1] (\"b\") both read region eu-west-1 through the role arn:aws:iam::210987654321:role/x",
             ),
             (
                 "targets:\n  - region: us-east-1\n    regoin: x\n",

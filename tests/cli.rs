@@ -254,19 +254,16 @@ async fn demo_serves_every_metric_family() {
     let _child = Running(child);
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base, Duration::from_secs(60)).await;
-    let families = [
-        "imagebuilder_workflow_step_status",
-        "imagebuilder_workflow_step_duration_seconds",
-        "imagebuilder_workflow_step_timeout_seconds",
-        "imagebuilder_workflow_step_timeout_headroom_seconds",
-        "imagebuilder_workflow_step_start_timestamp_seconds",
-        "imagebuilder_workflow_step_end_timestamp_seconds",
-        "imagebuilder_workflow_step_executions_total",
-        "imagebuilder_workflow_step_execution_duration_seconds",
-        "imagebuilder_workflow_execution_status",
-        "imagebuilder_workflow_execution_duration_seconds",
-        "imagebuilder_workflow_execution_steps",
+    // Every family of the contract (the demo's world has a case of each),
+    // and the exporter's own. `imagebuilder_exporter_target_overlap` needs
+    // two targets into one account: tests/oncall.rs shows it.
+    let mut families: Vec<&str> = imagebuilder_exporter::metrics::family::FAMILIES
+        .iter()
+        .map(|f| f.name)
+        .collect();
+    families.extend([
         "imagebuilder_up",
+        "imagebuilder_exporter_ready",
         "imagebuilder_exporter_api_requests_total",
         "imagebuilder_exporter_api_errors_total",
         "imagebuilder_exporter_api_request_duration_seconds",
@@ -276,7 +273,7 @@ async fn demo_serves_every_metric_family() {
         "imagebuilder_exporter_tracked_step_executions",
         "imagebuilder_exporter_build_info",
         "process_resident_memory_bytes",
-    ];
+    ]);
     // The histogram appears once a step finishes after start-up: the demo's
     // live builds finish steps every few seconds.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -302,6 +299,54 @@ async fn demo_serves_every_metric_family() {
         "one waits for approval"
     );
     assert!(m.count("imagebuilder_workflow_step_status", &[("status", "FAILED")]) > 0);
+    // The cases the person on call meets: a rollback that failed, a
+    // build that failed outside any step, a step on its second attempt of
+    // three, an image that went quiet, owners' tags.
+    assert_eq!(
+        m.get(
+            "imagebuilder_workflow_step_rollback_status",
+            &[("image", "bastion-host"), ("status", "FAILED")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.count(
+            "imagebuilder_image_build_failure_info",
+            &[("image", "windows-base")]
+        ),
+        1
+    );
+    assert_eq!(
+        m.count(
+            "imagebuilder_workflow_step_info",
+            &[("attempt", "2"), ("max_attempts", "3")]
+        ),
+        1
+    );
+    assert!(
+        m.count(
+            "imagebuilder_workflow_step_info",
+            &[("on_failure", "Continue")]
+        ) > 0
+    );
+    assert_eq!(
+        m.count(
+            "imagebuilder_image_tags",
+            &[("image", "web-server"), ("tag_team", "web")]
+        ),
+        1
+    );
+    let quiet = m
+        .get(
+            "imagebuilder_image_last_successful_build_timestamp_seconds",
+            &[("image", "legacy-app")],
+        )
+        .expect("legacy-app's last success");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(now - quiet > 7.0 * 86_400.0, "{now} - {quiet}");
     check_with_promtool(&body);
     // Every family served is documented in the README's metric tables.
     let documented = readme::section("## Metrics");

@@ -183,6 +183,11 @@ fn a_bad_config_file_is_refused_naming_the_problem() {
         ),
         ("targets:\n  - regio: us-east-1\n", "unknown field `regio`"),
         ("nope: 1\n", "unknown field `nope`"),
+        // Identical targets would serve every series twice: both are named.
+        (
+            "targets:\n  - name: a\n    region: eu-west-1\n  - name: b\n    region: eu-west-1\n",
+            "targets[0] (\"a\") and targets[1] (\"b\") both read region eu-west-1",
+        ),
     ] {
         let path = write_config(text);
         let out = std::process::Command::new(bin)

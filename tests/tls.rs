@@ -1014,7 +1014,7 @@ async fn binary_reloads_on_sighup_and_never_logs_secrets() {
     .await
     .unwrap();
     assert_eq!(status, 200);
-    assert!(body.contains("imagebuilder_up"));
+    assert!(body.contains("imagebuilder_exporter_build_info"));
 
     let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
     let new_users = users_yaml(&[("prometheus", "second-Secret-pw")]);

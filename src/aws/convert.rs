@@ -14,8 +14,8 @@ use super::issue_kind::{BAD_TIME, BAD_VALUE, MISSING_FIELD, OVERSIZED_PAGE, UNUS
 use super::{shorten, DataIssue, Operation};
 use crate::clock::Nanos;
 use crate::model::{
-    Build, BuildStatus, StepDetail, StepExecution, StepLimits, StepStatus, WorkflowExecution,
-    WorkflowStatus, WorkflowType,
+    label_text, Build, BuildStatus, RollbackStatus, StepDetail, StepExecution, StepLimits,
+    StepStatus, WorkflowExecution, WorkflowStatus, WorkflowType,
 };
 use crate::timestamp::parse_rfc3339;
 
@@ -146,6 +146,17 @@ pub fn build(s: &ImageSummary, issues: &mut Issues) -> Option<Build> {
         version: s.version().unwrap_or_default().to_string(),
         status,
         date_created: issues.time("dateCreated", s.date_created(), arn),
+        reason: s.state().and_then(|st| st.reason()).and_then(text),
+        build_type: s.build_type().map(|t| t.as_str().to_string()),
+        log_group: s
+            .logging_configuration()
+            .and_then(|l| l.log_group_name())
+            .filter(|g| !g.is_empty())
+            .map(str::to_string),
+        tags: s
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -197,7 +208,18 @@ pub fn workflow_execution(
         steps_skipped: issues.count("totalStepsSkipped", w.total_steps_skipped(), id),
         start,
         end,
+        message: w.message().and_then(text),
+        retried: w.retried().unwrap_or(false),
+        parallel_group: w
+            .parallel_group()
+            .filter(|g| !g.is_empty())
+            .map(str::to_string),
     })
+}
+
+/// A free-text field as a label may show it; nothing when it is empty.
+fn text(s: &str) -> Option<String> {
+    Some(label_text(s)).filter(|t| !t.is_empty())
 }
 
 /// The fields a listed step and a fetched step have in common.
@@ -209,6 +231,9 @@ struct StepFields<'a> {
     start: Option<&'a str>,
     end: Option<&'a str>,
     attempt: Option<i32>,
+    max_attempts: Option<i32>,
+    rollback_status: Option<&'a str>,
+    message: Option<&'a str>,
 }
 
 fn step_fields(f: StepFields<'_>, issues: &mut Issues) -> Option<StepExecution> {
@@ -237,6 +262,12 @@ fn step_fields(f: StepFields<'_>, issues: &mut Issues) -> Option<StepExecution> 
         start,
         end,
         attempt: f.attempt,
+        max_attempts: f.max_attempts,
+        rollback_status: f
+            .rollback_status
+            .filter(|r| !r.is_empty())
+            .map(RollbackStatus::parse),
+        message: f.message.and_then(text),
     })
 }
 
@@ -251,6 +282,9 @@ pub fn step_execution(s: &WorkflowStepMetadata, issues: &mut Issues) -> Option<S
             start: s.start_time(),
             end: s.end_time(),
             attempt: s.attempt_number(),
+            max_attempts: s.max_attempts(),
+            rollback_status: s.rollback_status().map(|r| r.as_str()),
+            message: s.message(),
         },
         issues,
     )
@@ -269,6 +303,9 @@ pub fn step_detail(o: &GetWorkflowStepExecutionOutput, issues: &mut Issues) -> O
             start: o.start_time(),
             end: o.end_time(),
             attempt: o.attempt_number(),
+            max_attempts: o.max_attempts(),
+            rollback_status: o.rollback_status().map(|r| r.as_str()),
+            message: o.message(),
         },
         issues,
     )?;
@@ -301,7 +338,8 @@ pub fn step_detail(o: &GetWorkflowStepExecutionOutput, issues: &mut Issues) -> O
 mod tests {
     use super::*;
     use aws_sdk_imagebuilder::types::{
-        ImageState, ImageStatus, WorkflowExecutionStatus, WorkflowStepExecutionStatus,
+        BuildType, ImageLoggingConfiguration, ImageState, ImageStatus, WorkflowExecutionStatus,
+        WorkflowStepExecutionRollbackStatus, WorkflowStepExecutionStatus,
     };
 
     const T0: &str = "2026-09-09T19:12:23.418Z";
@@ -318,16 +356,87 @@ mod tests {
             .arn(ARN)
             .name("Web Server")
             .version("1.0.0/1")
-            .state(ImageState::builder().status(ImageStatus::Building).build())
+            .state(
+                ImageState::builder()
+                    .status(ImageStatus::Failed)
+                    .reason("Instance profile\n  is invalid")
+                    .build(),
+            )
             .date_created(T0)
+            .build_type(BuildType::Scheduled)
+            .logging_configuration(
+                ImageLoggingConfiguration::builder()
+                    .log_group_name("/team/web")
+                    .build(),
+            )
+            .tags("team", "platform")
+            .tags("env", "prod")
             .build();
         let mut i = issues(Operation::ListImageBuildVersions);
         let b = build(&s, &mut i).unwrap();
         assert_eq!(&*b.arn, ARN);
         assert_eq!(&*b.name, "Web Server");
-        assert_eq!(b.status, BuildStatus::Building);
+        assert_eq!(b.status, BuildStatus::Failed);
         assert_eq!(b.date_created, Some(1_788_981_143_418_000_000));
+        assert_eq!(b.reason.as_deref(), Some("Instance profile is invalid"));
+        assert_eq!(b.build_type.as_deref(), Some("SCHEDULED"));
+        assert_eq!(b.log_group(), "/team/web");
+        assert_eq!(b.tags.get("team").map(String::as_str), Some("platform"));
+        assert_eq!(b.tags.len(), 2);
         assert!(i.list.is_empty());
+    }
+
+    #[test]
+    fn build_defaults_its_log_group_and_has_no_reason_when_none_is_given() {
+        let s = ImageSummary::builder()
+            .arn(ARN)
+            .name("Web Server")
+            .state(
+                ImageState::builder()
+                    .status(ImageStatus::Available)
+                    .reason("")
+                    .build(),
+            )
+            .build();
+        let b = build(&s, &mut issues(Operation::ListImageBuildVersions)).unwrap();
+        assert_eq!(b.reason, None);
+        assert_eq!(b.log_group(), "/aws/imagebuilder/Web Server");
+        assert!(b.tags.is_empty());
+    }
+
+    #[test]
+    fn step_keeps_rollback_message_and_attempts() {
+        let s = WorkflowStepMetadata::builder()
+            .step_execution_id("step-1")
+            .name("ApplyBuildComponents")
+            .action("ExecuteComponents")
+            .status(WorkflowStepExecutionStatus::Failed)
+            .rollback_status(WorkflowStepExecutionRollbackStatus::Failed)
+            .message(format!("Component \"nginx\" failed:\n{}", "x".repeat(300)))
+            .attempt_number(2)
+            .max_attempts(3)
+            .build();
+        let mut i = issues(Operation::ListWorkflowStepExecutions);
+        let st = step_execution(&s, &mut i).unwrap();
+        assert_eq!(st.rollback_status, Some(RollbackStatus::Failed));
+        assert_eq!((st.attempt, st.max_attempts), (Some(2), Some(3)));
+        let m = st.message.unwrap();
+        assert!(m.starts_with("Component \"nginx\" failed: xxx"), "{m}");
+        assert_eq!(m.chars().count(), 200);
+        let w = WorkflowExecutionMetadata::builder()
+            .workflow_execution_id("wf-1")
+            .workflow_build_version_arn(
+                "arn:aws:imagebuilder:us-east-1:aws:workflow/test/test-image/1.0.0/1",
+            )
+            .status(WorkflowExecutionStatus::Failed)
+            .message("Workflow failed")
+            .retried(true)
+            .parallel_group("group-a")
+            .build();
+        let we = workflow_execution(&w, &mut issues(Operation::ListWorkflowExecutions)).unwrap();
+        assert_eq!(we.message.as_deref(), Some("Workflow failed"));
+        assert!(we.retried);
+        assert_eq!(we.parallel_group.as_deref(), Some("group-a"));
     }
 
     #[test]

@@ -14,6 +14,8 @@ use prometheus::{
 pub struct ExporterMetrics {
     registry: Registry,
     pub up: IntGaugeVec,
+    pub ready: IntGaugeVec,
+    pub target_overlap: IntGaugeVec,
     pub api_requests: IntCounterVec,
     pub api_errors: IntCounterVec,
     pub api_duration: HistogramVec,
@@ -41,8 +43,16 @@ impl ExporterMetrics {
         let op = &["target", "operation"];
 
         let up = IntGaugeVec::new(
-            Opts::new("imagebuilder_up", "1 if the last refresh of this target read everything it needed from the Image Builder API, 0 if any call failed (the last good values are still served)."),
+            Opts::new("imagebuilder_up", "1 if the last refresh of this target read everything it needed from the Image Builder API, 0 if some call failed (the last good values are still served). Absent until the target's first refresh has finished: see imagebuilder_exporter_ready."),
             target,
+        )?;
+        let ready = IntGaugeVec::new(
+            Opts::new("imagebuilder_exporter_ready", "0 from start-up until the first complete refresh of this target (a cold start), then 1 for the life of the process."),
+            target,
+        )?;
+        let target_overlap = IntGaugeVec::new(
+            Opts::new("imagebuilder_exporter_target_overlap", "1 while this target reads the same account and region as the earlier target served_by: its step, workflow and image series are not served, so that each series is served once. Keep one of the two targets."),
+            &["target", "served_by"],
         )?;
         let api_requests = IntCounterVec::new(
             Opts::new(
@@ -120,6 +130,8 @@ impl ExporterMetrics {
             .set(1);
 
         registry.register(Box::new(up.clone()))?;
+        registry.register(Box::new(ready.clone()))?;
+        registry.register(Box::new(target_overlap.clone()))?;
         registry.register(Box::new(api_requests.clone()))?;
         registry.register(Box::new(api_errors.clone()))?;
         registry.register(Box::new(api_duration.clone()))?;
@@ -141,6 +153,8 @@ impl ExporterMetrics {
         Ok(Self {
             registry,
             up,
+            ready,
+            target_overlap,
             api_requests,
             api_errors,
             api_duration,
@@ -168,8 +182,10 @@ impl ExporterMetrics {
 
     /// Makes the per-target series exist from the start (at 0), so that
     /// `rate()` and alerts see the first change.
+    /// `imagebuilder_up` is not among them: it is set when the first
+    /// refresh ends, so that a cold start does not read as a failure.
     pub fn init_target(&self, target: &str) {
-        self.up.with_label_values(&[target]);
+        self.ready.with_label_values(&[target]).set(0);
         self.dropped_builds.with_label_values(&[target]);
         for op in crate::aws::Operation::ALL {
             self.api_requests.with_label_values(&[target, op.as_str()]);
@@ -190,6 +206,14 @@ mod tests {
     fn registers_and_encodes() {
         let m = ExporterMetrics::new().unwrap();
         m.init_target("us-east-1");
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("imagebuilder_up{"),
+            "absent before the first refresh"
+        );
+        assert!(text.contains("imagebuilder_exporter_ready{target=\"us-east-1\"} 0"));
         m.up.with_label_values(&["us-east-1"]).set(1);
         let mut out = Vec::new();
         m.encode(&mut out);

@@ -47,12 +47,17 @@ pub const WORKFLOW_LABELS: [&str; 5] = [
     "workflow_type",
 ];
 
-/// Labels of the step duration histogram: few, so that it stays cheap.
-pub const HISTOGRAM_LABELS: [&str; 5] = [
+/// Labels of the image families.
+pub const IMAGE_LABELS: [&str; 3] = ["account_id", "region", "image"];
+
+/// Labels of the step duration histogram: no `image`, so that its
+/// cardinality does not grow with the number of images.
+pub const HISTOGRAM_LABELS: [&str; 6] = [
     "account_id",
     "region",
     "workflow_arn",
     "workflow_type",
+    "step_name",
     "action",
 ];
 
@@ -90,13 +95,41 @@ families! {
     StepHeadroom = ("imagebuilder_workflow_step_timeout_headroom_seconds", Gauge, latest_help::STEP_HEADROOM);
     StepStart = ("imagebuilder_workflow_step_start_timestamp_seconds", Gauge, latest_help::STEP_START);
     StepEnd = ("imagebuilder_workflow_step_end_timestamp_seconds", Gauge, latest_help::STEP_END);
+    StepRollbackStatus = ("imagebuilder_workflow_step_rollback_status", Gauge, latest_help::STEP_ROLLBACK);
+    StepInfo = ("imagebuilder_workflow_step_info", Gauge, latest_help::STEP_INFO);
+    StepFailureInfo = ("imagebuilder_workflow_step_failure_info", Gauge,
+        "1 for each step whose last conclusive execution (COMPLETED or FAILED) FAILED, with the image version of that execution and its message (one line, at most 200 characters). It stays while a newer build retries the step, and goes when a later execution of the step COMPLETES or the failed image build version is deleted.");
+    StepFailureTimestamp = ("imagebuilder_workflow_step_failure_timestamp_seconds", Gauge,
+        "endTime of the failed execution that imagebuilder_workflow_step_failure_info describes, as a Unix timestamp.");
     StepExecutions = ("imagebuilder_workflow_step_executions_total", Counter,
         "Step executions seen reaching a terminal status since the exporter started, counted once each when first seen terminal. Steps already terminal at the first discovery only seed the state (no start-up burst). Held in the exporter's memory.");
     StepExecutionDuration = ("imagebuilder_workflow_step_execution_duration_seconds", Histogram,
-        "Duration (endTime - startTime) of each counted step execution, by workflow and action. Held in the exporter's memory since it started.");
+        "Duration (endTime - startTime) of each counted step execution, by workflow, step and action. Held in the exporter's memory since it started.");
     WorkflowStatus = ("imagebuilder_workflow_execution_status", Gauge, latest_help::WF_STATUS);
     WorkflowDuration = ("imagebuilder_workflow_execution_duration_seconds", Gauge, latest_help::WF_DURATION);
     WorkflowSteps = ("imagebuilder_workflow_execution_steps", Gauge, latest_help::WF_STEPS);
+    WorkflowFailureInfo = ("imagebuilder_workflow_execution_failure_info", Gauge, latest_help::WF_FAILURE);
+    ImageBuildStatus = ("imagebuilder_image_build_status", Gauge, image_help::STATUS);
+    ImageBuildInfo = ("imagebuilder_image_build_info", Gauge, image_help::INFO);
+    ImageBuildFailureInfo = ("imagebuilder_image_build_failure_info", Gauge, image_help::FAILURE);
+    ImageLastSuccess = ("imagebuilder_image_last_successful_build_timestamp_seconds", Gauge,
+        "dateCreated of the newest AVAILABLE build of each image, whatever its age, as a Unix timestamp; from the discovery listing.");
+    ImageTags = ("imagebuilder_image_tags", Gauge, image_help::TAGS);
+}
+
+/// Help texts of the image families: all describe the newest build.
+mod image_help {
+    macro_rules! newest {
+        ($($n:ident = $s:literal;)+) => {
+            $(pub const $n: &str = concat!($s, " Values come from the newest tracked build of the image, as listed by ListImageBuildVersions.");)+
+        };
+    }
+    newest! {
+        STATUS = "Status of the newest build of each image: 1 for the current status, 0 for the others.";
+        INFO = "1 for each image, naming its newest build (image_version, ARN), how it was started (build_type) and the CloudWatch log group it writes to.";
+        FAILURE = "1 when the newest build of an image FAILED, with state.reason (one line, at most 200 characters): the reason also shows failures outside any workflow step.";
+        TAGS = "1 for each image, with the tags of --labels.image-tags as tag_<key> labels, to route alerts by owner with a group_left join.";
+    }
 }
 
 /// Help texts of the latest-state families, each ending with where its
@@ -117,6 +150,9 @@ mod latest_help {
         WF_STATUS = "Latest status of each workflow: 1 for the current status, 0 for the others.";
         WF_DURATION = "Duration of the latest execution of each workflow: endTime - startTime, or now - startTime while it runs.";
         WF_STEPS = "Step counts of the latest execution of each workflow, by outcome (total, succeeded, failed, skipped).";
+        STEP_ROLLBACK = "Rollback status of the latest execution of each step (when the workflow failed and rolled back): 1 for the current status, 0 for the others; absent when the step reports none.";
+        STEP_INFO = "1 for each step, describing its latest execution: the image version and build ARN it belongs to, onFailure, and its attempt number of the maximum.";
+        WF_FAILURE = "1 when the latest execution of a workflow failed (FAILED, ROLLBACK_IN_PROGRESS or ROLLBACK_COMPLETED), with its image version and message (one line, at most 200 characters).";
     }
 }
 

@@ -9,6 +9,40 @@ use super::faults::Faults;
 use super::SimState;
 use crate::httpserve::{respond, Chunks};
 
+/// Every step execution of the default account that has ended FAILED by
+/// the simulator's now: what an exporter should count.
+fn failures(state: &SimState) -> serde_json::Value {
+    let now = state.clock.now();
+    let store = state.store.read().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::new();
+    for b in store.visible(now) {
+        for (w, st) in b.workflow_states(now) {
+            for (s, ss) in w.steps.iter().zip(&st.steps) {
+                if ss.status != "FAILED" {
+                    continue;
+                }
+                let end = ss
+                    .end
+                    .as_deref()
+                    .and_then(|e| crate::timestamp::parse_rfc3339(e).ok());
+                out.push(serde_json::json!({
+                    "stepExecutionId": s.id,
+                    "imageBuildVersionArn": b.arn,
+                    "image": b.name,
+                    "imageVersion": b.version,
+                    "workflowBuildVersionArn": w.arn,
+                    "workflowType": w.workflow_type,
+                    "stepName": s.name,
+                    "action": s.action,
+                    "endTime": ss.end,
+                    "endEpochSeconds": end.map(crate::clock::secs),
+                }));
+            }
+        }
+    }
+    serde_json::Value::Array(out)
+}
+
 pub(crate) async fn handle(
     state: &SimState,
     path: String,
@@ -28,6 +62,7 @@ pub(crate) async fn handle(
             json(serde_json::json!({}))
         }
         (Method::GET, "faults") => json(serde_json::json!(state.faults())),
+        (Method::GET, "failures") => json(failures(state)),
         (Method::PUT, "faults") => {
             let body = match Limited::new(req.into_body(), 1 << 16).collect().await {
                 Ok(b) => b.to_bytes(),

@@ -2,6 +2,8 @@
 //! benchmarks and soak tests. Everything is generated from a seed, so a
 //! scenario is the same at every run.
 
+use std::collections::BTreeMap;
+
 use super::store::{Outcome, SimBuild, SimStep, SimWorkflow, StepPlan, Store};
 use crate::clock::{Nanos, NANOS_PER_SEC};
 
@@ -80,6 +82,10 @@ pub struct BuildShape {
     pub approval_wait: Option<Nanos>,
     /// Overrides the timeout of the BUILD workflow's components step.
     pub components_timeout: Option<i64>,
+    /// The failed step's rollback fails too (resources left behind).
+    pub rollback_fails: bool,
+    /// The BUILD workflow's components step reports attempt 2 of 3.
+    pub retried_step: bool,
 }
 
 impl Default for BuildShape {
@@ -89,7 +95,29 @@ impl Default for BuildShape {
             failure: None,
             approval_wait: None,
             components_timeout: None,
+            rollback_fails: false,
+            retried_step: false,
         }
+    }
+}
+
+/// What a step of `action` reports when it fails, in the service's style.
+pub fn failure_message(image: &str, step: &str, action: &str, n: u32) -> String {
+    let component = image.to_ascii_lowercase().replace([' ', '_'], "-");
+    match action {
+        "LaunchInstance" => format!(
+            "Unable to launch the instance for step {step}: InsufficientInstanceCapacity: We currently do not have sufficient m5.large capacity in the Availability Zone you requested (us-east-1a)."
+        ),
+        "RunCommand" => format!(
+            "SSM execution 'a1b2c3d4-{n:04}-4e5f-8a9b-0c1d2e3f4a5b' failed with status = 'TimedOut' in state = 'BUILDING' and failure message = 'Step timed out while step is verifying the SSM Agent availability on the target instance(s)'"
+        ),
+        "ExecuteComponents" => format!(
+            "Document arn:aws:imagebuilder:{REGION}:{ACCOUNT}:component/install-{component}/1.0.0/1 failed!\nStep \"InstallPackages\" failed: command 'dnf install -y {component}' exited with code 1. Error: Unable to find a match: {component}-2.4.1\nSee the CloudWatch Logs log group /aws/imagebuilder/{image} for the full output."
+        ),
+        "CollectImageMetadata" => format!(
+            "Step {step} failed: the inventory association did not report within 300 seconds"
+        ),
+        _ => format!("Step {step} ({action}) failed: the instance stopped responding"),
     }
 }
 
@@ -125,6 +153,10 @@ pub fn planned_build(
                             outcome: Outcome::Completed,
                             running_status: "WAITING",
                         },
+                        failure_message: "The approval was rejected".into(),
+                        rollback: "COMPLETED",
+                        attempt: 1,
+                        max_attempts: 1,
                     });
                 }
             }
@@ -136,18 +168,34 @@ pub fn planned_build(
                 Some(t) if wi == 0 && *name == "ApplyBuildComponents" => t,
                 _ => *timeout,
             };
+            let failed_here = outcome == Outcome::Failed;
+            let retried = shape.retried_step && wi == 0 && *action == "ExecuteComponents";
             sim_steps.push(SimStep {
                 id: ids.step(),
                 name: (*name).into(),
                 action: (*action).into(),
                 description: String::new(),
                 timeout_seconds: Some(timeout),
-                on_failure: "Abort".into(),
+                // Metadata collection does not stop a build when it fails.
+                on_failure: if *action == "CollectImageMetadata" {
+                    "Continue"
+                } else {
+                    "Abort"
+                }
+                .into(),
                 plan: StepPlan::Timed {
                     duration: ((*secs as f64) * shape.speed * NANOS_PER_SEC as f64) as Nanos,
                     outcome,
                     running_status: "RUNNING",
                 },
+                failure_message: failure_message(image, name, action, n),
+                rollback: if failed_here && shape.rollback_fails {
+                    "FAILED"
+                } else {
+                    "COMPLETED"
+                },
+                attempt: if retried { 2 } else { 1 },
+                max_attempts: if retried { 3 } else { 1 },
             });
         }
         workflows.push(SimWorkflow {
@@ -156,6 +204,8 @@ pub fn planned_build(
             workflow_type: wtype.into(),
             steps: sim_steps,
             fixed: None,
+            retried: false,
+            parallel_group: (wtype == "TEST").then(|| "default".into()),
         });
     }
     SimBuild {
@@ -165,7 +215,41 @@ pub fn planned_build(
         date_created: created,
         workflows,
         fixed_status: None,
+        reason: None,
+        tags: BTreeMap::new(),
+        log_group: None,
+        build_type: "SCHEDULED".into(),
     }
+}
+
+/// A build that fails before any workflow runs (an invalid infrastructure
+/// configuration, say): FAILED with a reason, and no failed step.
+pub fn failed_before_workflows(image: &str, n: u32, created: Nanos, reason: &str) -> SimBuild {
+    SimBuild {
+        arn: build_arn(image, n),
+        name: image.into(),
+        version: format!("1.0.0/{n}"),
+        date_created: created,
+        workflows: Vec::new(),
+        fixed_status: Some("FAILED".into()),
+        reason: Some(reason.into()),
+        tags: BTreeMap::new(),
+        log_group: None,
+        build_type: "USER_INITIATED".into(),
+    }
+}
+
+/// Owner tags of the demo's images.
+fn demo_tags(image: &str) -> BTreeMap<String, String> {
+    let team = match image {
+        "web-server" | "api-gateway" => "web",
+        "data-pipeline" | "gpu-worker" | "ml-training" => "data",
+        _ => "platform",
+    };
+    [("team", team), ("env", "prod"), ("cost-center", "cc-1042")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 const HOUR: Nanos = 3600 * NANOS_PER_SEC;
@@ -217,6 +301,52 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
         now - 10 * MINUTE,
         &shape,
     ));
+    // A pipeline that stopped: its last build, a success, is 8 days old.
+    let mut stale = planned_build(
+        &mut ids,
+        "legacy-app",
+        1,
+        now - 8 * 24 * HOUR,
+        &BuildShape::default(),
+    );
+    stale.log_group = Some("/legacy/imagebuilder".into());
+    store.insert(stale);
+    // A build that failed outside any step: its infrastructure
+    // configuration names an instance profile that does not exist.
+    store.insert(failed_before_workflows(
+        "windows-base",
+        1,
+        now - 40 * MINUTE,
+        "Infrastructure configuration arn:aws:imagebuilder:us-east-1:123456789012:infrastructure-configuration/windows-base is invalid: instance profile 'ImageBuilderWindows' does not exist",
+    ));
+    // A failure whose rollback failed too (its build instance is left
+    // behind), and a step on its second attempt of three; on images of
+    // their own, so that no live build replaces them.
+    let shape = BuildShape {
+        speed: 0.05,
+        failure: Some((0, 0, Outcome::Failed)),
+        rollback_fails: true,
+        ..BuildShape::default()
+    };
+    store.insert(planned_build(
+        &mut ids,
+        "bastion-host",
+        1,
+        now - 20 * MINUTE,
+        &shape,
+    ));
+    let shape = BuildShape {
+        speed: 3.0,
+        retried_step: true,
+        ..BuildShape::default()
+    };
+    store.insert(planned_build(
+        &mut ids,
+        "ml-training",
+        1,
+        now - 5 * MINUTE,
+        &shape,
+    ));
     // Live builds: short, so that a newcomer sees them progress.
     for k in 0..(24 * 40) {
         let i = k % 4; // gpu-worker stays waiting
@@ -232,6 +362,11 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
         };
         store.insert(planned_build(&mut ids, images[i], next(i), created, &shape));
     }
+    store.for_each_build(|b| {
+        if b.tags.is_empty() {
+            b.tags = demo_tags(&b.name);
+        }
+    });
     store
 }
 

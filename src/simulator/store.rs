@@ -8,6 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// How long a failed workflow's rollback runs before it ends.
+const ROLLBACK: Nanos = 10 * NANOS_PER_SEC;
+
 use serde_json::{json, Map, Value};
 
 use crate::clock::{Nanos, NANOS_PER_SEC};
@@ -32,11 +35,13 @@ impl Outcome {
 }
 
 /// A step as the API describes it, with literal field values.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct FixedStep {
     pub status: String,
     pub start: Option<String>,
     pub end: Option<String>,
+    pub rollback_status: Option<String>,
+    pub message: Option<String>,
 }
 
 /// How a step's status and times come about.
@@ -62,6 +67,14 @@ pub struct SimStep {
     pub timeout_seconds: Option<i64>,
     pub on_failure: String,
     pub plan: StepPlan,
+    /// What a planned step reports when it fails (`message`).
+    pub failure_message: String,
+    /// The planned rollback of this step when its workflow fails:
+    /// COMPLETED, or FAILED (resources left behind).
+    pub rollback: &'static str,
+    /// `attemptNumber` and `maxAttempts`.
+    pub attempt: i32,
+    pub max_attempts: i32,
 }
 
 /// Literal workflow-execution values (for fixed builds).
@@ -70,6 +83,7 @@ pub struct FixedWorkflow {
     pub status: String,
     pub start: Option<String>,
     pub end: Option<String>,
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +94,9 @@ pub struct SimWorkflow {
     pub steps: Vec<SimStep>,
     /// `None`: derived from the steps (planned builds).
     pub fixed: Option<FixedWorkflow>,
+    /// A retry of the build superseded this execution.
+    pub retried: bool,
+    pub parallel_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,14 +110,24 @@ pub struct SimBuild {
     pub workflows: Vec<SimWorkflow>,
     /// A literal image status; `None`: derived from the workflows.
     pub fixed_status: Option<String>,
+    /// A literal `state.reason`; `None`: derived from a failed workflow.
+    pub reason: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// `loggingConfiguration.logGroupName`, when not the default.
+    pub log_group: Option<String>,
+    pub build_type: String,
 }
 
 /// A step's state at some time.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StepState {
     pub status: String,
     pub start: Option<String>,
     pub end: Option<String>,
+    pub rollback_status: Option<String>,
+    pub message: Option<String>,
+    /// When it ended, for `/_sim/failures`.
+    pub ended_at: Option<Nanos>,
 }
 
 /// A workflow execution's state at some time (`None` if not started).
@@ -112,10 +139,29 @@ pub struct WorkflowState {
     pub steps: Vec<StepState>,
     pub ended_at: Option<Nanos>,
     pub failed: bool,
+    pub message: Option<String>,
 }
 
 fn fmt(t: Nanos) -> String {
     format_rfc3339_millis(t)
+}
+
+fn fixed_state(x: &FixedStep) -> StepState {
+    StepState {
+        status: x.status.clone(),
+        start: x.start.clone(),
+        end: x.end.clone(),
+        rollback_status: x.rollback_status.clone(),
+        message: x.message.clone(),
+        ended_at: None,
+    }
+}
+
+fn pending(status: &str) -> StepState {
+    StepState {
+        status: status.into(),
+        ..StepState::default()
+    }
 }
 
 impl SimWorkflow {
@@ -126,16 +172,8 @@ impl SimWorkflow {
                 .steps
                 .iter()
                 .map(|s| match &s.plan {
-                    StepPlan::Fixed(x) => StepState {
-                        status: x.status.clone(),
-                        start: x.start.clone(),
-                        end: x.end.clone(),
-                    },
-                    StepPlan::Timed { .. } => StepState {
-                        status: "PENDING".into(),
-                        start: None,
-                        end: None,
-                    },
+                    StepPlan::Fixed(x) => fixed_state(x),
+                    StepPlan::Timed { .. } => pending("PENDING"),
                 })
                 .collect();
             return WorkflowState {
@@ -145,25 +183,20 @@ impl SimWorkflow {
                 steps,
                 ended_at: None,
                 failed: f.status == "FAILED",
+                message: f.message.clone(),
             };
         }
         let mut t = start;
-        let mut stopped: Option<(Nanos, Outcome)> = None;
+        let mut stopped: Option<(Nanos, Outcome, usize)> = None;
         let mut running = false;
         let mut steps = Vec::with_capacity(self.steps.len());
-        for s in &self.steps {
+        for (i, s) in self.steps.iter().enumerate() {
             let st = match (&s.plan, stopped) {
-                (StepPlan::Fixed(x), _) => StepState {
-                    status: x.status.clone(),
-                    start: x.start.clone(),
-                    end: x.end.clone(),
-                },
+                (StepPlan::Fixed(x), _) => fixed_state(x),
                 // After a failure the rest is skipped, once the failure happened.
-                (StepPlan::Timed { .. }, Some((at, _))) => StepState {
-                    status: if now >= at { "SKIPPED" } else { "PENDING" }.into(),
-                    start: None,
-                    end: None,
-                },
+                (StepPlan::Timed { .. }, Some((at, _, _))) => {
+                    pending(if now >= at { "SKIPPED" } else { "PENDING" })
+                }
                 (
                     StepPlan::Timed {
                         duration,
@@ -174,27 +207,27 @@ impl SimWorkflow {
                 ) => {
                     let end = t + duration;
                     let st = if now < t {
-                        StepState {
-                            status: "PENDING".into(),
-                            start: None,
-                            end: None,
-                        }
+                        pending("PENDING")
                     } else if now < end {
                         running = true;
                         StepState {
                             status: (*running_status).into(),
                             start: Some(fmt(t)),
-                            end: None,
+                            ..StepState::default()
                         }
                     } else {
                         StepState {
                             status: outcome.status().into(),
                             start: Some(fmt(t)),
                             end: Some(fmt(end)),
+                            message: (*outcome == Outcome::Failed)
+                                .then(|| s.failure_message.clone()),
+                            ended_at: Some(end),
+                            ..StepState::default()
                         }
                     };
                     if *outcome != Outcome::Completed {
-                        stopped = Some((end, *outcome));
+                        stopped = Some((end, *outcome, i));
                     }
                     t = end;
                     st
@@ -202,17 +235,36 @@ impl SimWorkflow {
             };
             steps.push(st);
         }
-        let end_time = stopped.map(|(at, _)| at).unwrap_or(t);
+        let end_time = stopped.map(|(at, _, _)| at).unwrap_or(t);
         let (status, end) = if now >= end_time && !running {
             let status = match stopped {
-                Some((_, Outcome::Failed)) => "FAILED",
-                Some((_, Outcome::Cancelled)) => "CANCELLED",
+                Some((_, Outcome::Failed, _)) => "FAILED",
+                Some((_, Outcome::Cancelled, _)) => "CANCELLED",
                 _ => "COMPLETED",
             };
             (status, Some(fmt(end_time)))
         } else {
             ("RUNNING", None)
         };
+        let mut message = None;
+        if let Some((at, Outcome::Failed, failed)) = stopped.filter(|(at, _, _)| now >= *at) {
+            // The steps that ran are rolled back after the failure.
+            let rollback = if now >= at + ROLLBACK {
+                None
+            } else {
+                Some("RUNNING")
+            };
+            for (s, st) in self.steps.iter().zip(&mut steps).take(failed + 1) {
+                if matches!(s.plan, StepPlan::Timed { .. }) {
+                    st.rollback_status = Some(rollback.unwrap_or(s.rollback).into());
+                }
+            }
+            let f = &self.steps[failed];
+            message = Some(format!(
+                "Workflow step {} failed: {}",
+                f.name, f.failure_message
+            ));
+        }
         WorkflowState {
             status: status.into(),
             start: Some(fmt(start)),
@@ -220,6 +272,7 @@ impl SimWorkflow {
             steps,
             ended_at: (now >= end_time).then_some(end_time),
             failed: status != "COMPLETED" && now >= end_time,
+            message,
         }
     }
 }
@@ -271,21 +324,48 @@ impl SimBuild {
         }
     }
 
+    /// `state.reason` at `now`: the literal one, or the failed workflow's
+    /// message once the build failed.
+    pub fn reason(&self, now: Nanos) -> Option<String> {
+        if self.reason.is_some() {
+            return self.reason.clone();
+        }
+        if self.status(now) != "FAILED" {
+            return None;
+        }
+        self.workflow_states(now)
+            .into_iter()
+            .rev()
+            .find_map(|(_, st)| st.message)
+    }
+
     /// `ImageSummary` as JSON.
     pub fn summary_json(&self, now: Nanos) -> Value {
-        json!({
+        let mut state = Map::new();
+        state.insert("status".into(), json!(self.status(now)));
+        if let Some(r) = self.reason(now) {
+            state.insert("reason".into(), json!(r));
+        }
+        let mut v = json!({
             "arn": self.arn,
             "name": self.name,
             "type": "AMI",
             "version": self.version,
             "platform": "Linux",
             "osVersion": "Amazon Linux 2023",
-            "state": { "status": self.status(now) },
+            "state": state,
             "owner": self.arn.split(':').nth(4).unwrap_or_default(),
             "dateCreated": fmt(self.date_created),
-            "buildType": "SCHEDULED",
+            "buildType": self.build_type,
             "imageSource": "CUSTOM",
-        })
+        });
+        if !self.tags.is_empty() {
+            v["tags"] = json!(self.tags);
+        }
+        if let Some(g) = &self.log_group {
+            v["loggingConfiguration"] = json!({ "logGroupName": g });
+        }
+        v
     }
 }
 
@@ -306,6 +386,15 @@ pub fn workflow_json(w: &SimWorkflow, st: &WorkflowState) -> Value {
     }
     if let Some(e) = &st.end {
         m.insert("endTime".into(), json!(e));
+    }
+    if let Some(x) = &st.message {
+        m.insert("message".into(), json!(x));
+    }
+    if w.retried {
+        m.insert("retried".into(), json!(true));
+    }
+    if let Some(g) = &w.parallel_group {
+        m.insert("parallelGroup".into(), json!(g));
     }
     Value::Object(m)
 }
@@ -328,8 +417,14 @@ pub fn step_json(s: &SimStep, st: &StepState) -> Map<String, Value> {
     if let Some(x) = &st.end {
         m.insert("endTime".into(), json!(x));
     }
-    m.insert("attemptNumber".into(), json!(1));
-    m.insert("maxAttempts".into(), json!(1));
+    if let Some(x) = &st.rollback_status {
+        m.insert("rollbackStatus".into(), json!(x));
+    }
+    if let Some(x) = &st.message {
+        m.insert("message".into(), json!(x));
+    }
+    m.insert("attemptNumber".into(), json!(s.attempt));
+    m.insert("maxAttempts".into(), json!(s.max_attempts));
     m
 }
 
@@ -410,6 +505,13 @@ impl Store {
         self.builds[*self.by_arn.get(arn)?].as_mut()
     }
 
+    /// Changes every build in place (IDs and ARNs must not change).
+    pub fn for_each_build(&mut self, mut f: impl FnMut(&mut SimBuild)) {
+        for b in self.builds.iter_mut().flatten() {
+            f(b);
+        }
+    }
+
     /// The build and index of a workflow execution.
     pub fn workflow(&self, id: &str) -> Option<(&SimBuild, usize)> {
         let l = self.workflows.get(id)?;
@@ -450,6 +552,10 @@ mod tests {
                 outcome,
                 running_status: "RUNNING",
             },
+            failure_message: format!("step {id} broke"),
+            rollback: "COMPLETED",
+            attempt: 1,
+            max_attempts: 1,
         }
     }
 
@@ -470,6 +576,8 @@ mod tests {
                         step("3", 5, Outcome::Completed),
                     ],
                     fixed: None,
+                    retried: false,
+                    parallel_group: None,
                 },
                 SimWorkflow {
                     id: "wf-2".into(),
@@ -477,9 +585,15 @@ mod tests {
                     workflow_type: "TEST".into(),
                     steps: vec![step("4", 10, Outcome::Completed)],
                     fixed: None,
+                    retried: false,
+                    parallel_group: None,
                 },
             ],
             fixed_status: None,
+            reason: None,
+            tags: BTreeMap::new(),
+            log_group: None,
+            build_type: "SCHEDULED".into(),
         }
     }
 
@@ -513,6 +627,23 @@ mod tests {
         assert_eq!(s, ["COMPLETED", "FAILED", "SKIPPED"]);
         assert_eq!(w[0].1.status, "FAILED");
         assert_eq!(b.status(at(100)), "FAILED");
+        // The steps that ran were rolled back; the failure says why.
+        let r: Vec<Option<&str>> = w[0]
+            .1
+            .steps
+            .iter()
+            .map(|s| s.rollback_status.as_deref())
+            .collect();
+        assert_eq!(r, [Some("COMPLETED"), Some("COMPLETED"), None]);
+        assert_eq!(w[0].1.steps[1].message.as_deref(), Some("step 2 broke"));
+        assert_eq!(
+            b.reason(at(100)).as_deref(),
+            Some("Workflow step Step2 failed: step 2 broke")
+        );
+        // During the rollback, right after the failure.
+        let w = b.workflow_states(at(36));
+        assert_eq!(w[0].1.steps[0].rollback_status.as_deref(), Some("RUNNING"));
+        assert_eq!(b.reason(at(20)), None);
     }
 
     #[test]

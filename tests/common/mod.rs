@@ -45,6 +45,7 @@ pub fn ts(secs: f64) -> String {
 }
 
 /// A step with literal values.
+#[derive(Default)]
 pub struct Step {
     pub name: &'static str,
     pub action: &'static str,
@@ -52,6 +53,12 @@ pub struct Step {
     pub start: Option<String>,
     pub end: Option<String>,
     pub timeout: Option<i64>,
+    pub message: Option<String>,
+    pub rollback: Option<&'static str>,
+    /// (attemptNumber, maxAttempts); (1, 1) when `None`.
+    pub attempts: Option<(i32, i32)>,
+    /// `onFailure`; `Abort` when `None`.
+    pub on_failure: Option<&'static str>,
 }
 
 pub fn step(
@@ -68,10 +75,12 @@ pub fn step(
         start,
         end,
         timeout,
+        ..Step::default()
     }
 }
 
 /// A workflow execution with literal values.
+#[derive(Default)]
 pub struct Wf {
     pub arn: &'static str,
     pub kind: &'static str,
@@ -79,6 +88,7 @@ pub struct Wf {
     pub start: Option<String>,
     pub end: Option<String>,
     pub steps: Vec<Step>,
+    pub message: Option<String>,
 }
 
 /// A build whose every value is fixed (times as strings, so they can be bad).
@@ -96,6 +106,10 @@ pub fn fixed_build(
         version: format!("1.0.0/{n}"),
         date_created: created,
         fixed_status: Some(status.into()),
+        reason: None,
+        tags: Default::default(),
+        log_group: None,
+        build_type: "SCHEDULED".into(),
         workflows: wfs
             .into_iter()
             .map(|w| SimWorkflow {
@@ -106,22 +120,34 @@ pub fn fixed_build(
                     status: w.status.into(),
                     start: w.start,
                     end: w.end,
+                    message: w.message,
                 }),
+                retried: false,
+                parallel_group: None,
                 steps: w
                     .steps
                     .into_iter()
-                    .map(|s| SimStep {
-                        id: ids.step(),
-                        name: s.name.into(),
-                        action: s.action.into(),
-                        description: String::new(),
-                        timeout_seconds: s.timeout,
-                        on_failure: "Abort".into(),
-                        plan: StepPlan::Fixed(FixedStep {
-                            status: s.status.into(),
-                            start: s.start,
-                            end: s.end,
-                        }),
+                    .map(|s| {
+                        let (attempt, max_attempts) = s.attempts.unwrap_or((1, 1));
+                        SimStep {
+                            id: ids.step(),
+                            name: s.name.into(),
+                            action: s.action.into(),
+                            description: String::new(),
+                            timeout_seconds: s.timeout,
+                            on_failure: s.on_failure.unwrap_or("Abort").into(),
+                            plan: StepPlan::Fixed(FixedStep {
+                                status: s.status.into(),
+                                start: s.start,
+                                end: s.end,
+                                rollback_status: s.rollback.map(str::to_string),
+                                message: s.message,
+                            }),
+                            failure_message: String::new(),
+                            rollback: "COMPLETED",
+                            attempt,
+                            max_attempts,
+                        }
                     })
                     .collect(),
             })
@@ -158,6 +184,7 @@ pub fn simple_done_build(ids: &mut Ids, image: &str, n: u32, created: Nanos) -> 
                 )),
                 Some(600),
             )],
+            ..Wf::default()
         }],
     )
 }
@@ -201,6 +228,7 @@ pub fn sample_world() -> Store {
                     start: Some(ts(100.0)),
                     end: None,
                     timeout: Some(3600),
+                    ..Step::default()
                 },
                 step(
                     "Sanitize",
@@ -211,6 +239,7 @@ pub fn sample_world() -> Store {
                 ),
                 step("Terminate", "PENDING", None, None, Some(720)),
             ],
+            ..Wf::default()
         }],
     ));
     store.insert(simple_done_build(&mut ids, "db", 1, at(-7200.0)));
