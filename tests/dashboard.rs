@@ -903,20 +903,25 @@ fn failure_counts_are_exact_by_construction() {
                 assert_exact(&e, "$__interval");
             }
         }
-        for title in [
-            "Step failures in time range",
-            "Failure ratio by action over the time range",
-        ] {
-            for e in exprs_of(panel(&d, title)) {
-                assert!(e.contains("[$__range:$__interval])"), "{title}: {e}");
-                assert!(!e.contains("increase("), "{title}: {e}");
-                assert_exact(&e, "$__interval");
-            }
-        }
+        // The stat adds up the bars: the same per-interval counts, as a
+        // range query (the same windows as the bars) summed by Grafana.
+        let stat = panel(&d, "Step failures in time range");
+        assert_eq!(stat["interval"], "1m");
+        assert_eq!(stat["fieldConfig"]["defaults"]["decimals"], 0);
         assert_eq!(
-            panel(&d, "Step failures in time range")["fieldConfig"]["defaults"]["decimals"],
-            0
+            stat["options"]["reduceOptions"]["calcs"],
+            serde_json::json!(["sum"])
         );
+        assert_eq!(stat["targets"][0]["instant"], false);
+        for e in exprs_of(stat) {
+            assert!(e.starts_with("sum(") && !e.contains("increase("), "{e}");
+            assert_exact(&e, "$__interval");
+        }
+        for e in exprs_of(panel(&d, "Failure ratio by action over the time range")) {
+            assert!(e.contains("[$__range:$__interval])"), "ratio: {e}");
+            assert!(!e.contains("increase("), "ratio: {e}");
+            assert_exact(&e, "$__interval");
+        }
     }
 }
 
