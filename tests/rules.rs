@@ -335,6 +335,26 @@ fn every_alert_is_tested_firing_resolving_and_across_restarts() {
     }
 }
 
+/// Every recording rule is evaluated on its own in a `promql_expr_test`
+/// of the unit tests (`alerts/tests/recording.test.yml`), beyond the alerts
+/// that read it.
+#[test]
+fn every_recording_rule_is_tested() {
+    let mut tested = BTreeSet::new();
+    for file in rule_tests() {
+        let text = std::fs::read_to_string(repo(&file)).expect("rule tests");
+        for line in text.lines() {
+            if let Some(expr) = line.trim().strip_prefix("- expr:") {
+                let expr = expr.trim().trim_matches('\'');
+                tested.extend(grafana::metric_names(expr).expect("lexes"));
+            }
+        }
+    }
+    for name in records().keys() {
+        assert!(tested.contains(name), "no promql_expr_test of {name}");
+    }
+}
+
 /// The `expr:` of a rule's block: the rest of its line, or the lines
 /// indented under it (`expr: |`).
 fn expr_of(block: &str) -> String {
