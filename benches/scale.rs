@@ -38,6 +38,21 @@ const OPS: [&str; 4] = [
     "GetWorkflowStepExecution",
 ];
 const LATENCY: Duration = Duration::from_millis(20);
+
+/// Families added for the person on call (what failed, why, whose), whose
+/// series counts the table reports.
+const ONCALL_FAMILIES: [&str; 10] = [
+    "imagebuilder_workflow_step_rollback_status",
+    "imagebuilder_workflow_step_info",
+    "imagebuilder_workflow_step_failure_info",
+    "imagebuilder_workflow_step_failure_timestamp_seconds",
+    "imagebuilder_workflow_execution_failure_info",
+    "imagebuilder_image_build_status",
+    "imagebuilder_image_build_info",
+    "imagebuilder_image_build_failure_info",
+    "imagebuilder_image_last_successful_build_timestamp_seconds",
+    "imagebuilder_image_tags",
+];
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(20);
 
 #[derive(Default, Clone)]
@@ -55,6 +70,9 @@ struct Row {
     size: usize,
     gzip_size: usize,
     series: usize,
+    /// Series of the families that describe builds and failures: each
+    /// must stay bounded by steps, workflows or images, never by history.
+    family_series: BTreeMap<&'static str, usize>,
     lat1: (Duration, Duration),
     lat10: (Duration, Duration),
     lat10_gzip: (Duration, Duration),
@@ -147,6 +165,15 @@ fn print_table(rows: &[Row]) {
         )
     });
     add("/metrics series", &|r| r.series.to_string());
+    for family in ONCALL_FAMILIES {
+        add(&format!("  series of {family}"), &|r| {
+            r.family_series
+                .get(family)
+                .copied()
+                .unwrap_or(0)
+                .to_string()
+        });
+    }
     add("latency p50/p99, 1 scraper", &|r| {
         format!("{} / {} ms", ms(r.lat1.0), ms(r.lat1.1))
     });
@@ -486,6 +513,8 @@ async fn scrape_figures(
         "32",
         "--web.max-connections",
         "64",
+        "--labels.image-tags",
+        "team,env",
     ])
     .expect("options");
     opts.aws.endpoint_url = Some(running_sim.url());
@@ -518,6 +547,14 @@ async fn scrape_figures(
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty() && l[0] != b'#')
         .count();
+    for family in ONCALL_FAMILIES {
+        let prefix = format!("{family}{{");
+        let n = body
+            .split(|b| *b == b'\n')
+            .filter(|l| l.starts_with(prefix.as_bytes()))
+            .count();
+        row.family_series.insert(family, n);
+    }
     row.gzip_size = raw_request(
         "GET",
         &format!("{base_b}/metrics"),

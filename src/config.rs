@@ -9,33 +9,24 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use regex::Regex;
 
 use crate::aws::retry::RetryPolicy;
 use crate::aws::sdk::{AwsSettings, Limits};
 use crate::discovery::DiscoveryConfig;
 use crate::httpserve::ServeOptions;
+use crate::logging::{LogFormat, LogLevel};
+use crate::metrics::labels::TagAllowList;
+use crate::parse::{
+    parse_duration, parse_image_regex, parse_positive_duration, parse_region,
+    parse_step_execution_id,
+};
 use crate::server::WebConfig;
 use crate::targets::TargetSpec;
-use crate::views::TagAllowList;
 
 /// The default port, in the Prometheus exporters' 9100–9999 range.
 pub const DEFAULT_PORT: u16 = 9863;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogLevel {
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Logfmt,
-    Json,
-}
 
 /// Prometheus exporter for AWS EC2 Image Builder workflow step executions.
 ///
@@ -259,70 +250,13 @@ impl Cli {
                 step_execution_ids: self.step_execution_ids,
                 max_builds: self.max_builds as usize,
                 image_tags,
+                defer_backfill: true,
             },
             refresh_min_interval: min_interval,
             scrape_timeout: self.scrape_timeout,
             demo: self.demo,
         }
     }
-}
-
-/// Parses a Prometheus-style duration: `30s`, `5m`, `1h30m`, `500ms`, `7d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || {
-        format!("{s:?} is not a duration: use a number with a unit, like 30s, 5m or 1h30m (units: ms, s, m, h, d, w, y)")
-    };
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let units: [(&str, u64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("ms", 1),
-        ("m", 60_000),
-        ("s", 1000),
-    ];
-    // Units must come in decreasing order, each at most once.
-    let order = ["y", "w", "d", "h", "m", "s", "ms"];
-    let mut rest = s;
-    let mut total: u64 = 0;
-    let mut last = None;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(err());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let (unit, ms) = units
-            .iter()
-            .find(|(u, _)| rest.starts_with(u) && !(*u == "m" && rest.starts_with("ms")))
-            .ok_or_else(err)?;
-        let pos = order.iter().position(|o| o == unit);
-        if last.is_some_and(|l| pos <= l) {
-            return Err(err());
-        }
-        last = Some(pos);
-        rest = &rest[unit.len()..];
-        total = n
-            .checked_mul(*ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("{s:?} is too long a duration"))?;
-    }
-    if last.is_none() {
-        return Err(err());
-    }
-    Ok(Duration::from_millis(total))
-}
-
-fn parse_positive_duration(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d.is_zero() {
-        return Err(format!("{s:?} must be longer than zero"));
-    }
-    Ok(d)
 }
 
 /// `host:port`, `[v6]:port` or `:port` (all interfaces).
@@ -359,15 +293,6 @@ fn parse_telemetry_path(s: &str) -> Result<String, String> {
     }
 }
 
-fn parse_region(s: &str) -> Result<String, String> {
-    let re = Regex::new(r"^[a-z]{2}(-[a-z]+)+-[0-9]+$").map_err(|e| e.to_string())?;
-    if re.is_match(s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!("{s:?} is not an AWS region name like us-east-1"))
-    }
-}
-
 fn parse_nonempty(s: &str) -> Result<String, String> {
     if s.trim().is_empty() {
         Err("must not be empty".into())
@@ -385,58 +310,9 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// An image-name filter: anchored at both ends, as Prometheus anchors regexes.
-pub(crate) fn parse_image_regex(s: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{s})$"))
-        .map_err(|e| format!("{s:?} is not a valid regular expression: {e}"))
-}
-
-/// The API's pattern for step execution IDs.
-pub const STEP_EXECUTION_ID_PATTERN: &str =
-    r"^step-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-
-fn parse_step_execution_id(s: &str) -> Result<String, String> {
-    let re = Regex::new(STEP_EXECUTION_ID_PATTERN).map_err(|e| e.to_string())?;
-    if re.is_match(s) {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
-            "{s:?} is not a step execution ID: it must match {STEP_EXECUTION_ID_PATTERN}"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_like_prometheus() {
-        let d = |s| parse_duration(s).unwrap();
-        assert_eq!(d("30s"), Duration::from_secs(30));
-        assert_eq!(d("5m"), Duration::from_secs(300));
-        assert_eq!(d("1h30m"), Duration::from_secs(5400));
-        assert_eq!(d("500ms"), Duration::from_millis(500));
-        assert_eq!(d("1d"), Duration::from_secs(86_400));
-        assert_eq!(d("1m30s500ms"), Duration::from_millis(90_500));
-        assert_eq!(d("0"), Duration::ZERO);
-        for bad in [
-            "",
-            "5",
-            "m",
-            "5x",
-            "30s5m",
-            "5m5m",
-            "-5s",
-            "1.5h",
-            " 5s",
-            "99999999999999999999y",
-        ] {
-            let e = parse_duration(bad).unwrap_err();
-            assert!(e.contains(&format!("{bad:?}")), "{e}");
-        }
-        assert!(parse_positive_duration("0s").is_err());
-    }
 
     #[test]
     fn listen_addresses() {
@@ -461,23 +337,6 @@ mod tests {
                 .unwrap_err()
                 .contains("listen address"));
         }
-    }
-
-    #[test]
-    fn step_ids_follow_the_api_pattern() {
-        assert!(parse_step_execution_id("step-0123abcd-0123-4567-89ab-0123456789ab").is_ok());
-        let e = parse_step_execution_id("step-123").unwrap_err();
-        assert!(e.contains("\"step-123\"") && e.contains("^step-"));
-    }
-
-    #[test]
-    fn image_filter_is_anchored() {
-        let re = parse_image_regex("web.*").unwrap();
-        assert!(re.is_match("web-server"));
-        assert!(!re.is_match("my-web-server"));
-        assert!(parse_image_regex("(")
-            .unwrap_err()
-            .contains("regular expression"));
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! The process-lifetime step metrics: how many step executions reached each
 //! terminal status, and how long they took.
 //!
-//! Kept as plain maps and encoded once per refresh (they only change then).
+//! Kept as plain maps, encoded by the snapshot once per refresh (they only
+//! change then).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::clock::{secs, Nanos};
-use crate::metrics::family::{DURATION_BUCKETS, HISTOGRAM_LABELS, STEP_LABELS};
-use crate::metrics::text::{write_int, write_labels, write_value};
+use crate::metrics::family::DURATION_BUCKETS;
+use crate::metrics::labels::{self, LabelSet};
 use crate::model::StepStatus;
 use crate::tracked::WorkflowKey;
 
@@ -21,8 +22,9 @@ pub struct StepKey {
     pub action: Arc<str>,
 }
 
-impl StepKey {
-    pub fn label_values(&self) -> [&str; 7] {
+impl LabelSet<7> for StepKey {
+    const NAMES: [&'static str; 7] = labels::STEP;
+    fn values(&self) -> [&str; 7] {
         [
             &self.workflow.account_id,
             &self.workflow.region,
@@ -33,7 +35,9 @@ impl StepKey {
             &self.action,
         ]
     }
+}
 
+impl StepKey {
     fn histogram_key(&self) -> HistogramKey {
         HistogramKey {
             account_id: self.workflow.account_id.clone(),
@@ -46,8 +50,9 @@ impl StepKey {
     }
 }
 
+/// The labels of one histogram series.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct HistogramKey {
+pub struct HistogramKey {
     account_id: Arc<str>,
     region: Arc<str>,
     workflow_arn: Arc<str>,
@@ -56,12 +61,27 @@ struct HistogramKey {
     action: Arc<str>,
 }
 
+impl LabelSet<6> for HistogramKey {
+    const NAMES: [&'static str; 6] = labels::HISTOGRAM;
+    fn values(&self) -> [&str; 6] {
+        [
+            &self.account_id,
+            &self.region,
+            &self.workflow_arn,
+            &self.workflow_type,
+            &self.step_name,
+            &self.action,
+        ]
+    }
+}
+
+/// Observed durations of one histogram series.
 #[derive(Debug, Clone, Default)]
-struct Histogram {
-    /// Non-cumulative counts per bucket; the last slot is +Inf.
-    buckets: [u64; DURATION_BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
+pub struct Histogram {
+    /// Non-cumulative counts per bucket of [`DURATION_BUCKETS`]; the last
+    /// slot is +Inf.
+    pub buckets: [u64; DURATION_BUCKETS.len() + 1],
+    pub sum: f64,
 }
 
 /// `imagebuilder_workflow_step_executions_total` and
@@ -95,7 +115,6 @@ impl StepCounters {
                 .unwrap_or(DURATION_BUCKETS.len());
             h.buckets[i] += 1;
             h.sum += v;
-            h.count += 1;
         }
     }
 
@@ -122,59 +141,14 @@ impl StepCounters {
             .copied()
     }
 
-    /// Appends the counter's samples (no header).
-    pub fn encode_executions(&self, name: &str, out: &mut Vec<u8>) {
-        let mut names = STEP_LABELS.to_vec();
-        names.push("status");
-        for ((key, status), n) in &self.executions {
-            let mut values = key.label_values().to_vec();
-            values.push(status);
-            out.extend_from_slice(name.as_bytes());
-            out.push(b'{');
-            write_labels(out, &names, &values);
-            out.extend_from_slice(b"} ");
-            write_int(out, *n);
-            out.push(b'\n');
-        }
+    /// Every (step, status) counted, with its count, in label order.
+    pub fn executions(&self) -> impl Iterator<Item = (&StepKey, &str, u64)> {
+        self.executions.iter().map(|((k, s), n)| (k, &**s, *n))
     }
 
-    /// Appends the histogram's samples (no header).
-    pub fn encode_durations(&self, name: &str, out: &mut Vec<u8>) {
-        for (k, h) in &self.durations {
-            let values = [
-                &*k.account_id,
-                &*k.region,
-                &*k.workflow_arn,
-                &*k.workflow_type,
-                &*k.step_name,
-                &*k.action,
-            ];
-            let mut labels = Vec::with_capacity(200);
-            write_labels(&mut labels, &HISTOGRAM_LABELS, &values);
-            let mut cumulative = 0;
-            for (i, n) in h.buckets.iter().enumerate() {
-                cumulative += n;
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"_bucket{");
-                out.extend_from_slice(&labels);
-                out.extend_from_slice(b",le=\"");
-                match DURATION_BUCKETS.get(i) {
-                    Some(b) => write_value(out, *b),
-                    None => out.extend_from_slice(b"+Inf"),
-                }
-                out.extend_from_slice(b"\"} ");
-                write_int(out, cumulative);
-                out.push(b'\n');
-            }
-            for (suffix, v) in [("_sum{", h.sum), ("_count{", h.count as f64)] {
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(suffix.as_bytes());
-                out.extend_from_slice(&labels);
-                out.extend_from_slice(b"} ");
-                write_value(out, v);
-                out.push(b'\n');
-            }
-        }
+    /// Every histogram series, in label order.
+    pub fn durations(&self) -> impl Iterator<Item = (&HistogramKey, &Histogram)> {
+        self.durations.iter()
     }
 
     /// Series held, for the memory figures.
@@ -215,15 +189,13 @@ mod tests {
         c.record(&key("A"), &StepStatus::Completed, None);
         assert_eq!(c.get(&key("A"), "FAILED"), Some(1));
         assert_eq!(c.get(&key("A"), "COMPLETED"), Some(2));
-        let mut out = Vec::new();
-        c.encode_durations("h", &mut out);
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("le=\"1\"} 0\n"), "{text}");
-        assert!(text.contains("le=\"5\"} 1\n"));
-        assert!(text.contains("le=\"60\"} 1\n"));
-        assert!(text.contains("le=\"120\"} 2\n"));
-        assert!(text.contains("le=\"+Inf\"} 2\n"));
-        assert!(text.contains("h_sum{account_id=\"123456789012\",region=\"us-east-1\",workflow_arn=\"arn:wf\",workflow_type=\"BUILD\",step_name=\"Build\",action=\"A\"} 93\n"));
-        assert!(text.contains("h_count{") && text.contains("} 2\n"));
+        let (key, h) = c.durations().next().unwrap();
+        assert_eq!(key.values()[4], "Build");
+        // 3 s in the 5 s bucket, 90 s in the 120 s one; no duration, no
+        // observation.
+        assert_eq!(h.buckets.iter().sum::<u64>(), 2);
+        assert_eq!(h.buckets[1], 1);
+        assert_eq!(h.buckets[5], 1);
+        assert_eq!(h.sum, 93.0);
     }
 }

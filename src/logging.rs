@@ -2,6 +2,7 @@
 
 use std::fmt::{self, Write as _};
 
+use clap::ValueEnum;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -10,8 +11,23 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{LogFormat, LogLevel};
 use crate::timestamp::format_rfc3339_millis;
+
+/// `--log.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// `--log.format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the level.
 pub fn init(level: LogLevel, format: LogFormat) {

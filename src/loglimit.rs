@@ -31,7 +31,7 @@ impl LogLimiter {
     /// True if `key` was not let through within `every` (`None`: ever).
     pub fn allow(&self, key: &str, every: Option<Duration>) -> bool {
         let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = crate::sync::lock(&self.seen);
         if let Some(t) = seen.get(key) {
             match every {
                 Some(d) if now.duration_since(*t) >= d => {}

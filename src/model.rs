@@ -152,6 +152,39 @@ open_enum! {
     }
 }
 
+/// The operations the exporter calls; the `operation` label of its API metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Operation {
+    ListImageBuildVersions,
+    ListWorkflowExecutions,
+    ListWorkflowStepExecutions,
+    GetWorkflowStepExecution,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 4] = [
+        Operation::ListImageBuildVersions,
+        Operation::ListWorkflowExecutions,
+        Operation::ListWorkflowStepExecutions,
+        Operation::GetWorkflowStepExecution,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::ListImageBuildVersions => "ListImageBuildVersions",
+            Operation::ListWorkflowExecutions => "ListWorkflowExecutions",
+            Operation::ListWorkflowStepExecutions => "ListWorkflowStepExecutions",
+            Operation::GetWorkflowStepExecution => "GetWorkflowStepExecution",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One image build version, from `ListImageBuildVersions`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Build {

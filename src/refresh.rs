@@ -80,10 +80,7 @@ impl<C: ImageBuilderApi> Target<C> {
 
     /// The snapshot currently served.
     pub fn current(&self) -> Arc<Snapshot> {
-        self.snapshot
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::sync::read(&self.snapshot).clone()
     }
 
     /// Wall time at which the last refresh ended, if any did.
@@ -97,7 +94,7 @@ impl<C: ImageBuilderApi> Target<C> {
     }
 
     fn coord(&self) -> std::sync::MutexGuard<'_, Coordination> {
-        self.coordination.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.coordination)
     }
 
     /// Starts a refresh unless one is running or the last ended too
@@ -163,7 +160,7 @@ impl<C: ImageBuilderApi> Target<C> {
         let version = tracker.version();
         if self.coord().encoded != Some(version) {
             let s = tracker.snapshot(&self.name);
-            *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(s);
+            *crate::sync::write(&self.snapshot) = Arc::new(s);
             self.coord().encoded = Some(version);
         }
         let stats = tracker.stats();

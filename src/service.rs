@@ -114,7 +114,7 @@ impl<C> Exporter<C> {
                 }
             }
         }
-        let mut last = self.overlaps.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = crate::sync::lock(&self.overlaps);
         if *last != overlaps {
             for (target, first) in last.iter() {
                 let _ = self

@@ -20,6 +20,9 @@ use std::path::Path;
 use regex::Regex;
 use serde::Deserialize;
 
+pub use crate::aws::AssumeRole;
+use crate::parse::{parse_image_regex, EXTERNAL_ID, REGION, ROLE_ARN, SESSION_NAME};
+
 /// One account and region to export.
 #[derive(Debug, Clone)]
 pub struct TargetSpec {
@@ -30,14 +33,6 @@ pub struct TargetSpec {
     pub assume_role: Option<AssumeRole>,
     /// Overrides `--filter.image-name` for this target.
     pub image_name_filter: Option<Regex>,
-}
-
-/// `sts:AssumeRole` into another account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssumeRole {
-    pub role_arn: String,
-    pub external_id: Option<String>,
-    pub session_name: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,10 +52,7 @@ struct Entry {
     image_name_filter: Option<String>,
 }
 
-const REGION: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$";
-const ROLE_ARN: &str = r"^arn:aws[a-z-]*:iam::([0-9]{12}):role/[A-Za-z0-9_+=,.@/-]{1,512}$";
-const EXTERNAL_ID: &str = r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$";
-const SESSION_NAME: &str = r"^[A-Za-z0-9_+=,.@-]{2,64}$";
+/// A target's name: the `target` label.
 const NAME: &str = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$";
 const DEFAULT_SESSION: &str = "imagebuilder-exporter";
 
@@ -134,9 +126,7 @@ pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
             None => None,
         };
         let image_name_filter = match &e.image_name_filter {
-            Some(f) => Some(
-                crate::config::parse_image_regex(f).map_err(|err| at("image_name_filter", err))?,
-            ),
+            Some(f) => Some(parse_image_regex(f).map_err(|err| at("image_name_filter", err))?),
             None => None,
         };
         let name = e.name.unwrap_or_else(|| match &assume_role {

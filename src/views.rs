@@ -27,6 +27,13 @@ pub struct ImageKey {
     pub image: Arc<str>,
 }
 
+impl crate::metrics::labels::LabelSet<3> for ImageKey {
+    const NAMES: [&'static str; 3] = crate::metrics::labels::IMAGE;
+    fn values(&self) -> [&str; 3] {
+        [&self.account_id, &self.region, &self.image]
+    }
+}
+
 impl ImageKey {
     /// The image of `build` (account and region from its ARN).
     pub fn of(build: &Build) -> Self {
@@ -36,74 +43,6 @@ impl ImageKey {
             region: w.region,
             image: w.image,
         }
-    }
-}
-
-/// `--labels.image-tags`: the tag keys exported as labels of
-/// `imagebuilder_image_tags`, and their label names (`tag_` and the key,
-/// every character outside `[a-zA-Z0-9_]` as `_`), as kube-state-metrics'
-/// `--metric-labels-allowlist` does.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TagAllowList {
-    keys: Vec<String>,
-    labels: Vec<String>,
-}
-
-impl TagAllowList {
-    /// Parses `team,env`. Refuses empty keys, a key listed twice, and two
-    /// keys that become the same label name.
-    ///
-    /// ```
-    /// use imagebuilder_exporter::views::TagAllowList;
-    /// let t = TagAllowList::parse("team,cost-center").unwrap();
-    /// assert_eq!(t.labels(), ["tag_team", "tag_cost_center"]);
-    /// assert!(TagAllowList::parse("cost-center,cost_center").is_err());
-    /// ```
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut out = Self::default();
-        if s.is_empty() {
-            return Ok(out);
-        }
-        for key in s.split(',') {
-            if key.is_empty() || key.chars().count() > 128 {
-                return Err(format!(
-                    "{s:?} is not a list of tag keys: give keys of 1 to 128 characters separated by commas, like team,env"
-                ));
-            }
-            let label: String = "tag_"
-                .chars()
-                .chain(key.chars().map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                }))
-                .collect();
-            if let Some(i) = out.labels.iter().position(|l| *l == label) {
-                let other = &out.keys[i];
-                return Err(if other == key {
-                    format!("tag key {key:?} is listed twice in {s:?}")
-                } else {
-                    format!("tag keys {other:?} and {key:?} both become the label {label}: keep one of them")
-                });
-            }
-            out.keys.push(key.to_string());
-            out.labels.push(label);
-        }
-        Ok(out)
-    }
-
-    pub fn keys(&self) -> &[String] {
-        &self.keys
-    }
-
-    pub fn labels(&self) -> &[String] {
-        &self.labels
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 }
 
@@ -540,29 +479,6 @@ mod tests {
         assert_eq!(v.images[0].key, key);
         assert_eq!(v.images[0].last_success, Some(42));
         assert!(v.images[0].newest.is_none());
-    }
-
-    #[test]
-    fn tag_keys_become_label_names_and_collisions_are_refused() {
-        let t = TagAllowList::parse("team,env,aws:cloudformation:stack-name").unwrap();
-        assert_eq!(t.keys(), ["team", "env", "aws:cloudformation:stack-name"]);
-        assert_eq!(
-            t.labels(),
-            ["tag_team", "tag_env", "tag_aws_cloudformation_stack_name"]
-        );
-        assert!(TagAllowList::parse("").unwrap().is_empty());
-        for (bad, says) in [
-            ("team,,env", "1 to 128 characters"),
-            ("team,", "1 to 128 characters"),
-            ("team,team", "listed twice"),
-            (
-                "a.b,a-b",
-                "\"a.b\" and \"a-b\" both become the label tag_a_b",
-            ),
-        ] {
-            let e = TagAllowList::parse(bad).unwrap_err();
-            assert!(e.contains(says), "{bad}: {e}");
-        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::http::free_port;
 use common::{get, readme, tools, try_request, Metrics};
 use imagebuilder_exporter::clock::{Clock, SystemClock};
 use imagebuilder_exporter::simulator::{scenario, Simulator};
@@ -95,15 +96,6 @@ fn bad_values_are_refused_with_status_2_and_named() {
             "{args:?}: message does not name {named:?}: {err}"
         );
     }
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Running(Child);

@@ -29,7 +29,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::grafana::{Selection, Variable};
-use common::promapi::{free_port, put_json, unix_now, Proc, PromServer, Workdir};
+use common::http::free_port;
+use common::promapi::{put_json, unix_now, Proc, PromServer, Workdir};
 use common::{get, grafana, tools, Metrics};
 use serde_json::{json, Value};
 

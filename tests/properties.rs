@@ -69,6 +69,33 @@ proptest! {
         prop_assert_eq!(parse_rfc3339(&text), Ok(base + nanos.parse::<i64>().unwrap()));
     }
 
+    /// Since the `time` crate parses: `:60` only where a leap second can be
+    /// (the last minute of a month, UTC), read as the nanosecond before the
+    /// next month; anywhere else refused (before, any `:60` was read as the
+    /// next minute).
+    #[test]
+    fn leap_seconds_only_end_a_month(ms in 0i64..4_102_444_800_000, o in offset()) {
+        let t = ms * 1_000_000;
+        let local = |t: i64| format_rfc3339_millis(t + o * 1_000_000_000);
+        let text = |t: i64| format!("{}:60{}", &local(t)[..16], offset_text(o));
+        // The minute of `t`, written with second 60.
+        let minute = t.div_euclid(60_000_000_000) * 60_000_000_000;
+        let next = minute + 60_000_000_000;
+        let month_ends = format_rfc3339_millis(next)[8..19] == *"01T00:00:00";
+        match parse_rfc3339(&text(t)) {
+            Ok(got) => {
+                prop_assert!(month_ends, "{} accepted", text(t));
+                prop_assert_eq!(got, next - 1);
+            }
+            Err(_) => prop_assert!(!month_ends, "{} refused", text(t)),
+        }
+        // The last minute of the month `t` is in is always accepted.
+        let month_start = |t: i64| parse_rfc3339(&format!("{}-01T00:00:00Z", &format_rfc3339_millis(t)[..7])).unwrap();
+        let next_month = month_start(month_start(t) + 32 * 86_400_000_000_000);
+        let last = next_month - 60_000_000_000;
+        prop_assert_eq!(parse_rfc3339(&text(last)), Ok(next_month - 1));
+    }
+
     #[test]
     fn anything_else_is_refused_without_panicking(s in time_like()) {
         if let Ok(t) = parse_rfc3339(&s) {

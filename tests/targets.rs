@@ -24,16 +24,27 @@ fn other_account() -> Store {
     store
 }
 
-fn write_config(text: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ibx-targets-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("targets.yml");
+/// `targets.yml` in a directory of its own, removed when dropped.
+struct ConfigFile {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl std::ops::Deref for ConfigFile {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+fn write_config(text: &str) -> ConfigFile {
+    let dir = tempfile::Builder::new()
+        .prefix("ibx-targets-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("targets.yml");
     std::fs::write(&path, text).unwrap();
-    path
+    ConfigFile { _dir: dir, path }
 }
 
 #[tokio::test]

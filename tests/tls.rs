@@ -11,18 +11,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use bytes::Bytes;
+use common::http::{free_port, Failure};
 use common::{sample_world, try_request, Harness, T0};
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use imagebuilder_exporter::webconfig::{WebConfigError, WebSecurity};
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::AlertDescription;
 use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
 
 const BIN: &str = env!("CARGO_BIN_EXE_imagebuilder-exporter");
@@ -83,33 +81,17 @@ impl Ca {
     }
 }
 
-/// A fresh directory for one test's files, removed when dropped.
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
+/// A fresh directory for one test's files, removed when dropped (even when
+/// the test fails).
+fn tempdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ibx-tls-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tempdir(name: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!(
-        "ibx-tls-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    TempDir(d)
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+fn write(dir: impl AsRef<Path>, name: &str, text: &str) -> PathBuf {
+    let dir = dir.as_ref();
     let p = dir.join(name);
     // Write then rename, as config management does: a reader never sees
     // half a file.
@@ -121,7 +103,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// A directory with a server certificate and key from `ca`, and `web.yml`
 /// made of the TLS lines plus `extra`.
-fn tls_dir(name: &str, ca: &Ca, extra: &str) -> (TempDir, PathBuf) {
+fn tls_dir(name: &str, ca: &Ca, extra: &str) -> (tempfile::TempDir, PathBuf) {
     let d = tempdir(name);
     let (cert, key) = ca.server();
     write(&d, "server.crt", &cert);
@@ -183,47 +165,40 @@ fn trusting(ca: &Ca) -> Arc<ClientConfig> {
 
 type Answer = (u16, hyper::HeaderMap, String);
 
-/// GET over a fresh TLS connection, with basic auth if given.
+/// GET over a fresh TLS connection, with basic auth if given. A server that
+/// neither answers nor refuses within 20 s fails the test: a hang is not a
+/// refusal.
 async fn https(
     addr: SocketAddr,
     cfg: Arc<ClientConfig>,
     path: &str,
     auth: Option<(&str, &str)>,
-) -> Result<Answer, String> {
-    let go = async {
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(cfg)
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-            .map_err(|e| format!("TLS handshake: {e}"))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| format!("HTTP handshake: {e}"))?;
-        tokio::spawn(conn);
-        let mut req = Request::get(path).header("host", "localhost");
-        if let Some((u, p)) = auth {
-            let v = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-            req = req.header("authorization", format!("Basic {v}"));
-        }
-        let resp = sender
-            .send_request(req.body(Empty::<Bytes>::new()).unwrap())
-            .await
-            .map_err(|e| format!("request: {e}"))?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
-    };
-    tokio::time::timeout(Duration::from_secs(20), go)
+) -> Result<Answer, Failure> {
+    let header = auth.map(|(u, p)| {
+        let v = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        format!("Basic {v}")
+    });
+    let headers: Vec<(&str, &str)> = header
+        .iter()
+        .map(|v| ("authorization", v.as_str()))
+        .collect();
+    let sent = common::http::send(addr, Some(cfg), "GET", path, &headers);
+    let (status, headers, body) = tokio::time::timeout(Duration::from_secs(20), sent)
         .await
-        .map_err(|_| "timed out".to_string())?
+        .unwrap_or_else(|_| panic!("{path}: neither answered nor refused within 20 s"))?;
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The TLS error behind a refusal (the test fails if there is none).
+fn tls_error(e: &Failure) -> &rustls::Error {
+    e.tls_error()
+        .unwrap_or_else(|| panic!("refused, but not by TLS: {e}"))
+}
+
+/// The alert the server refused the client with.
+fn alert(e: &Failure) -> AlertDescription {
+    e.alert_received()
+        .unwrap_or_else(|| panic!("refused, but not by an alert from the server: {e}"))
 }
 
 fn addr(h: &Harness) -> SocketAddr {
@@ -291,7 +266,11 @@ async fn serves_tls_to_clients_that_trust_the_ca() {
     let e = https(addr(&h), trusting(&other), "/-/healthy", None)
         .await
         .unwrap_err();
-    assert!(e.contains("TLS handshake"), "{e}");
+    assert!(matches!(e, Failure::TlsHandshake(_)), "{e}");
+    assert_eq!(
+        tls_error(&e),
+        &rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+    );
     h.shutdown().await;
 }
 
@@ -300,13 +279,11 @@ async fn plaintext_http_to_the_tls_port_gets_no_metrics() {
     let ca = Ca::new("Test CA");
     let (_d, cfg) = tls_dir("plaintext", &ca, "");
     let h = start(&cfg).await;
-    match try_request("GET", &format!("{}/metrics", h.url)).await {
-        Ok((status, _, body)) => {
-            assert_eq!(status, 400, "{body}");
-            assert!(body.contains("HTTP request to an HTTPS server"), "{body}");
-        }
-        Err(e) => eprintln!("plaintext refused with a connection error: {e}"),
-    }
+    let (status, _, body) = try_request("GET", &format!("{}/metrics", h.url))
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("HTTP request to an HTTPS server"), "{body}");
     // Raw garbage that is neither HTTP nor TLS: closed, no answer.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr(&h)).await.unwrap();
@@ -418,7 +395,10 @@ async fn mutual_tls_requires_a_certificate_from_the_client_ca() {
     )
     .await
     .unwrap_err();
-    eprintln!("no client certificate: {e}");
+    // Under TLS 1.3 the client has finished its side of the handshake when
+    // the server refuses it: the alert comes instead of the answer.
+    assert!(matches!(e, Failure::Exchange(_)), "{e}");
+    assert_eq!(alert(&e), AlertDescription::CertificateRequired, "{e}");
     let rogue = rogue_ca.client("prometheus");
     let e = https(
         a,
@@ -428,16 +408,17 @@ async fn mutual_tls_requires_a_certificate_from_the_client_ca() {
     )
     .await
     .unwrap_err();
-    eprintln!("certificate from another CA: {e}");
+    assert_eq!(alert(&e), AlertDescription::UnknownCA, "{e}");
     // Refused under TLS 1.2 as well, where the refusal is in the handshake.
     let tls12 = [&rustls::version::TLS12];
     let e = https(a, client_config(&server_ca.pem, None, &tls12), "/", None)
         .await
         .unwrap_err();
-    assert!(e.contains("TLS handshake"), "{e}");
+    assert!(matches!(e, Failure::TlsHandshake(_)), "{e}");
+    assert_eq!(alert(&e), AlertDescription::CertificateRequired, "{e}");
     // An expired client certificate from the right CA.
     let expired = client_ca.issue(&["prometheus"], true, (2001, 2002));
-    https(
+    let e = https(
         a,
         client_config(&server_ca.pem, Some(&expired), all),
         "/",
@@ -445,6 +426,7 @@ async fn mutual_tls_requires_a_certificate_from_the_client_ca() {
     )
     .await
     .unwrap_err();
+    assert_eq!(alert(&e), AlertDescription::CertificateExpired, "{e}");
 
     let good = client_ca.client("prometheus");
     let (status, _, body) = https(
@@ -485,7 +467,7 @@ async fn client_allowed_sans_and_optional_client_certificates() {
         .unwrap();
         assert_eq!(status, 200);
     }
-    https(
+    let e = https(
         a,
         client_config(&ca.pem, Some(&not_allowed), all),
         "/-/healthy",
@@ -493,6 +475,7 @@ async fn client_allowed_sans_and_optional_client_certificates() {
     )
     .await
     .unwrap_err();
+    assert_eq!(alert(&e), AlertDescription::AccessDenied, "{e}");
     h.shutdown().await;
 
     // VerifyClientCertIfGiven: no certificate is fine, a bad one is not.
@@ -508,7 +491,7 @@ async fn client_allowed_sans_and_optional_client_certificates() {
         .unwrap();
     assert_eq!(status, 200);
     let rogue = Ca::new("Rogue").client("x");
-    https(
+    let e = https(
         a,
         client_config(&ca.pem, Some(&rogue), all),
         "/-/healthy",
@@ -516,6 +499,7 @@ async fn client_allowed_sans_and_optional_client_certificates() {
     )
     .await
     .unwrap_err();
+    assert_eq!(alert(&e), AlertDescription::UnknownCA, "{e}");
     h.shutdown().await;
 
     // RequireAnyClientCert: any certificate, even self-made, but one.
@@ -535,9 +519,10 @@ async fn client_allowed_sans_and_optional_client_certificates() {
     .await
     .unwrap();
     assert_eq!(status, 200);
-    https(a, client_config(&ca.pem, None, all), "/-/healthy", None)
+    let e = https(a, client_config(&ca.pem, None, all), "/-/healthy", None)
         .await
         .unwrap_err();
+    assert_eq!(alert(&e), AlertDescription::CertificateRequired, "{e}");
     h.shutdown().await;
 }
 
@@ -559,7 +544,8 @@ async fn min_version_tls13_refuses_tls12_clients() {
     )
     .await
     .unwrap_err();
-    assert!(e.contains("TLS handshake"), "{e}");
+    assert!(matches!(e, Failure::TlsHandshake(_)), "{e}");
+    assert_eq!(alert(&e), AlertDescription::ProtocolVersion, "{e}");
     let (status, _, _) = https(
         a,
         client_config(&ca.pem, None, &[&rustls::version::TLS13]),
@@ -597,7 +583,9 @@ async fn cipher_suites_restrict_tls12() {
             .with_root_certificates(roots)
             .with_no_client_auth(),
     );
-    https(a, aes_only, "/", None).await.unwrap_err();
+    let e = https(a, aes_only, "/", None).await.unwrap_err();
+    assert!(matches!(e, Failure::TlsHandshake(_)), "{e}");
+    assert_eq!(alert(&e), AlertDescription::HandshakeFailure, "{e}");
     let (status, _, _) = https(a, trusting(&ca), "/", None).await.unwrap();
     assert_eq!(status, 200);
     h.shutdown().await;
@@ -606,7 +594,8 @@ async fn cipher_suites_restrict_tls12() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limit_answers_429() {
     let d = tempdir("rate");
-    let cfg = write(&d, "web.yml", "rate_limit:\n  interval: 1m\n  burst: 2\n");
+    // A Go duration, as in the exporter-toolkit: 2.5 minutes.
+    let cfg = write(&d, "web.yml", "rate_limit:\n  interval: 2.5m\n  burst: 2\n");
     let h = start(&cfg).await;
     let url = format!("{}/-/healthy", h.url);
     assert_eq!(try_request("GET", &url).await.unwrap().0, 200);
@@ -714,7 +703,8 @@ async fn reload_applies_new_users_and_certificates_and_keeps_the_last_good_file(
         },
     )
     .await;
-    https(
+    // The old CA no longer vouches for the server.
+    let e = https(
         a,
         trusting(&ca),
         "/-/healthy",
@@ -722,6 +712,10 @@ async fn reload_applies_new_users_and_certificates_and_keeps_the_last_good_file(
     )
     .await
     .unwrap_err();
+    assert_eq!(
+        tls_error(&e),
+        &rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+    );
     h.shutdown().await;
 }
 
@@ -860,6 +854,11 @@ fn invalid_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             vec!["client_allowed_sans", "RequireAndVerifyClientCert"],
         ),
         (
+            "rate limit interval in days (not a Go duration)",
+            "rate_limit:\n  interval: 1d\n  burst: 2\n".into(),
+            vec!["rate_limit.interval", "unknown unit \"d\""],
+        ),
+        (
             "header that cannot be set",
             "http_server_config:\n  headers:\n    Set-Cookie: a=b\n".into(),
             vec!["http_server_config.headers.Set-Cookie", "cannot be configured"],
@@ -867,7 +866,7 @@ fn invalid_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
     ]
 }
 
-fn invalid_dir() -> TempDir {
+fn invalid_dir() -> tempfile::TempDir {
     let ca = Ca::new("CA");
     let d = tempdir("invalid");
     let (cert, key) = ca.server();
@@ -899,7 +898,7 @@ fn invalid_files_are_refused_with_the_file_field_and_reason() {
         assert!(!text.contains("s3cr3t-in-clear"), "{name}: {text}");
         assert!(!text.contains("PRIVATE KEY-----"), "{name}: {text}");
     }
-    let missing = d.join("no-such-web.yml");
+    let missing = d.path().join("no-such-web.yml");
     let e = WebSecurity::load(&missing).map(|_| ()).unwrap_err();
     assert!(e.to_string().contains("no-such-web.yml") && e.to_string().contains("cannot read"));
 }
@@ -948,14 +947,6 @@ fn signal(child: &Child, sig: &str) {
         .expect("kill")
         .success();
     assert!(ok);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,37 +15,14 @@ use std::future::Future;
 
 use crate::model::{Build, StepDetail, StepExecution, WorkflowExecution};
 
-/// The operations the exporter calls; the `operation` label of its API metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Operation {
-    ListImageBuildVersions,
-    ListWorkflowExecutions,
-    ListWorkflowStepExecutions,
-    GetWorkflowStepExecution,
-}
+pub use crate::model::Operation;
 
-impl Operation {
-    pub const ALL: [Operation; 4] = [
-        Operation::ListImageBuildVersions,
-        Operation::ListWorkflowExecutions,
-        Operation::ListWorkflowStepExecutions,
-        Operation::GetWorkflowStepExecution,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::ListImageBuildVersions => "ListImageBuildVersions",
-            Operation::ListWorkflowExecutions => "ListWorkflowExecutions",
-            Operation::ListWorkflowStepExecutions => "ListWorkflowStepExecutions",
-            Operation::GetWorkflowStepExecution => "GetWorkflowStepExecution",
-        }
-    }
-}
-
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// `sts:AssumeRole` into another account: the target's credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
 }
 
 /// A call that failed after retries. `code()` is the `code` label of

@@ -78,7 +78,7 @@ impl RateLimiter {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // The state is two numbers, valid whatever a panicking holder did.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 }
 

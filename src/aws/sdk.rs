@@ -15,10 +15,9 @@ use tokio::sync::Semaphore;
 use super::convert::{self, Issues};
 use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
-use super::{shorten, ApiError, Fetched, ImageBuilderApi, Operation, Page};
+use super::{shorten, ApiError, AssumeRole, Fetched, ImageBuilderApi, Operation, Page};
 use crate::metrics::ExporterMetrics;
 use crate::model::{Build, StepDetail, StepExecution, WorkflowExecution};
-use crate::targets::AssumeRole;
 
 /// Page size asked of list operations: the API's maximum.
 pub const PAGE_SIZE: i32 = 100;
@@ -176,7 +175,7 @@ impl SdkClient {
                 self.publish_rate();
             }
             let delay = {
-                let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+                let mut rng = crate::sync::lock(&self.rng);
                 self.retry.next_delay(attempt, &err, &mut rng)
             };
             match delay {

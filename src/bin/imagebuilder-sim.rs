@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use imagebuilder_exporter::clock::{Clock, ScaledClock, SystemClock, NANOS_PER_SEC};
-use imagebuilder_exporter::config::{parse_duration, LogFormat, LogLevel};
+use imagebuilder_exporter::logging::{LogFormat, LogLevel};
+use imagebuilder_exporter::parse::parse_duration;
 use imagebuilder_exporter::simulator::{scenario, Faults, Simulator};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

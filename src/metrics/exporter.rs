@@ -187,7 +187,7 @@ impl ExporterMetrics {
     pub fn init_target(&self, target: &str) {
         self.ready.with_label_values(&[target]).set(0);
         self.dropped_builds.with_label_values(&[target]);
-        for op in crate::aws::Operation::ALL {
+        for op in crate::model::Operation::ALL {
             self.api_requests.with_label_values(&[target, op.as_str()]);
             self.api_errors.with_label_values(&[
                 target,

@@ -27,40 +27,6 @@ pub struct FamilyDef {
     pub help: &'static str,
 }
 
-/// Labels of every step series, in exposition order.
-pub const STEP_LABELS: [&str; 7] = [
-    "account_id",
-    "region",
-    "image",
-    "workflow_arn",
-    "workflow_type",
-    "step_name",
-    "action",
-];
-
-/// Labels of the workflow-execution families.
-pub const WORKFLOW_LABELS: [&str; 5] = [
-    "account_id",
-    "region",
-    "image",
-    "workflow_arn",
-    "workflow_type",
-];
-
-/// Labels of the image families.
-pub const IMAGE_LABELS: [&str; 3] = ["account_id", "region", "image"];
-
-/// Labels of the step duration histogram: no `image`, so that its
-/// cardinality does not grow with the number of images.
-pub const HISTOGRAM_LABELS: [&str; 6] = [
-    "account_id",
-    "region",
-    "workflow_arn",
-    "workflow_type",
-    "step_name",
-    "action",
-];
-
 /// Buckets of the step duration histogram: from seconds to the 12 h maximum
 /// step timeout.
 pub const DURATION_BUCKETS: [f64; 15] = [

@@ -8,6 +8,7 @@
 
 pub mod exporter;
 pub mod family;
+pub mod labels;
 pub mod text;
 
 pub use exporter::ExporterMetrics;

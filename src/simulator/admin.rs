@@ -13,7 +13,7 @@ use crate::httpserve::{respond, Chunks};
 /// the simulator's now: what an exporter should count.
 fn failures(state: &SimState) -> serde_json::Value {
     let now = state.clock.now();
-    let store = state.store.read().unwrap_or_else(|e| e.into_inner());
+    let store = crate::sync::read(&state.store);
     let mut out = Vec::new();
     for b in store.visible(now) {
         for (w, st) in b.workflow_states(now) {
@@ -56,9 +56,9 @@ pub(crate) async fn handle(
         )
     };
     match (req.method().clone(), path.as_str()) {
-        (Method::GET, "calls") => json(serde_json::json!(super::lock(&state.calls).clone())),
+        (Method::GET, "calls") => json(serde_json::json!(crate::sync::lock(&state.calls).clone())),
         (Method::DELETE, "calls") => {
-            super::lock(&state.calls).clear();
+            crate::sync::lock(&state.calls).clear();
             json(serde_json::json!({}))
         }
         (Method::GET, "faults") => json(serde_json::json!(state.faults())),
@@ -70,7 +70,7 @@ pub(crate) async fn handle(
             };
             match serde_json::from_slice::<Faults>(&body) {
                 Ok(f) => {
-                    *state.faults.write().unwrap_or_else(|e| e.into_inner()) = f.clone();
+                    *crate::sync::write(&state.faults) = f.clone();
                     json(serde_json::json!(f))
                 }
                 Err(e) => respond(400, "text/plain", format!("invalid faults: {e}\n")),

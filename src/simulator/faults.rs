@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
 /// What can go wrong with an answer that is otherwise a success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +55,75 @@ pub struct Faults {
 impl Faults {
     pub fn applies_to(&self, op: &str) -> bool {
         self.operations.is_empty() || self.operations.iter().any(|o| o == op)
+    }
+}
+
+/// Spoils a good answer in the way asked.
+pub(crate) fn damage(v: &mut Value, bad: BadAnswer) {
+    match v {
+        Value::Array(items) => items.iter_mut().for_each(|i| damage(i, bad)),
+        Value::Object(m) => {
+            for (_, child) in m.iter_mut() {
+                if child.is_array() {
+                    damage(child, bad);
+                }
+            }
+            damage_object(m, bad);
+        }
+        _ => {}
+    }
+}
+
+fn damage_object(m: &mut Map<String, Value>, bad: BadAnswer) {
+    match bad {
+        BadAnswer::WrongTypes => {
+            for (k, v) in m.iter_mut() {
+                *v = match (k.as_str(), &*v) {
+                    (_, Value::Number(n)) => json!(n.to_string()),
+                    ("startTime" | "endTime" | "dateCreated", _) => json!(1_788_981_143),
+                    ("status", _) => json!(7),
+                    _ => continue,
+                };
+            }
+        }
+        BadAnswer::MissingField => {
+            for k in [
+                "arn",
+                "stepExecutionId",
+                "workflowExecutionId",
+                "workflowBuildVersionArn",
+                "name",
+            ] {
+                m.remove(k);
+            }
+        }
+        BadAnswer::UnknownStatus => {
+            if let Some(s) = m.get_mut("status") {
+                *s = json!("SOMETHING_NEW");
+            }
+        }
+        BadAnswer::EndBeforeStart => {
+            if let Some(start) = m.get("startTime").and_then(Value::as_str) {
+                if let Ok(t) = crate::timestamp::parse_rfc3339(start) {
+                    let end = crate::timestamp::format_rfc3339_millis(
+                        t - 3600 * crate::clock::NANOS_PER_SEC,
+                    );
+                    m.insert("endTime".into(), json!(end));
+                }
+            }
+        }
+        BadAnswer::AbsurdTimeout if m.contains_key("stepExecutionId") => {
+            m.insert("timeoutSeconds".into(), json!(9_999_999));
+        }
+        BadAnswer::LongMessages => {
+            let long = "x".repeat(500);
+            for k in ["message", "description"] {
+                if m.contains_key(k) {
+                    m.insert(k.into(), json!(long));
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -9,10 +9,12 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
 
-use super::faults::{BadAnswer, Faults};
-use super::store::{step_json, workflow_json, SimBuild, StepPlan};
+use super::faults::{damage, BadAnswer, Faults};
+use super::shapes::{step_json, summary_json, workflow_json};
+use super::store::{SimBuild, StepPlan};
 use super::SimState;
 use crate::httpserve::{respond, Chunks, HandlerResult};
+use crate::parse::{BUILD_ARN, STEP_EXECUTION_ID as STEP_ID, WORKFLOW_EXECUTION_ID as WF_ID};
 
 /// Page size when `maxResults` is not given, and the largest allowed.
 pub const DEFAULT_PAGE: usize = 25;
@@ -120,8 +122,8 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
         Err(e) => return Ok(error_response(&state, &e)),
     };
     let answer = {
-        let default = state.store.read().unwrap_or_else(|e| e.into_inner());
-        let accounts = state.accounts.read().unwrap_or_else(|e| e.into_inner());
+        let default = crate::sync::read(&state.store);
+        let accounts = crate::sync::read(&state.accounts);
         // The store of the signing credentials' account and region, if one
         // was added; the default account's otherwise.
         let store = account.and_then(|k| accounts.get(&k)).unwrap_or(&default);
@@ -208,9 +210,8 @@ pub(crate) fn error_response(state: &SimState, e: &SimError) -> Response<Chunks>
 fn parse_input(op: &str, query: &str, body: &[u8]) -> Result<Map<String, Value>, SimError> {
     if op.starts_with("Get") {
         let mut m = Map::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            m.insert(k.to_string(), Value::String(percent_decode(v)));
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            m.insert(k.into_owned(), Value::String(v.into_owned()));
         }
         return Ok(m);
     }
@@ -225,34 +226,6 @@ fn parse_input(op: &str, query: &str, body: &[u8]) -> Result<Map<String, Value>,
             message: "The request body is not a JSON object".into(),
         }),
     }
-}
-
-pub(crate) fn percent_decode(s: &str) -> String {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(h * 16 + l);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 struct Ctx<'a> {
@@ -278,12 +251,6 @@ fn string_param<'a>(
     }
     Ok(v)
 }
-
-const BUILD_ARN: &str = r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws(?:-[a-z-]+)?):image/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$";
-const WF_ID: &str =
-    r"^wf-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-pub const STEP_ID: &str =
-    r"^step-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 /// Cuts a full listing into the page asked for.
 fn paginate(
@@ -361,7 +328,7 @@ fn list_builds(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError>
         .store
         .visible(ctx.now)
         .filter(|b| filter.is_none_or(|f| b.arn.rsplit_once('/').map(|x| x.0) == Some(f)))
-        .map(|b| b.summary_json(ctx.now))
+        .map(|b| summary_json(b, ctx.now))
         .collect();
     let (page, next) = paginate("ListImageBuildVersions", items, input, ctx.bad)?;
     let mut out = json!({ "imageSummaryList": page });
@@ -500,75 +467,6 @@ fn list_waiting(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError
     Ok(out)
 }
 
-/// Spoils a good answer in the way asked.
-fn damage(v: &mut Value, bad: BadAnswer) {
-    match v {
-        Value::Array(items) => items.iter_mut().for_each(|i| damage(i, bad)),
-        Value::Object(m) => {
-            for (_, child) in m.iter_mut() {
-                if child.is_array() {
-                    damage(child, bad);
-                }
-            }
-            damage_object(m, bad);
-        }
-        _ => {}
-    }
-}
-
-fn damage_object(m: &mut Map<String, Value>, bad: BadAnswer) {
-    match bad {
-        BadAnswer::WrongTypes => {
-            for (k, v) in m.iter_mut() {
-                *v = match (k.as_str(), &*v) {
-                    (_, Value::Number(n)) => json!(n.to_string()),
-                    ("startTime" | "endTime" | "dateCreated", _) => json!(1_788_981_143),
-                    ("status", _) => json!(7),
-                    _ => continue,
-                };
-            }
-        }
-        BadAnswer::MissingField => {
-            for k in [
-                "arn",
-                "stepExecutionId",
-                "workflowExecutionId",
-                "workflowBuildVersionArn",
-                "name",
-            ] {
-                m.remove(k);
-            }
-        }
-        BadAnswer::UnknownStatus => {
-            if let Some(s) = m.get_mut("status") {
-                *s = json!("SOMETHING_NEW");
-            }
-        }
-        BadAnswer::EndBeforeStart => {
-            if let Some(start) = m.get("startTime").and_then(Value::as_str) {
-                if let Ok(t) = crate::timestamp::parse_rfc3339(start) {
-                    let end = crate::timestamp::format_rfc3339_millis(
-                        t - 3600 * crate::clock::NANOS_PER_SEC,
-                    );
-                    m.insert("endTime".into(), json!(end));
-                }
-            }
-        }
-        BadAnswer::AbsurdTimeout if m.contains_key("stepExecutionId") => {
-            m.insert("timeoutSeconds".into(), json!(9_999_999));
-        }
-        BadAnswer::LongMessages => {
-            let long = "x".repeat(500);
-            for k in ["message", "description"] {
-                if m.contains_key(k) {
-                    m.insert(k.into(), json!(long));
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,8 +499,14 @@ mod tests {
 
     #[test]
     fn decodes_query_values() {
-        assert_eq!(percent_decode("step-1%2Fa+b"), "step-1/a b");
-        assert_eq!(percent_decode("100%"), "100%");
+        let m = parse_input(
+            "GetWorkflowStepExecution",
+            "stepExecutionId=step-1%2Fa+b&x=100%",
+            b"",
+        )
+        .unwrap();
+        assert_eq!(m["stepExecutionId"], "step-1/a b");
+        assert_eq!(m["x"], "100%");
     }
 
     #[test]

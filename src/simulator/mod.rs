@@ -22,6 +22,7 @@ pub mod admin;
 pub mod faults;
 pub mod http;
 pub mod scenario;
+pub mod shapes;
 pub mod store;
 pub(crate) mod sts;
 
@@ -30,6 +31,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+use crate::sync::lock;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -58,10 +61,7 @@ pub(crate) struct SimState {
 
 impl SimState {
     pub(crate) fn faults(&self) -> Faults {
-        self.faults
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::sync::read(&self.faults).clone()
     }
 
     /// Counts a call; returns the (account, region) of assumed-role
@@ -102,10 +102,6 @@ impl SimState {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A handle on a simulator; clones share the same world.
 #[derive(Clone)]
 pub struct Simulator {
@@ -138,17 +134,13 @@ impl Simulator {
 
     /// Changes the world (add, change or delete builds).
     pub fn update<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
-        f(&mut self.state.store.write().unwrap_or_else(|e| e.into_inner()))
+        f(&mut crate::sync::write(&self.state.store))
     }
 
     /// Serves `store` to requests signed with credentials of a role in
     /// `account`, in `region`.
     pub fn add_account(&self, account: &str, region: &str, store: Store) {
-        self.state
-            .accounts
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((account.into(), region.into()), store);
+        crate::sync::write(&self.state.accounts).insert((account.into(), region.into()), store);
     }
 
     /// Lets `sts:AssumeRole` succeed for `role_arn` (with this external ID,
@@ -158,7 +150,7 @@ impl Simulator {
     }
 
     pub fn set_faults(&self, f: Faults) {
-        *self.state.faults.write().unwrap_or_else(|e| e.into_inner()) = f;
+        *crate::sync::write(&self.state.faults) = f;
     }
 
     pub fn faults(&self) -> Faults {

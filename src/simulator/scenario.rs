@@ -465,7 +465,7 @@ mod tests {
     #[test]
     fn ids_match_the_api_patterns() {
         let mut ids = Ids::new(1);
-        let wf = regex::Regex::new(super::super::http::STEP_ID).unwrap();
+        let wf = regex::Regex::new(crate::parse::STEP_EXECUTION_ID).unwrap();
         for _ in 0..100 {
             assert!(wf.is_match(&ids.step()));
             assert!(ids.workflow().starts_with("wf-"));

@@ -11,22 +11,11 @@ use crate::clock::NANOS_PER_SEC;
 use crate::httpserve::{respond, Chunks};
 use crate::timestamp::format_rfc3339_millis;
 
-const ROLE_ARN: &str = r"^arn:aws[a-z-]*:iam::([0-9]{12}):role/[A-Za-z0-9_+=,.@/-]{1,512}$";
-const SESSION_NAME: &str = r"^[A-Za-z0-9_+=,.@-]{2,64}$";
-const EXTERNAL_ID: &str = r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$";
+use crate::parse::{EXTERNAL_ID, ROLE_ARN, SESSION_NAME};
 
+/// The query protocol's `application/x-www-form-urlencoded` body.
 fn form(body: &[u8]) -> Vec<(String, String)> {
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                super::http::percent_decode(k),
-                super::http::percent_decode(v),
-            )
-        })
-        .collect()
+    form_urlencoded::parse(body).into_owned().collect()
 }
 
 fn error(state: &SimState, status: u16, code: &str, message: &str) -> Response<Chunks> {
@@ -60,7 +49,7 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
         }
         None => return error(state, 400, "MissingAction", "Missing Action"),
     }
-    *super::lock(&state.calls)
+    *crate::sync::lock(&state.calls)
         .entry("AssumeRole".into())
         .or_insert(0) += 1;
     let matches =
@@ -91,7 +80,7 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
             );
         }
     }
-    let roles = super::lock(&state.roles);
+    let roles = crate::sync::lock(&state.roles);
     let Some(required_external_id) = roles.get(role) else {
         return error(
             state,
@@ -115,7 +104,7 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
     let account = role.split(':').nth(4).unwrap_or_default().to_string();
     let n = state.request_id().replace('-', "").to_uppercase();
     let access_key = format!("ASIA{}", &n[n.len() - 16..]);
-    super::lock(&state.assumed).insert(access_key.clone(), account.clone());
+    crate::sync::lock(&state.assumed).insert(access_key.clone(), account.clone());
     let expiration = format_rfc3339_millis(state.clock.now() + 3600 * NANOS_PER_SEC);
     let role_name = role.rsplit('/').next().unwrap_or_default();
     let xml = format!(

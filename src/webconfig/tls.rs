@@ -3,7 +3,9 @@
 //!
 //! Names follow Go's `crypto/tls`, as the exporter-toolkit's do. What rustls
 //! cannot do (TLS 1.0/1.1, CBC or RSA key-exchange suites, P-521) is refused
-//! with a message that says so, never silently dropped.
+//! with a message that says so, never silently dropped. The name parsers
+//! return that message; the loader, which knows the field, makes it a
+//! [`WebConfigError`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,11 +21,11 @@ use rustls::{
     SignatureScheme, SupportedCipherSuite, SupportedProtocolVersion,
 };
 
-use super::x509;
+use super::{x509, WebConfigError};
 
 /// `client_auth_type`, as Go's `tls.ClientAuthType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
     NoClientCert,
     RequestClientCert,
     RequireAnyClientCert,
@@ -32,9 +34,9 @@ pub enum ClientAuth {
 }
 
 impl ClientAuth {
-    pub const NAMES: &'static str = "NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert";
+    pub(crate) const NAMES: &'static str = "NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert";
 
-    pub fn parse(s: &str) -> Option<ClientAuth> {
+    pub(crate) fn parse(s: &str) -> Option<ClientAuth> {
         Some(match s {
             "" | "NoClientCert" => ClientAuth::NoClientCert,
             "RequestClientCert" => ClientAuth::RequestClientCert,
@@ -47,7 +49,7 @@ impl ClientAuth {
     }
 
     /// Whether client certificates are checked against `client_ca_file`.
-    pub fn verifies(self) -> bool {
+    pub(crate) fn verifies(self) -> bool {
         matches!(
             self,
             ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert
@@ -55,7 +57,7 @@ impl ClientAuth {
     }
 
     /// Whether a client must present a certificate.
-    pub fn requires(self) -> bool {
+    pub(crate) fn requires(self) -> bool {
         matches!(
             self,
             ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert
@@ -71,13 +73,13 @@ impl fmt::Display for ClientAuth {
 
 /// A TLS version of `min_version`/`max_version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TlsVersion {
+pub(crate) enum TlsVersion {
     Tls12,
     Tls13,
 }
 
 /// Parses `TLS12`/`TLS13`; `TLS10`/`TLS11` are refused with the reason.
-pub fn parse_version(s: &str) -> Result<TlsVersion, String> {
+pub(crate) fn parse_version(s: &str) -> Result<TlsVersion, String> {
     match s {
         "TLS12" => Ok(TlsVersion::Tls12),
         "TLS13" => Ok(TlsVersion::Tls13),
@@ -166,7 +168,7 @@ fn supported_suite_names() -> String {
 }
 
 /// Maps `cipher_suites` to rustls suites, in the given order.
-pub fn parse_cipher_suites(names: &[String]) -> Result<Vec<CipherSuite>, String> {
+pub(crate) fn parse_cipher_suites(names: &[String]) -> Result<Vec<CipherSuite>, String> {
     let mut out = Vec::new();
     for name in names {
         match SUITES.iter().find(|(n, _)| n == name) {
@@ -194,7 +196,7 @@ pub fn parse_cipher_suites(names: &[String]) -> Result<Vec<CipherSuite>, String>
 
 /// Maps `curve_preferences` (Go's `tls.CurveID` names) to key exchange
 /// groups of the provider, in the given order.
-pub fn parse_curves(names: &[String]) -> Result<Vec<&'static dyn SupportedKxGroup>, String> {
+pub(crate) fn parse_curves(names: &[String]) -> Result<Vec<&'static dyn SupportedKxGroup>, String> {
     use rustls::crypto::aws_lc_rs::kx_group;
     let mut out: Vec<&'static dyn SupportedKxGroup> = Vec::new();
     for name in names {
@@ -223,30 +225,19 @@ pub fn parse_curves(names: &[String]) -> Result<Vec<&'static dyn SupportedKxGrou
 }
 
 /// Everything needed to build a server config, read and checked.
-pub struct TlsSettings {
-    pub chain: Vec<CertificateDer<'static>>,
-    pub key: rustls::pki_types::PrivateKeyDer<'static>,
-    pub client_auth: ClientAuth,
-    pub client_cas: Option<RootCertStore>,
-    pub allowed_sans: Option<Vec<String>>,
-    pub min_version: TlsVersion,
-    pub max_version: TlsVersion,
-    pub cipher_suites: Vec<CipherSuite>,
-    pub curves: Vec<&'static dyn SupportedKxGroup>,
-    pub prefer_server_cipher_suites: bool,
-}
-
-/// Why a server config could not be built, and which field is to blame.
-pub struct BuildError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-fn err(field: &'static str, message: impl Into<String>) -> BuildError {
-    BuildError {
-        field,
-        message: message.into(),
-    }
+pub(crate) struct TlsSettings {
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) key: rustls::pki_types::PrivateKeyDer<'static>,
+    /// Where the key came from, to blame it when it does not fit.
+    pub(crate) key_field: String,
+    pub(crate) client_auth: ClientAuth,
+    pub(crate) client_cas: Option<RootCertStore>,
+    pub(crate) allowed_sans: Option<Vec<String>>,
+    pub(crate) min_version: TlsVersion,
+    pub(crate) max_version: TlsVersion,
+    pub(crate) cipher_suites: Vec<CipherSuite>,
+    pub(crate) curves: Vec<&'static dyn SupportedKxGroup>,
+    pub(crate) prefer_server_cipher_suites: bool,
 }
 
 /// The provider restricted to the configured suites and curves. For each
@@ -292,7 +283,7 @@ fn provider(s: &TlsSettings) -> CryptoProvider {
 
 /// Builds the server config: checks that the key matches the certificate,
 /// and sets up client certificate verification.
-pub fn build(s: TlsSettings) -> Result<Arc<ServerConfig>, BuildError> {
+pub(crate) fn build(s: TlsSettings) -> Result<Arc<ServerConfig>, WebConfigError> {
     let provider = Arc::new(provider(&s));
     let versions: Vec<&'static SupportedProtocolVersion> = [
         (TlsVersion::Tls12, &rustls::version::TLS12),
@@ -302,12 +293,13 @@ pub fn build(s: TlsSettings) -> Result<Arc<ServerConfig>, BuildError> {
     .filter(|(v, _)| (s.min_version..=s.max_version).contains(v))
     .map(|(_, p)| p)
     .collect();
+    let key_field = s.key_field;
     let certified = CertifiedKey::from_der(s.chain, s.key, &provider).map_err(|e| match e {
-        Error::InconsistentKeys(_) => err(
-            "key_file",
+        Error::InconsistentKeys(_) => WebConfigError::at(
+            &key_field,
             "the private key does not belong to the certificate in cert_file",
         ),
-        e => err("key_file", format!("cannot use the private key: {e}")),
+        e => WebConfigError::at(&key_field, format!("cannot use the private key: {e}")),
     })?;
     let verifier = client_verifier(
         s.client_auth,
@@ -318,8 +310,8 @@ pub fn build(s: TlsSettings) -> Result<Arc<ServerConfig>, BuildError> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| {
-            err(
-                "cipher_suites",
+            WebConfigError::at(
+                "tls_server_config.cipher_suites",
                 format!("no cipher suite left for the TLS versions allowed: {e}"),
             )
         })?;
@@ -337,7 +329,7 @@ fn client_verifier(
     cas: Option<RootCertStore>,
     allowed_sans: Option<Vec<String>>,
     provider: Arc<CryptoProvider>,
-) -> Result<Arc<dyn ClientCertVerifier>, BuildError> {
+) -> Result<Arc<dyn ClientCertVerifier>, WebConfigError> {
     let hints: Vec<DistinguishedName> = cas.as_ref().map(|r| r.subjects()).unwrap_or_default();
     let inner: Arc<dyn ClientCertVerifier> = match auth {
         ClientAuth::NoClientCert => WebPkiClientVerifier::no_client_auth(),
@@ -350,8 +342,8 @@ fn client_verifier(
         }
         ClientAuth::VerifyClientCertIfGiven | ClientAuth::RequireAndVerifyClientCert => {
             let roots = cas.ok_or_else(|| {
-                err(
-                    "client_ca_file",
+                WebConfigError::at(
+                    "tls_server_config.client_ca_file",
                     format!("client_auth_type {auth} needs client_ca_file (or client_ca)"),
                 )
             })?;
@@ -360,8 +352,8 @@ fn client_verifier(
                 b = b.allow_unauthenticated();
             }
             b.build().map_err(|e| {
-                err(
-                    "client_ca_file",
+                WebConfigError::at(
+                    "tls_server_config.client_ca_file",
                     format!("cannot verify clients with it: {e}"),
                 )
             })?

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod grafana;
+pub mod http;
 pub mod logs;
 pub mod promapi;
 pub mod readme;
@@ -14,9 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use imagebuilder_exporter::app;
 use imagebuilder_exporter::aws::sdk::SdkClient;
 use imagebuilder_exporter::clock::{Clock, ManualClock, Nanos, NANOS_PER_SEC};
@@ -386,45 +384,20 @@ pub async fn try_request(
     Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
 }
 
-/// A request with extra headers; the body as bytes.
+/// A request with extra headers; the body as bytes. (The client, shared
+/// with the TLS tests, is in [`http`].)
 pub async fn raw_request(
     method: &str,
     url: &str,
     extra: &[(&str, &str)],
 ) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
-    let authority = uri.authority().ok_or("no authority")?.as_str().to_string();
+    let authority = uri.authority().ok_or("no authority")?.as_str();
     let addr: SocketAddr = authority.parse().map_err(|e| format!("{e}"))?;
-    let stream = tokio::net::TcpStream::connect(addr)
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    http::send(addr, None, method, path, extra)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-        .header("host", authority);
-    for (k, v) in extra {
-        req = req.header(*k, *v);
-    }
-    let req = req
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("{e}"))?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("send: {e}"))?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("body: {e}"))?
-        .to_bytes();
-    Ok((status, headers, body))
+        .map_err(|e| e.to_string())
 }
 
 /// Samples read by a Prometheus text-format parser.

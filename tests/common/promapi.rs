@@ -7,32 +7,36 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::common::http::free_port;
 use crate::common::try_request;
 
 /// A scratch directory, removed on drop unless the test failed: then it is
 /// kept, and named, for its logs.
 pub struct Workdir {
     pub path: PathBuf,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Workdir {
     pub fn new(prefix: &str) -> Workdir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos();
-        let path = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create the work directory");
-        Workdir { path }
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{prefix}-"))
+            .tempdir()
+            .expect("create the work directory");
+        Workdir {
+            path: dir.path().to_path_buf(),
+            dir: Some(dir),
+        }
     }
 }
 
 impl Drop for Workdir {
     fn drop(&mut self) {
+        // Otherwise the TempDir removes it.
         if std::thread::panicking() {
-            eprintln!("logs kept in {}", self.path.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
+            if let Some(dir) = self.dir.take() {
+                eprintln!("logs kept in {}", dir.keep().display());
+            }
         }
     }
 }
@@ -90,14 +94,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 pub fn unix_now() -> f64 {

@@ -17,12 +17,14 @@ use hyper::header::HeaderValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use crate::webconfig::WebConfigError;
+
 /// Most successful checks remembered.
 const CACHE_SIZE: usize = 1024;
 
 /// The users and their bcrypt hashes. Its `Debug` shows names only.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Users(BTreeMap<String, String>);
+pub(crate) struct Users(BTreeMap<String, String>);
 
 impl fmt::Debug for Users {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -31,20 +33,20 @@ impl fmt::Debug for Users {
 }
 
 impl Users {
-    /// Checks every entry: a name usable in basic auth, a bcrypt hash. On
-    /// error, (user, reason); the reason never quotes the hash.
-    pub fn new(entries: BTreeMap<String, String>) -> Result<Users, (String, String)> {
+    /// Checks every entry (`basic_auth_users`): a name usable in basic
+    /// auth, a bcrypt hash. The error names the user, never the hash.
+    pub(crate) fn new(entries: BTreeMap<String, String>) -> Result<Users, WebConfigError> {
         for (user, hash) in &entries {
+            let field = || format!("basic_auth_users.{user}");
             if user.is_empty() || user.contains(':') {
-                return Err((
-                    user.clone(),
-                    "a user name must be non-empty and hold no ':' (basic auth cannot send it)"
-                        .into(),
+                return Err(WebConfigError::at(
+                    field(),
+                    "a user name must be non-empty and hold no ':' (basic auth cannot send it)",
                 ));
             }
             check_hash(hash).map_err(|reason| {
-                (
-                    user.clone(),
+                WebConfigError::at(
+                    field(),
                     format!(
                         "not a bcrypt hash ({reason}); hash the password with: htpasswd -nBC 10 \"\" | tr -d ':\\n'"
                     ),
@@ -54,11 +56,11 @@ impl Users {
         Ok(Users(entries))
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 }
@@ -79,7 +81,7 @@ fn check_hash(hash: &str) -> Result<(), String> {
 
 /// Why a request was refused; for debug logs, never with the credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denied {
+pub(crate) enum Denied {
     NoCredentials,
     Malformed,
     WrongCredentials,
@@ -97,7 +99,7 @@ impl fmt::Display for Denied {
 
 /// Checks credentials; shared across reloads (the cache key includes the
 /// hash, so a changed password never matches an old entry).
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     salt: [u8; 16],
     cache: Mutex<HashSet<[u8; 32]>>,
     /// One bcrypt computation at a time: a flood of bad passwords costs one
@@ -130,7 +132,11 @@ impl Default for Authenticator {
 impl Authenticator {
     /// Checks the `Authorization` header against `users` (which must not be
     /// empty).
-    pub async fn check(&self, users: &Users, header: Option<&HeaderValue>) -> Result<(), Denied> {
+    pub(crate) async fn check(
+        &self,
+        users: &Users,
+        header: Option<&HeaderValue>,
+    ) -> Result<(), Denied> {
         let header = header.ok_or(Denied::NoCredentials)?;
         let (user, password) = decode(header).ok_or(Denied::Malformed)?;
         let known = users.0.get(&user);
@@ -176,14 +182,11 @@ impl Authenticator {
     }
 
     fn cached(&self, key: &[u8; 32]) -> bool {
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(key)
+        crate::sync::lock(&self.cache).contains(key)
     }
 
     fn remember(&self, key: [u8; 32]) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = crate::sync::lock(&self.cache);
         if cache.len() >= CACHE_SIZE {
             // Forget an arbitrary entry: it costs one bcrypt check to relearn.
             if let Some(old) = cache.iter().next().copied() {
@@ -292,16 +295,16 @@ mod tests {
     fn hashes_are_checked_and_never_quoted() {
         let mut m = BTreeMap::new();
         m.insert("alice".into(), "plaintext-password".into());
-        let (user, reason) = Users::new(m).unwrap_err();
-        assert_eq!(user, "alice");
-        assert!(reason.contains("not a bcrypt hash"), "{reason}");
-        assert!(!reason.contains("plaintext-password"), "{reason}");
+        let e = Users::new(m).unwrap_err();
+        assert_eq!(e.field(), Some("basic_auth_users.alice"));
+        assert!(e.message().contains("not a bcrypt hash"), "{e}");
+        assert!(!e.to_string().contains("plaintext-password"), "{e}");
         let mut m = BTreeMap::new();
         m.insert(
             "a:b".into(),
             "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG".into(),
         );
-        assert!(Users::new(m).unwrap_err().1.contains("':'"));
+        assert!(Users::new(m).unwrap_err().message().contains("':'"));
         for ok in [
             "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG",
             "$2a$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG",

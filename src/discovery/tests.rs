@@ -1,0 +1,351 @@
+//! The refresh algorithm against an in-memory Image Builder: which calls
+//! each refresh makes, what is frozen when, which execution is the latest,
+//! and how counters are seeded and counted. No HTTP, no SDK.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::fake::*;
+use super::*;
+use crate::clock::NANOS_PER_SEC;
+use crate::model::{BuildStatus, StepStatus, WorkflowStatus};
+
+/// Within the default lookback of every build of [`account`].
+const NOW: Nanos = 1_000 * NANOS_PER_SEC;
+
+fn tracker(interval: Duration) -> Tracker {
+    Tracker::new(DiscoveryConfig {
+        interval,
+        ..DiscoveryConfig::default()
+    })
+}
+
+fn calls(list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// The executions counted, by step name, image and status.
+fn counted(t: &Tracker) -> Vec<(String, String, String, u64)> {
+    let mut out = Vec::new();
+    for v in &t.views().steps {
+        for status in ["COMPLETED", "FAILED"] {
+            let n = t.counters().get(&v.key, status).unwrap_or(0);
+            if n > 0 {
+                out.push((
+                    v.key.workflow.image.to_string(),
+                    v.key.step_name.to_string(),
+                    status.to_string(),
+                    n,
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_cold_start_reads_the_latest_of_each_workflow_and_seeds_the_counters() {
+    let api = FakeApi::new(account());
+    let mut t = tracker(Duration::from_secs(3600));
+    let report = t.refresh(&api, NOW).await;
+    assert!(report.complete(), "{:?}", report.failures);
+    assert!(report.discovery_ran);
+    assert_eq!(
+        api.take_calls(),
+        calls(&[
+            // 3 builds, pages of 2.
+            "LIBV",
+            "LIBV",
+            "LWE image/db/1.0.0/1",
+            "LWE image/web/1.0.0/1",
+            "LWE image/web/1.0.0/2",
+            // The latest execution of each workflow; web's first build is
+            // older and finished: never listed.
+            "LWSE wf-2",
+            "LWSE wf-3",
+            // Details of the latest execution of each step, once.
+            "GWSE s3",
+            "GWSE s4",
+            "GWSE s5",
+            "GWSE s6",
+        ])
+    );
+    // Finished when the exporter started: seeded, never counted.
+    assert!(counted(&t).is_empty());
+    for v in &t.views().steps {
+        assert_eq!(t.counters().get(&v.key, "FAILED"), Some(0), "preset");
+    }
+    // What can no longer change is frozen.
+    let frozen: BTreeMap<String, bool> = t
+        .builds
+        .values()
+        .map(|b| (short(&b.build.arn), b.frozen))
+        .collect();
+    assert_eq!(
+        frozen,
+        [
+            ("image/db/1.0.0/1".to_string(), false),
+            ("image/web/1.0.0/1".to_string(), true),
+            ("image/web/1.0.0/2".to_string(), true),
+        ]
+        .into_iter()
+        .collect()
+    );
+    // The latest state comes from the newest build of each image.
+    let versions: Vec<(String, String, String)> = t
+        .views()
+        .steps
+        .iter()
+        .map(|v| {
+            (
+                v.key.workflow.image.to_string(),
+                v.key.step_name.to_string(),
+                v.build.version.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("db".into(), "Build".into(), "1.0.0/1".into()),
+            ("db".into(), "Test".into(), "1.0.0/1".into()),
+            ("web".into(), "Build".into(), "1.0.0/2".into()),
+            ("web".into(), "Test".into(), "1.0.0/2".into()),
+        ]
+    );
+    assert_eq!(t.stats().tracked_builds, 3);
+}
+
+#[tokio::test]
+async fn a_steady_refresh_reads_only_what_is_in_flight() {
+    let api = FakeApi::new(account());
+    let mut t = tracker(Duration::from_secs(3600));
+    t.refresh(&api, NOW).await;
+    api.take_calls();
+    let version = t.version();
+    let report = t.refresh(&api, NOW).await;
+    assert!(report.complete() && !report.discovery_ran);
+    assert_eq!(
+        api.take_calls(),
+        calls(&["LWE image/db/1.0.0/1", "LWSE wf-3"])
+    );
+    assert_eq!(t.version(), version, "nothing changed: nothing to encode");
+
+    // The running step finishes: counted once, its details not read again.
+    api.world().steps.get_mut("wf-3").unwrap()[1].status = StepStatus::Failed;
+    t.refresh(&api, NOW).await;
+    assert_eq!(
+        api.take_calls(),
+        calls(&["LWE image/db/1.0.0/1", "LWSE wf-3"])
+    );
+    assert_eq!(
+        counted(&t),
+        [("db".into(), "Test".into(), "FAILED".into(), 1)]
+    );
+    assert_ne!(t.version(), version);
+    t.refresh(&api, NOW).await;
+    assert_eq!(counted(&t).len(), 1, "once only");
+}
+
+#[tokio::test]
+async fn a_new_build_is_read_whole_and_its_steps_counted() {
+    let api = FakeApi::new(account());
+    let mut t = tracker(Duration::ZERO);
+    t.refresh(&api, NOW).await;
+    api.take_calls();
+    api.world().add(
+        build("web", 3, 400, BuildStatus::Failed),
+        vec![(
+            execution("wf-4", WorkflowStatus::Failed, 410),
+            vec![
+                step("s7", "Build", StepStatus::Failed, 410, Some(420)),
+                step("s8", "Test", StepStatus::Skipped, 420, None),
+            ],
+        )],
+    );
+    let report = t.refresh(&api, NOW).await;
+    assert!(report.complete());
+    assert_eq!(
+        api.take_calls(),
+        calls(&[
+            "LIBV",
+            "LIBV",
+            "LWE image/db/1.0.0/1",
+            "LWE image/web/1.0.0/3",
+            "LWSE wf-3",
+            "LWSE wf-4",
+            "GWSE s7",
+            "GWSE s8",
+        ])
+    );
+    // Created after the exporter started: its terminal steps are news.
+    assert_eq!(
+        counted(&t),
+        [("web".into(), "Build".into(), "FAILED".into(), 1)]
+    );
+    // The failure is open; "Test" was skipped, so its last conclusive
+    // outcome is still build 2's, read from the listing already made.
+    let failures: Vec<(&str, &str)> = t
+        .views()
+        .failures
+        .iter()
+        .map(|f| (&*f.key.step_name, f.build.version.as_str()))
+        .collect();
+    assert_eq!(failures, [("Build", "1.0.0/3")]);
+}
+
+#[tokio::test]
+async fn a_failure_behind_a_running_retry_is_found_by_listing_older_executions_once() {
+    use StepStatus::{Completed, Failed, Running};
+    // db's first build failed "Test"; its second is running it again.
+    let mut w = World::default();
+    w.add(
+        build("db", 1, 250, BuildStatus::Failed),
+        vec![(
+            execution("wf-0", WorkflowStatus::Failed, 260),
+            vec![
+                step("s9", "Build", Completed, 260, Some(270)),
+                step("s10", "Test", Failed, 270, Some(280)),
+            ],
+        )],
+    );
+    w.add(
+        build("db", 2, 300, BuildStatus::Building),
+        vec![(
+            execution("wf-3", WorkflowStatus::Running, 310),
+            vec![
+                step("s5", "Build", Completed, 310, Some(320)),
+                step("s6", "Test", Running, 320, None),
+            ],
+        )],
+    );
+    let api = FakeApi::new(w);
+    let mut t = tracker(Duration::from_secs(3600));
+    t.refresh(&api, NOW).await;
+    let first = api.take_calls();
+    assert!(first.contains(&"LWSE wf-0".to_string()), "{first:?}");
+    let failures: Vec<(&str, &str)> = t
+        .views()
+        .failures
+        .iter()
+        .map(|f| (&*f.key.step_name, f.build.version.as_str()))
+        .collect();
+    assert_eq!(failures, [("Test", "1.0.0/1")]);
+    // Frozen once read: the next refresh lists only the running build.
+    t.refresh(&api, NOW).await;
+    assert_eq!(
+        api.take_calls(),
+        calls(&["LWE image/db/1.0.0/2", "LWSE wf-3"])
+    );
+}
+
+#[tokio::test]
+async fn deleted_builds_leave_at_once_and_the_previous_build_takes_over() {
+    let api = FakeApi::new(account());
+    let mut t = tracker(Duration::ZERO);
+    t.refresh(&api, NOW).await;
+    api.take_calls();
+    api.world().remove(&arn("web", 2));
+    let report = t.refresh(&api, NOW).await;
+    assert!(report.complete());
+    // web's first build is its latest now: its steps are read.
+    assert_eq!(
+        api.take_calls(),
+        calls(&[
+            "LIBV",
+            "LWE image/db/1.0.0/1",
+            "LWSE wf-1",
+            "LWSE wf-3",
+            "GWSE s1",
+            "GWSE s2",
+        ])
+    );
+    assert!(t
+        .views()
+        .steps
+        .iter()
+        .filter(|v| &*v.key.workflow.image == "web")
+        .all(|v| v.build.version == "1.0.0/1"));
+
+    // Deleted between two listings: the not-found answer untracks it, and
+    // it is not an outage.
+    let mut t = tracker(Duration::from_secs(3600));
+    let api = FakeApi::new(account());
+    t.refresh(&api, NOW).await;
+    api.world().remove(&arn("db", 1));
+    let report = t.refresh(&api, NOW).await;
+    assert!(report.complete(), "{:?}", report.failures);
+    assert!(t
+        .views()
+        .steps
+        .iter()
+        .all(|v| &*v.key.workflow.image != "db"));
+    assert_eq!(t.stats().tracked_builds, 2);
+}
+
+#[tokio::test]
+async fn a_partial_listing_drops_nothing_it_may_have_skipped() {
+    let api = FakeApi::new(account());
+    let mut t = tracker(Duration::ZERO);
+    t.refresh(&api, NOW).await;
+    let before = t.views().clone();
+    // The listing skips web's newest build as unusable.
+    api.world().skipped.insert(arn("web", 2));
+    let report = t.refresh(&api, NOW).await;
+    assert!(!report.complete(), "a partial read is reported");
+    assert_eq!(t.stats().tracked_builds, 3, "web/2 is kept");
+    assert_eq!(t.views().steps, before.steps);
+}
+
+#[tokio::test]
+async fn a_failed_read_keeps_the_last_good_data() {
+    let api = FakeApi::new(account());
+    let mut t = tracker(Duration::from_secs(3600));
+    t.refresh(&api, NOW).await;
+    let before = t.views().clone();
+    api.world().steps.get_mut("wf-3").unwrap()[1].status = StepStatus::Completed;
+    api.world().failing.insert("wf-3".into());
+    let report = t.refresh(&api, NOW).await;
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(
+        report.failures[0].resource,
+        "step executions of wf-3 (arn:aws:imagebuilder:us-east-1:123456789012:image/db/1.0.0/1)"
+    );
+    assert_eq!(t.views().steps, before.steps, "last good values");
+    assert!(counted(&t).is_empty());
+    // Readable again: the change arrives and is counted.
+    api.world().failing.clear();
+    assert!(t.refresh(&api, NOW).await.complete());
+    assert_eq!(
+        counted(&t),
+        [("db".into(), "Test".into(), "COMPLETED".into(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn lookback_and_max_builds_choose_what_is_tracked() {
+    let api = FakeApi::new(account());
+    // Only builds of the last 150 s: web/1 is older and not the newest of
+    // its image, so it is not tracked; db/1 is in flight anyway.
+    let mut t = Tracker::new(DiscoveryConfig {
+        lookback: Duration::from_secs(150),
+        interval: Duration::from_secs(3600),
+        ..DiscoveryConfig::default()
+    });
+    t.refresh(&api, 400 * NANOS_PER_SEC).await;
+    let mut tracked: Vec<String> = t.builds.keys().map(|a| short(a)).collect();
+    tracked.sort();
+    assert_eq!(tracked, ["image/db/1.0.0/1", "image/web/1.0.0/2"]);
+
+    // At most two builds: the oldest finished one goes first.
+    let mut t = Tracker::new(DiscoveryConfig {
+        max_builds: 2,
+        interval: Duration::from_secs(3600),
+        ..DiscoveryConfig::default()
+    });
+    let report = t.refresh(&api, NOW).await;
+    assert_eq!(report.dropped_builds, 1);
+    assert!(!t.builds.contains_key(arn("web", 1).as_str()));
+}

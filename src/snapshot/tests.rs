@@ -1,0 +1,370 @@
+//! The snapshot's text, read back line by line.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::clock::{Nanos, NANOS_PER_SEC};
+use crate::counters::{StepCounters, StepKey};
+use crate::metrics::labels::TagAllowList;
+use crate::model::{BuildStatus, RollbackStatus, StepStatus};
+use crate::tracked::WorkflowKey;
+use crate::views::{BuildRef, FailureView, StepView, Views};
+const S: Nanos = 1_788_981_143_418_000_000;
+
+fn key() -> StepKey {
+    StepKey {
+        workflow: WorkflowKey {
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            image: "web".into(),
+            workflow_arn: "arn:wf".into(),
+        },
+        workflow_type: "BUILD".into(),
+        step_name: "Build".into(),
+        action: "ExecuteComponents".into(),
+    }
+}
+
+fn render_one(s: Snapshot, now: Nanos) -> String {
+    String::from_utf8(render_text(&[Arc::new(s)], now)).unwrap()
+}
+
+fn line<'a>(text: &'a str, name: &str, extra: &str) -> Option<&'a str> {
+    let prefix = format!(
+        "{name}{{account_id=\"123456789012\",region=\"us-east-1\",image=\"web\",workflow_arn=\"arn:wf\",workflow_type=\"BUILD\",step_name=\"Build\",action=\"ExecuteComponents\"{extra}}} "
+    );
+    text.lines().find_map(|l| l.strip_prefix(prefix.as_str()))
+}
+
+fn snap(steps: &[StepView]) -> Snapshot {
+    let views = Views {
+        steps: steps.to_vec(),
+        ..Views::default()
+    };
+    Snapshot::build(
+        "t",
+        &views,
+        &StepCounters::default(),
+        &TagAllowList::default(),
+    )
+}
+
+fn sv(
+    key: StepKey,
+    status: StepStatus,
+    start: Option<Nanos>,
+    end: Option<Nanos>,
+    timeout_seconds: Option<i64>,
+) -> StepView {
+    StepView {
+        key,
+        status,
+        start,
+        end,
+        timeout_seconds,
+        rollback: None,
+        build: BuildRef {
+            version: "1.0.0/1".into(),
+            arn: "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1".into(),
+        },
+        on_failure: None,
+        attempt: None,
+        max_attempts: None,
+    }
+}
+
+#[test]
+fn finished_step_has_static_duration_and_headroom() {
+    let text = render_one(
+        snap(&[sv(
+            key(),
+            StepStatus::Completed,
+            Some(S),
+            Some(S + 12_418_000_000),
+            Some(10),
+        )]),
+        S + 999 * NANOS_PER_SEC,
+    );
+    assert_eq!(
+        line(&text, "imagebuilder_workflow_step_duration_seconds", ""),
+        Some("12.418")
+    );
+    assert_eq!(
+        line(&text, "imagebuilder_workflow_step_timeout_seconds", ""),
+        Some("10")
+    );
+    assert_eq!(
+        line(
+            &text,
+            "imagebuilder_workflow_step_timeout_headroom_seconds",
+            ""
+        ),
+        Some("-2.418")
+    );
+    assert_eq!(
+        line(
+            &text,
+            "imagebuilder_workflow_step_status",
+            ",status=\"COMPLETED\""
+        ),
+        Some("1")
+    );
+    assert_eq!(
+        line(
+            &text,
+            "imagebuilder_workflow_step_status",
+            ",status=\"RUNNING\""
+        ),
+        Some("0")
+    );
+    assert_eq!(
+        line(
+            &text,
+            "imagebuilder_workflow_step_end_timestamp_seconds",
+            ""
+        ),
+        Some("1788981155.836")
+    );
+}
+
+#[test]
+fn running_step_grows_at_scrape_time() {
+    let s = Arc::new(snap(&[sv(
+        key(),
+        StepStatus::parse("WAITING"),
+        Some(S),
+        None,
+        Some(3600),
+    )]));
+    for (after, headroom) in [(10.5, "3589.5"), (70.0, "3530")] {
+        let text = String::from_utf8(render_text(
+            std::slice::from_ref(&s),
+            S + (after * 1e9) as i64,
+        ))
+        .unwrap();
+        assert_eq!(
+            line(&text, "imagebuilder_workflow_step_duration_seconds", ""),
+            Some(after.to_string().as_str())
+        );
+        assert_eq!(
+            line(
+                &text,
+                "imagebuilder_workflow_step_timeout_headroom_seconds",
+                ""
+            ),
+            Some(headroom)
+        );
+        assert_eq!(
+            line(
+                &text,
+                "imagebuilder_workflow_step_status",
+                ",status=\"WAITING\""
+            ),
+            Some("1")
+        );
+        assert_eq!(
+            text.matches("imagebuilder_workflow_step_status{").count(),
+            7
+        );
+    }
+}
+
+#[test]
+fn no_duration_without_a_sane_start() {
+    for (status, start, end) in [
+        (StepStatus::Completed, None, Some(S)),
+        (StepStatus::Completed, Some(S), Some(S - 1)),
+        (StepStatus::Failed, Some(S), None),
+        (StepStatus::Running, None, None),
+    ] {
+        let text = render_one(snap(&[sv(key(), status, start, end, Some(60))]), S);
+        assert!(
+            !text.contains("imagebuilder_workflow_step_duration_seconds{"),
+            "{text}"
+        );
+        assert!(!text.contains("imagebuilder_workflow_step_timeout_headroom_seconds{"));
+        assert!(text.contains("imagebuilder_workflow_step_timeout_seconds{"));
+    }
+}
+
+#[test]
+fn step_info_failure_and_rollback_describe_the_executions() {
+    let mut step = sv(
+        key(),
+        StepStatus::Failed,
+        Some(S),
+        Some(S + NANOS_PER_SEC),
+        Some(60),
+    );
+    step.rollback = Some(RollbackStatus::Failed);
+    step.on_failure = Some("Abort".into());
+    step.attempt = Some(2);
+    step.max_attempts = Some(3);
+    let failure = FailureView {
+        key: key(),
+        build: step.build.clone(),
+        message: Some(r#"Component "nginx" failed \ exit 1"#.into()),
+        end: Some(S + NANOS_PER_SEC),
+    };
+    let views = Views {
+        steps: vec![step],
+        failures: vec![failure],
+        ..Views::default()
+    };
+    let text = render_one(
+        Snapshot::build(
+            "t",
+            &views,
+            &StepCounters::default(),
+            &TagAllowList::default(),
+        ),
+        S,
+    );
+    let arn = "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1";
+    assert_eq!(
+        line(
+            &text,
+            "imagebuilder_workflow_step_info",
+            &format!(",image_version=\"1.0.0/1\",image_build_version_arn=\"{arn}\",on_failure=\"Abort\",attempt=\"2\",max_attempts=\"3\"")
+        ),
+        Some("1")
+    );
+    assert_eq!(
+        line(
+            &text,
+            "imagebuilder_workflow_step_failure_info",
+            &format!(",image_version=\"1.0.0/1\",image_build_version_arn=\"{arn}\",message=\"Component \\\"nginx\\\" failed \\\\ exit 1\"")
+        ),
+        Some("1")
+    );
+    assert_eq!(
+        line(
+            &text,
+            "imagebuilder_workflow_step_failure_timestamp_seconds",
+            ""
+        ),
+        Some("1788981144.418")
+    );
+    for (status, v) in [
+        ("RUNNING", "0"),
+        ("COMPLETED", "0"),
+        ("SKIPPED", "0"),
+        ("FAILED", "1"),
+    ] {
+        assert_eq!(
+            line(
+                &text,
+                "imagebuilder_workflow_step_rollback_status",
+                &format!(",status=\"{status}\"")
+            ),
+            Some(v)
+        );
+    }
+    // A step that reports no rollback has no rollback series.
+    let text = render_one(
+        snap(&[sv(key(), StepStatus::Completed, Some(S), None, None)]),
+        S,
+    );
+    assert!(!text.contains("imagebuilder_workflow_step_rollback_status{"));
+    assert!(!text.contains("imagebuilder_workflow_step_failure_info{"));
+    assert!(text.contains("on_failure=\"\",attempt=\"\",max_attempts=\"\"} 1"));
+}
+
+#[test]
+fn images_show_their_newest_build_last_success_and_tags() {
+    use crate::views::{ImageKey, ImageView, NewestBuild};
+    let key = ImageKey {
+        account_id: "123456789012".into(),
+        region: "us-east-1".into(),
+        image: "web".into(),
+    };
+    let failed = ImageView {
+        key: key.clone(),
+        newest: Some(NewestBuild {
+            build: BuildRef {
+                version: "1.0.0/2".into(),
+                arn: "arn:b2".into(),
+            },
+            status: BuildStatus::Failed,
+            build_type: Some("SCHEDULED".into()),
+            log_group: "/aws/imagebuilder/web".into(),
+            reason: Some("instance profile missing".into()),
+            tags: vec![Some("platform".into()), None],
+        }),
+        last_success: Some(S),
+    };
+    let tags = TagAllowList::parse("team,env").unwrap();
+    let views = Views {
+        images: vec![failed],
+        ..Views::default()
+    };
+    let text = render_one(
+        Snapshot::build("t", &views, &StepCounters::default(), &tags),
+        S,
+    );
+    let img = r#"account_id="123456789012",region="us-east-1",image="web""#;
+    for l in [
+        format!("imagebuilder_image_build_status{{{img},status=\"FAILED\"}} 1"),
+        format!("imagebuilder_image_build_status{{{img},status=\"AVAILABLE\"}} 0"),
+        format!("imagebuilder_image_build_info{{{img},image_version=\"1.0.0/2\",image_build_version_arn=\"arn:b2\",build_type=\"SCHEDULED\",log_group=\"/aws/imagebuilder/web\"}} 1"),
+        format!("imagebuilder_image_build_failure_info{{{img},image_version=\"1.0.0/2\",image_build_version_arn=\"arn:b2\",reason=\"instance profile missing\"}} 1"),
+        format!("imagebuilder_image_last_successful_build_timestamp_seconds{{{img}}} 1788981143.418"),
+        format!("imagebuilder_image_tags{{{img},tag_team=\"platform\",tag_env=\"\"}} 1"),
+    ] {
+        assert!(text.lines().any(|x| x == l), "no {l} in\n{text}");
+    }
+    assert_eq!(
+        text.matches("imagebuilder_image_build_status{").count(),
+        BuildStatus::KNOWN.len()
+    );
+    // Without an allow-list there is no tag family.
+    let text = render_one(
+        Snapshot::build(
+            "t",
+            &views,
+            &StepCounters::default(),
+            &TagAllowList::default(),
+        ),
+        S,
+    );
+    assert!(!text.contains("imagebuilder_image_tags"));
+}
+
+#[test]
+fn families_stay_contiguous_across_targets() {
+    let view = |region: &str| {
+        sv(
+            StepKey {
+                workflow: WorkflowKey {
+                    region: region.into(),
+                    ..key().workflow
+                },
+                ..key()
+            },
+            StepStatus::Running,
+            Some(S),
+            None,
+            None,
+        )
+    };
+    let a = Arc::new(snap(&[view("us-east-1")]));
+    let b = Arc::new(snap(&[view("eu-west-1")]));
+    let text = String::from_utf8(render_text(&[a, b], S)).unwrap();
+    assert_eq!(
+        text.matches("# TYPE imagebuilder_workflow_step_status gauge")
+            .count(),
+        1
+    );
+    let names: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('{').next().unwrap())
+        .collect();
+    let mut seen = Vec::new();
+    for n in names {
+        if seen.last() != Some(&n) {
+            assert!(!seen.contains(&n), "{n} is split");
+            seen.push(n);
+        }
+    }
+}
