@@ -1,12 +1,13 @@
 //! The alerting rules in `alerts/`: valid for promtool, unit-tested with
-//! `promtool test rules`, and every alert both seen firing and seen not
-//! firing in those unit tests, with the annotations on-call needs; and
-//! firing once per problem, not once per replica, when several exporter
-//! replicas are scraped.
+//! `promtool test rules`, every alert seen firing, not firing, resolving,
+//! across a replica restart and through a cold start in those unit tests,
+//! with the annotations on-call needs (a runbook section of the README that
+//! exists, a dashboard link); and firing once per problem, not once per
+//! replica, when several exporter replicas are scraped.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,8 +18,33 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// The main rules file, and the opt-in event-style one.
 const RULES: &str = "alerts/imagebuilder.rules.yml";
-const RULE_TESTS: &str = "alerts/tests/imagebuilder.rules.test.yml";
+const EVENT_RULES: &str = "alerts/imagebuilder-events.rules.yml";
+const RULE_FILES: [&str; 2] = [RULES, EVENT_RULES];
+
+/// Where every `runbook_url` points (the README's anchors) and every
+/// `dashboard_url` starts (the bundled dashboard's uid).
+const RUNBOOK_BASE: &str = "https://github.com/example/imagebuilder-exporter/blob/main/README.md#";
+const DASHBOARD_BASE: &str = "https://grafana.example.com/d/";
+
+/// The unit-test files under `alerts/tests/`.
+fn rule_tests() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(repo("alerts/tests"))
+        .expect("alerts/tests")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .map(|p| {
+            format!(
+                "alerts/tests/{}",
+                p.file_name().expect("name").to_string_lossy()
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    files
+}
 
 fn promtool(args: &[&str]) -> Option<(bool, String)> {
     let promtool = tools::require("promtool")?;
@@ -32,56 +58,85 @@ fn promtool(args: &[&str]) -> Option<(bool, String)> {
 
 #[test]
 fn promtool_check_rules_passes() {
-    let Some((ok, out)) = promtool(&["check", "rules", RULES]) else {
-        return;
-    };
-    assert!(ok && out.contains("SUCCESS"), "{out}");
+    for file in RULE_FILES {
+        let Some((ok, out)) = promtool(&["check", "rules", file]) else {
+            return;
+        };
+        assert!(ok && out.contains("SUCCESS"), "{file}: {out}");
+    }
 }
 
 #[test]
 fn promtool_unit_tests_pass() {
-    let Some((ok, out)) = promtool(&["test", "rules", RULE_TESTS]) else {
-        return;
-    };
-    assert!(ok && out.contains("SUCCESS"), "{out}");
+    for file in rule_tests() {
+        let Some((ok, out)) = promtool(&["test", "rules", &file]) else {
+            return;
+        };
+        assert!(ok && out.contains("SUCCESS"), "{file}: {out}");
+    }
 }
 
-/// The alerts of the rules file with the text of each one's block.
-fn alerts() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(repo(RULES)).expect("rules file");
+/// The rules (`- alert:` or `- record:`) of the rules files, each with the
+/// text of its block, by name.
+fn rules_of(kind: &str) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
-    let mut current: Option<String> = None;
-    for line in text.lines() {
-        let t = line.trim();
-        if let Some(name) = t.strip_prefix("- alert:") {
-            current = Some(name.trim().to_string());
-            out.insert(name.trim().to_string(), String::new());
-            continue;
-        }
-        if t.starts_with("- name:") || t.starts_with("- record:") {
-            current = None;
-        }
-        if let Some(name) = &current {
-            let block = out.get_mut(name).expect("inserted");
-            block.push_str(line);
-            block.push('\n');
+    for file in RULE_FILES {
+        let text = std::fs::read_to_string(repo(file)).expect("rules file");
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with("- name:") || t.starts_with("- record:") || t.starts_with("- alert:") {
+                current = None;
+            }
+            if let Some(name) = t.strip_prefix(&format!("- {kind}:")) {
+                let name = name.trim().to_string();
+                assert!(!out.contains_key(&name), "{name} defined twice");
+                out.insert(name.clone(), String::new());
+                current = Some(name);
+                continue;
+            }
+            if let Some(name) = &current {
+                let block = out.get_mut(name).expect("inserted");
+                block.push_str(line);
+                block.push('\n');
+            }
         }
     }
     out
 }
 
+fn alerts() -> BTreeMap<String, String> {
+    rules_of("alert")
+}
+
+fn records() -> BTreeMap<String, String> {
+    rules_of("record")
+}
+
+/// The value of a one-line `key: value` in a block.
+fn field<'a>(block: &'a str, key: &str) -> Option<&'a str> {
+    block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+        .map(str::trim)
+}
+
 #[test]
 fn every_alert_has_severity_and_annotations() {
     let alerts = alerts();
-    assert!(alerts.len() >= 5, "{:?}", alerts.keys());
     for (name, block) in &alerts {
-        for key in ["expr:", "severity:", "summary:", "description:", "runbook:"] {
+        for key in [
+            "expr:",
+            "severity:",
+            "summary:",
+            "description:",
+            "runbook:",
+            "runbook_url:",
+            "dashboard_url:",
+        ] {
             assert!(block.contains(key), "{name} has no {key}");
         }
-        let severity = block
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("severity:"))
-            .map(str::trim);
+        let severity = field(block, "severity");
         assert!(
             matches!(severity, Some("critical" | "warning" | "info")),
             "{name}: severity {severity:?}"
@@ -91,53 +146,216 @@ fn every_alert_has_severity_and_annotations() {
         "ImageBuilderStepFailed",
         "ImageBuilderStepNearTimeout",
         "ImageBuilderStepWaitingForApproval",
+        "ImageBuilderStepRollbackFailed",
+        "ImageBuilderImageBuildFailed",
+        "ImageBuilderImageStale",
+        "ImageBuilderExporterDown",
+        "ImageBuilderExporterAbsent",
+        "ImageBuilderExporterNotReady",
         "ImageBuilderExporterRefreshFailing",
         "ImageBuilderExporterNoRecentRefresh",
-        "ImageBuilderAPIThrottled",
+        "ImageBuilderExporterAPIThrottled",
+        "ImageBuilderExporterDroppedBuilds",
+        "ImageBuilderExporterInvalidData",
+        "ImageBuilderExporterTargetOverlap",
+        "ImageBuilderStepExecutionFailed",
     ] {
         assert!(alerts.contains_key(wanted), "no {wanted}");
     }
+    // Names: ImageBuilderExporter... for the exporter's own health, the
+    // rest about Image Builder's images and steps.
+    for name in alerts.keys() {
+        assert!(
+            [
+                "ImageBuilderExporter",
+                "ImageBuilderStep",
+                "ImageBuilderImage"
+            ]
+            .iter()
+            .any(|p| name.starts_with(p)),
+            "{name}"
+        );
+    }
+    assert!(!alerts.contains_key("ImageBuilderAPIThrottled"), "renamed");
 }
 
-/// Reads the unit tests' `alert_rule_test` cases: for each alert, whether a
-/// case expects it firing (`exp_alerts` with items) and one expects it not
-/// firing (`exp_alerts: []`).
+/// GitHub's anchor of a Markdown heading: lower case, spaces to `-`,
+/// punctuation other than `-` and `_` dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every `runbook_url` is a section of the README named after its alert,
+/// under "Alerts", that says what to do; every `dashboard_url` opens the
+/// bundled dashboard (its uid), on the image when the alert has one.
 #[test]
-fn every_alert_is_tested_firing_and_not_firing() {
-    let text = std::fs::read_to_string(repo(RULE_TESTS)).expect("rule tests");
-    let mut seen: BTreeMap<String, (bool, bool)> = BTreeMap::new();
-    let mut alertname: Option<String> = None;
-    let mut lines = text.lines().map(str::trim).peekable();
-    while let Some(t) = lines.next() {
-        if let Some(n) = t.strip_prefix("alertname:") {
-            alertname = Some(n.trim().to_string());
-        } else if let Some(rest) = t.strip_prefix("exp_alerts:") {
-            let name = alertname.take().expect("exp_alerts after alertname");
-            let entry = seen.entry(name).or_default();
-            if rest.trim() == "[]" {
-                entry.1 = true;
-            } else {
-                // Items follow: the first one starts with `- exp_labels:`.
-                while lines
-                    .peek()
-                    .is_some_and(|l| l.is_empty() || l.starts_with('#'))
-                {
-                    lines.next();
+fn runbook_and_dashboard_links_lead_somewhere() {
+    let readme = std::fs::read_to_string(repo("README.md")).expect("README");
+    let anchors: BTreeSet<String> = readme
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect();
+    let dash = grafana::load(&repo("dashboards/imagebuilder.json"));
+    let uid = dash["uid"].as_str().expect("uid");
+    let vars: BTreeSet<String> = grafana::variables(&dash)
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    for (name, block) in alerts() {
+        let url = field(&block, "runbook_url").unwrap_or_default();
+        let fragment = url
+            .strip_prefix(RUNBOOK_BASE)
+            .unwrap_or_else(|| panic!("{name}: runbook_url {url}"));
+        assert_eq!(fragment, name.to_lowercase(), "{name}: its own section");
+        assert!(
+            anchors.contains(fragment),
+            "{name}: README has no #{fragment}"
+        );
+        // The section has a heading of its own and says something.
+        let heading = format!("#### {name}\n");
+        let at = readme
+            .find(&heading)
+            .unwrap_or_else(|| panic!("README: no heading {heading:?}"));
+        let body = &readme[at + heading.len()..];
+        let body = &body[..body.find("\n#").unwrap_or(body.len())];
+        assert!(
+            body.split_whitespace().count() >= 40,
+            "{name}: runbook {body:?}"
+        );
+
+        let url = field(&block, "dashboard_url").unwrap_or_default();
+        let rest = url
+            .strip_prefix(DASHBOARD_BASE)
+            .unwrap_or_else(|| panic!("{name}: dashboard_url {url}"));
+        assert!(rest.starts_with(&format!("{uid}?")), "{name}: {url}");
+        for param in rest.split_once('?').map(|p| p.1).unwrap_or("").split('&') {
+            let var = param
+                .strip_prefix("var-")
+                .and_then(|p| p.split_once('='))
+                .map(|p| p.0)
+                .unwrap_or_else(|| panic!("{name}: {param} in {url}"));
+            assert!(vars.contains(var), "{name}: the dashboard has no ${var}");
+        }
+        let about_an_image = block.contains("$labels.image ");
+        assert_eq!(
+            url.contains("var-image="),
+            about_an_image,
+            "{name}: {url} selects the image it is about"
+        );
+    }
+}
+
+/// What the unit tests show of each alert, read from the `alert_rule_test`
+/// cases of every test file.
+#[derive(Default, Debug)]
+struct Seen {
+    fires: bool,
+    quiet: bool,
+    /// Firing at one time, then not at a later time of the same test.
+    resolves: bool,
+    /// In a test about a restart.
+    restart: bool,
+    /// Quiet in a test about a cold start.
+    cold_start: bool,
+}
+
+fn seen_in_unit_tests() -> BTreeMap<String, Seen> {
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    for file in rule_tests() {
+        let text = std::fs::read_to_string(repo(&file)).expect("rule tests");
+        let mut test = String::new();
+        // For the current test: the times each alert fired.
+        let mut fired: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut time = 0;
+        let mut alertname: Option<String> = None;
+        let mut lines = text.lines().map(str::trim).peekable();
+        while let Some(t) = lines.next() {
+            if let Some(n) = t.strip_prefix("- name:") {
+                test = n.trim().trim_matches('"').to_string();
+                fired.clear();
+            } else if let Some(at) = t.strip_prefix("- eval_time:") {
+                let at = at.trim();
+                let minutes = at.strip_suffix('m').and_then(|m| m.parse::<u64>().ok());
+                time = minutes.unwrap_or_else(|| panic!("{file}: eval_time {at} not in minutes"));
+            } else if let Some(n) = t.strip_prefix("alertname:") {
+                alertname = Some(n.trim().to_string());
+            } else if let Some(rest) = t.strip_prefix("exp_alerts:") {
+                let name = alertname.take().expect("exp_alerts after alertname");
+                let entry = seen.entry(name.clone()).or_default();
+                entry.restart |= test.contains("restart");
+                if rest.trim() == "[]" {
+                    entry.quiet = true;
+                    entry.cold_start |= test.contains("cold start");
+                    let before = fired.get(&name).into_iter().flatten();
+                    entry.resolves |= before.into_iter().any(|&f| f < time);
+                } else {
+                    // Items follow: the first one starts with `- exp_labels:`.
+                    while lines
+                        .peek()
+                        .is_some_and(|l| l.is_empty() || l.starts_with('#'))
+                    {
+                        lines.next();
+                    }
+                    let item = lines.peek().copied().unwrap_or_default();
+                    assert!(item.starts_with("- exp_labels:"), "unexpected {item:?}");
+                    entry.fires = true;
+                    fired.entry(name).or_default().push(time);
                 }
-                let item = lines.peek().copied().unwrap_or_default();
-                assert!(item.starts_with("- exp_labels:"), "unexpected {item:?}");
-                entry.0 = true;
             }
         }
     }
+    seen
+}
+
+/// Every alert is seen in the unit tests firing (with its exact labels and
+/// annotations: promtool compares both), not firing, and resolving; in a
+/// test where a replica (or the only one) restarts; and quiet through a
+/// cold start.
+#[test]
+fn every_alert_is_tested_firing_resolving_and_across_restarts() {
+    let seen = seen_in_unit_tests();
     for name in alerts().keys() {
-        let (fires, quiet) = seen.get(name).copied().unwrap_or_default();
-        assert!(fires, "no unit test where {name} fires");
-        assert!(quiet, "no unit test where {name} does not fire");
+        let s = seen.get(name);
+        let s = s.unwrap_or_else(|| panic!("{name} is in no unit test"));
+        assert!(s.fires, "no unit test where {name} fires");
+        assert!(s.quiet, "no unit test where {name} does not fire");
+        assert!(s.resolves, "no unit test where {name} resolves");
+        assert!(s.restart, "no unit test of {name} across a restart");
+        assert!(s.cold_start, "no unit test of {name} during a cold start");
     }
 }
 
-/// The `expr:` of an alert's block: the rest of its line, or the lines
+/// Every recording rule is evaluated on its own in a `promql_expr_test`
+/// of the unit tests (`alerts/tests/recording.test.yml`), beyond the alerts
+/// that read it.
+#[test]
+fn every_recording_rule_is_tested() {
+    let mut tested = BTreeSet::new();
+    for file in rule_tests() {
+        let text = std::fs::read_to_string(repo(&file)).expect("rule tests");
+        for line in text.lines() {
+            if let Some(expr) = line.trim().strip_prefix("- expr:") {
+                let expr = expr.trim().trim_matches('\'');
+                tested.extend(grafana::metric_names(expr).expect("lexes"));
+            }
+        }
+    }
+    for name in records().keys() {
+        assert!(tested.contains(name), "no promql_expr_test of {name}");
+    }
+}
+
+/// The `expr:` of a rule's block: the rest of its line, or the lines
 /// indented under it (`expr: |`).
 fn expr_of(block: &str) -> String {
     let mut lines = block.lines();
@@ -158,24 +376,72 @@ fn expr_of(block: &str) -> String {
         .join("\n")
 }
 
-/// Alerts about one exporter replica's own refreshes: they keep `instance`
-/// and fire once per replica, naming the replica to fix.
-const PER_REPLICA: [&str; 2] = [
+/// Alerts about one exporter replica: they keep `instance` and fire once
+/// per replica, naming the replica to fix.
+const PER_REPLICA: [&str; 4] = [
+    "ImageBuilderExporterDown",
+    "ImageBuilderExporterNotReady",
     "ImageBuilderExporterRefreshFailing",
     "ImageBuilderExporterNoRecentRefresh",
 ];
-/// `absent(...)` has one series or none, however many replicas there are.
+/// `absent(...)` has one series or none, however many replicas there are;
+/// its `unless` side only silences it.
 const ABSENCE: [&str; 1] = ["ImageBuilderExporterAbsent"];
+
+/// Recording rules are named `imagebuilder:...`.
+fn is_record(metric: &str) -> bool {
+    metric.starts_with("imagebuilder:")
+}
+
+/// Checks that every metric of `expr` goes through the replica reduction
+/// the dashboard uses for it (`max` or `min without (instance, pod)`)
+/// before anything adds up, and that every recording rule it reads is one
+/// of the files'. Returns the recording rules read.
+fn check_deduplicated(name: &str, expr: &str, records: &BTreeMap<String, String>) -> Vec<String> {
+    let handling =
+        grafana::replica_handling(expr).unwrap_or_else(|e| panic!("{name}: {e}: {expr}"));
+    let mut read = Vec::new();
+    for (metric, how) in handling {
+        if is_record(&metric) {
+            assert!(
+                records.contains_key(&metric),
+                "{name}: no rule records {metric}"
+            );
+            read.push(metric);
+            continue;
+        }
+        let want = if metric.starts_with("imagebuilder_workflow_") {
+            grafana::replica_reduction(&metric)
+        } else {
+            "max"
+        };
+        assert_eq!(
+            how,
+            Replicas::Deduplicated(want.into()),
+            "{name}: {metric} must go through `{want} without (instance, pod) (...)` \
+             (or `{want} by` without them): {expr}"
+        );
+    }
+    read
+}
 
 /// With several identical replicas of the exporter scraped (HA), an alert
 /// about Image Builder fires once per problem, not once per replica: every
 /// metric goes through a reduction over `instance` and `pod` (the same as
-/// the dashboard's for that metric) before anything adds up. The unit tests
-/// prove it with two replicas; this catches a new alert that forgets.
+/// the dashboard's for that metric) before anything adds up, either in the
+/// alert or in the recording rules it reads (each checked the same way).
+/// The unit tests prove it with two replicas; this catches a new rule that
+/// forgets.
 #[test]
 fn alerts_fire_once_whatever_the_number_of_replicas() {
-    let alerts = alerts();
-    for (name, block) in &alerts {
+    let records = records();
+    assert!(records.len() >= 5, "{:?}", records.keys());
+    for (name, block) in &records {
+        let expr = expr_of(block);
+        assert!(!expr.is_empty(), "{name}: no expr");
+        check_deduplicated(name, &expr, &records);
+    }
+    for (name, block) in &alerts() {
         let expr = expr_of(block);
         assert!(!expr.is_empty(), "{name}: no expr");
         let handling =
@@ -185,30 +451,101 @@ fn alerts_fire_once_whatever_the_number_of_replicas() {
             assert!(expr.starts_with("absent("), "{name}: {expr}");
             continue;
         }
-        for (metric, how) in handling {
-            if PER_REPLICA.contains(&name.as_str()) {
+        if PER_REPLICA.contains(&name.as_str()) {
+            for (metric, how) in handling {
                 assert_eq!(how, Replicas::PerReplica, "{name}: {metric} in {expr}");
-                assert!(
-                    block.contains("$labels.instance"),
-                    "{name} fires per replica but does not name it"
-                );
-                continue;
             }
-            let want = if metric.starts_with("imagebuilder_workflow_") {
-                grafana::replica_reduction(&metric)
-            } else {
-                "max"
-            };
-            assert_eq!(
-                how,
-                Replicas::Deduplicated(want.into()),
-                "{name}: {metric} must go through `{want} without (instance, pod) (...)`: {expr}"
-            );
             assert!(
-                !block.contains("$labels.instance") && !block.contains("$labels.pod"),
-                "{name} names a replica label it does not have"
+                block.contains("$labels.instance"),
+                "{name} fires per replica but does not name it"
             );
+            continue;
         }
+        check_deduplicated(name, &expr, &records);
+        assert!(
+            !block.contains("$labels.instance") && !block.contains("$labels.pod"),
+            "{name} names a replica label it does not have"
+        );
+    }
+}
+
+/// The alerts about images and steps are held while nobody serves the
+/// image (the restart design at the top of the rules file): each reads its
+/// state recording rule now, and over 30 minutes unless the image is
+/// served. The unit tests show the behaviour; this keeps every such alert
+/// on the same shape.
+#[test]
+fn image_and_step_alerts_survive_restarts_the_same_way() {
+    for (name, block) in alerts() {
+        if !(name.starts_with("ImageBuilderStep") || name.starts_with("ImageBuilderImage"))
+            || name == "ImageBuilderStepExecutionFailed"
+        {
+            continue;
+        }
+        let expr = expr_of(&block);
+        let tokens: Vec<String> = expr.split_whitespace().map(str::to_string).collect();
+        let state = tokens.first().expect("an expression").clone();
+        assert!(
+            is_record(&state) && state.ends_with(":bool"),
+            "{name}: starts with {state}"
+        );
+        let want = format!(
+            "{state} == 1\nor\n(\nlast_over_time({state}[30m]) == 1\n\
+             unless on (job, account_id, region, image) imagebuilder:image:served\n)"
+        );
+        assert_eq!(expr, want, "{name}");
+    }
+}
+
+/// The tag labels are named in one place (the README and the rules file
+/// say which): the rest follows from it.
+#[test]
+fn the_tag_list_is_in_one_place() {
+    let mut lists = Vec::new();
+    for file in RULE_FILES {
+        let text = std::fs::read_to_string(repo(file)).expect("rules");
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            if let Some(at) = line.find("group_left (tag_") {
+                lists.push(format!("{file}: {}", &line[at..]));
+            }
+        }
+    }
+    assert_eq!(lists.len(), 1, "{lists:#?}");
+    assert!(
+        lists[0].contains("group_left (tag_team, tag_env)"),
+        "{lists:?}"
+    );
+    let readme = std::fs::read_to_string(repo("README.md")).expect("README");
+    assert!(
+        readme.contains("group_left (tag_team, tag_env)"),
+        "README names the list"
+    );
+}
+
+/// The scrape job is named in the two alerts that cannot find the
+/// exporter otherwise, the same way; every other rule follows whatever job
+/// scrapes it.
+#[test]
+fn the_job_selector_is_the_same_everywhere() {
+    let mut users = BTreeSet::new();
+    for (name, block) in alerts() {
+        let expr = expr_of(&block);
+        if expr.contains("job=") {
+            users.insert(name.clone());
+            for at in expr.match_indices("job=").map(|(i, _)| i) {
+                assert!(
+                    expr[at..].starts_with("job=\"imagebuilder\""),
+                    "{name}: {expr}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        users.into_iter().collect::<Vec<_>>(),
+        ["ImageBuilderExporterAbsent", "ImageBuilderExporterDown"]
+    );
+    for (name, block) in records() {
+        assert!(!expr_of(&block).contains("job="), "{name}");
     }
 }
 
@@ -219,4 +556,18 @@ fn readme_documents_every_alert() {
     for name in alerts().keys() {
         assert!(readme.contains(name), "README.md does not document {name}");
     }
+    assert!(
+        readme.contains("ImageBuilderAPIThrottled"),
+        "README says what was renamed"
+    );
+}
+
+#[test]
+fn anchors_are_githubs() {
+    assert_eq!(anchor(" ImageBuilderStepFailed"), "imagebuilderstepfailed");
+    assert_eq!(
+        anchor("Two replicas for high availability"),
+        "two-replicas-for-high-availability"
+    );
+    assert_eq!(anchor("What `--demo` shows"), "what---demo-shows");
 }

@@ -15,9 +15,25 @@ use serde_json::Value;
 /// datasource variable, never a hard-coded UID.
 pub const DATASOURCE_VAR: &str = "${datasource}";
 
-/// The label variables, in the order they are chained (each one's query is
-/// filtered by the ones before it).
+/// The scrape's variables, chained: `cluster` (optional: ignored when
+/// Prometheus adds no such label), `job`, then the exporter replicas.
+pub const SCRAPE_VARIABLES: [&str; 3] = ["cluster", "job", "instance"];
+
+/// The label variables of images and steps, in the order they are chained
+/// (each one's query is filtered by the ones before it, after `cluster`
+/// and `job`).
 pub const LABEL_VARIABLES: [&str; 5] = ["account_id", "region", "image", "workflow_arn", "action"];
+
+/// The exporter's targets, for its health panels (after `instance`).
+pub const TARGET_VARIABLE: &str = "target";
+
+/// Every variable but the data source, in the dashboard's order.
+pub fn all_variables() -> Vec<&'static str> {
+    let mut v: Vec<&str> = SCRAPE_VARIABLES.to_vec();
+    v.extend(LABEL_VARIABLES);
+    v.push(TARGET_VARIABLE);
+    v
+}
 
 /// Grafana's built-in variables the dashboard may use.
 pub const BUILTINS: [&str; 4] = ["__rate_interval", "__interval", "__range", "__range_s"];
@@ -416,6 +432,8 @@ pub fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
 /// A metric selector in an expression, and the parentheses around it.
 struct Selector {
     name: String,
+    /// Token index of its name.
+    at: usize,
     /// Token indices of the enclosing `(`, outermost first.
     enclosing: Vec<usize>,
 }
@@ -448,6 +466,7 @@ fn selectors(tokens: &[Token]) -> Vec<Selector> {
                 if !inside && !function && !KEYWORDS.contains(&lower.as_str()) {
                     out.push(Selector {
                         name: name.clone(),
+                        at: i,
                         enclosing: stack.iter().map(|(_, _, i)| *i).collect(),
                     });
                 }
@@ -593,6 +612,109 @@ pub fn replica_handling(expr: &str) -> Result<Vec<(String, Replicas)>, String> {
             (s.name, how)
         })
         .collect())
+}
+
+/// A metric selector as the dashboard linter sees it: its name, its label
+/// matchers, the range after it (`[5m]`), and the function or aggregation
+/// whose parentheses hold it directly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectorInfo {
+    pub name: String,
+    /// (label, operator, value as written, variables included).
+    pub matchers: Vec<(String, String, String)>,
+    pub range: Option<String>,
+    pub directly_in: Option<String>,
+}
+
+impl SelectorInfo {
+    /// Whether it has `label op "value"`.
+    pub fn has(&self, label: &str, op: &str, value: &str) -> bool {
+        self.matchers
+            .iter()
+            .any(|(l, o, v)| l == label && o == op && v == value)
+    }
+}
+
+/// Every metric selector of `expr`, with its matchers, range and the call
+/// that holds it (`rate` in `rate(m{a="b"}[5m])`; `max` in `max(m)` and in
+/// `max without (a) (m)`; none at the top level or inside plain
+/// parentheses).
+pub fn selector_infos(expr: &str) -> Result<Vec<SelectorInfo>, String> {
+    let tokens = lex(expr)?;
+    let mut out = Vec::new();
+    for s in selectors(&tokens) {
+        let mut info = SelectorInfo {
+            name: s.name,
+            matchers: Vec::new(),
+            range: None,
+            directly_in: None,
+        };
+        // The call whose '(' is just before the selector: a function or
+        // aggregation name before it, or `by (...)`/`without (...)` after
+        // an aggregation's name.
+        if let Some(open) = s.at.checked_sub(1) {
+            if tokens[open] == Token::Punct('(') {
+                match open.checked_sub(1).map(|j| &tokens[j]) {
+                    Some(Token::Ident(f)) => info.directly_in = Some(f.to_ascii_lowercase()),
+                    Some(Token::Punct(')')) => {
+                        let mut depth = 0;
+                        let mut j = open - 1;
+                        loop {
+                            match tokens[j] {
+                                Token::Punct(')') => depth += 1,
+                                Token::Punct('(') => depth -= 1,
+                                _ => {}
+                            }
+                            if depth == 0 || j == 0 {
+                                break;
+                            }
+                            j -= 1;
+                        }
+                        let kw = j.checked_sub(1).map(|k| &tokens[k]);
+                        let f = j.checked_sub(2).map(|k| &tokens[k]);
+                        if let (Some(Token::Ident(kw)), Some(Token::Ident(f))) = (kw, f) {
+                            if kw == "by" || kw == "without" {
+                                info.directly_in = Some(f.to_ascii_lowercase());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut k = s.at + 1;
+        if tokens.get(k) == Some(&Token::Punct('{')) {
+            k += 1;
+            while k < tokens.len() && tokens[k] != Token::Punct('}') {
+                if let (Some(Token::Ident(l)), Some(Token::Op(op)), Some(Token::Str(v))) =
+                    (tokens.get(k), tokens.get(k + 1), tokens.get(k + 2))
+                {
+                    info.matchers.push((l.clone(), op.clone(), v.clone()));
+                    k += 3;
+                } else {
+                    k += 1;
+                }
+            }
+            k += 1;
+        }
+        if tokens.get(k) == Some(&Token::Punct('[')) {
+            let mut range = String::new();
+            k += 1;
+            while k < tokens.len() && tokens[k] != Token::Punct(']') {
+                match &tokens[k] {
+                    Token::Var(v) => range.push_str(&format!("${v}")),
+                    Token::Number(n) | Token::Ident(n) | Token::Op(n) | Token::Str(n) => {
+                        range.push_str(n)
+                    }
+                    Token::Punct(c) => range.push(*c),
+                }
+                k += 1;
+            }
+            info.range = Some(range);
+        }
+        out.push(info);
+    }
+    Ok(out)
 }
 
 /// How the dashboard and the alert rules reduce a step or workflow metric

@@ -200,6 +200,45 @@ impl PromServer {
         Ok(series_of(&data))
     }
 
+    /// A range query from `start` to `end`, a point every `step` seconds.
+    pub async fn query_range_between(
+        &self,
+        expr: &str,
+        start: f64,
+        end: f64,
+        step: f64,
+    ) -> Result<Vec<Value>, String> {
+        let data = self
+            .api(
+                "/api/v1/query_range",
+                &[
+                    ("query", expr),
+                    ("start", &format!("{start:.3}")),
+                    ("end", &format!("{end:.3}")),
+                    ("step", &format!("{step}")),
+                ],
+            )
+            .await?;
+        Ok(series_of(&data))
+    }
+
+    /// An instant query at `time`.
+    pub async fn query_at(&self, expr: &str, time: f64) -> Result<Vec<Value>, String> {
+        let data = self
+            .api(
+                "/api/v1/query",
+                &[("query", expr), ("time", &format!("{time:.3}"))],
+            )
+            .await?;
+        Ok(series_of(&data))
+    }
+
+    /// The alerts Prometheus holds, pending and firing.
+    pub async fn alerts(&self) -> Result<Vec<Value>, String> {
+        let data = self.api("/api/v1/alerts", &[]).await?;
+        Ok(data["alerts"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Series matching `selector` since `start`.
     pub async fn series(&self, selector: &str, start: f64) -> Result<Vec<Value>, String> {
         let data = self
@@ -240,6 +279,41 @@ fn series_of(data: &Value) -> Vec<Value> {
         Some("scalar") | Some("string") => vec![data["result"].clone()],
         _ => data["result"].as_array().cloned().unwrap_or_default(),
     }
+}
+
+/// `PUT url` with a JSON body (the simulator's `/_sim/faults`); the status
+/// and the body of the answer.
+pub async fn put_json(url: &str, body: &Value) -> Result<(u16, String), String> {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let authority = uri.authority().ok_or("no authority")?.as_str().to_string();
+    let stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .method("PUT")
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header("host", authority)
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body.to_string())))
+        .map_err(|e| format!("{e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// Percent-encoding of a query parameter.
