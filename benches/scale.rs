@@ -448,7 +448,10 @@ async fn measure_process(
     let stderr = child.stderr.take().expect("piped stderr");
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if line.contains("backfill finished") {
                 let _ = done_tx.send(());
             } else if line.contains("\"level\":\"WARN") || line.contains("\"level\":\"ERROR") {
@@ -460,8 +463,8 @@ async fn measure_process(
     let started = Instant::now();
     row.ready_wall = wait_ready(&base).await;
     row.ready_calls = sim.calls();
-    let _ = tokio::task::spawn_blocking(move || done_rx.recv_timeout(Duration::from_secs(3600)))
-        .await;
+    let _ =
+        tokio::task::spawn_blocking(move || done_rx.recv_timeout(Duration::from_secs(3600))).await;
     row.cold_wall = started.elapsed();
     row.cold_calls = sim.calls();
 
