@@ -116,9 +116,14 @@ impl<C: ImageBuilderApi> Target<C> {
     /// Starts a refresh unless one is running or the last ended too
     /// recently; returns the refresh to wait for, if any.
     pub fn trigger(self: &Arc<Self>) -> Option<u64> {
+        self.start_refresh().map(|(generation, _)| generation)
+    }
+
+    /// [`Target::trigger`], saying whether this call started the refresh.
+    fn start_refresh(self: &Arc<Self>) -> Option<(u64, bool)> {
         let mut c = self.coord();
         if c.running {
-            return Some(c.started);
+            return Some((c.started, false));
         }
         if c.last_end.is_some_and(|t| t.elapsed() < self.min_interval) {
             return None;
@@ -129,14 +134,22 @@ impl<C: ImageBuilderApi> Target<C> {
         drop(c);
         let me = self.clone();
         tokio::spawn(async move { me.run(generation).await });
-        Some(generation)
+        Some((generation, true))
     }
 
     /// What a scrape gets: a fresh snapshot if a refresh is due and ends
-    /// within `timeout`, the current one otherwise.
+    /// within `timeout`, the current one otherwise. While the first refresh
+    /// of a cold start runs (started by the exporter, not by this scrape),
+    /// the scrape is answered at once: it would wait the whole timeout, and
+    /// a scraper whose own timeout is shorter would read the exporter as
+    /// down during every start. The page then says "starting"
+    /// (`imagebuilder_exporter_ready` 0).
     pub async fn scrape(self: &Arc<Self>, timeout: Duration) -> Arc<Snapshot> {
         let mut rx = self.finished.subscribe();
-        if let Some(generation) = self.trigger() {
+        if let Some((generation, started)) = self.start_refresh() {
+            if !started && self.refreshed_at().is_none() {
+                return self.current();
+            }
             let waited = tokio::time::timeout(timeout, rx.wait_for(|g| *g >= generation)).await;
             if waited.is_err() {
                 self.metrics.scrape_timeouts.inc();

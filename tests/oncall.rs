@@ -426,6 +426,7 @@ async fn a_starting_target_is_not_down() {
     assert_eq!(m.get("imagebuilder_exporter_ready", &[]), Some(1.0));
 
     // A refresh that fails after that reads as down, and ready stays 1.
+
     h.sim.set_faults(Faults {
         server_error_ratio: 1.0,
         ..Faults::default()
@@ -436,6 +437,29 @@ async fn a_starting_target_is_not_down() {
     target.wait_for(generation).await;
     let m = h.scrape().await;
     assert_eq!(m.get("imagebuilder_up", &[]), Some(0.0));
+    assert_eq!(m.get("imagebuilder_exporter_ready", &[]), Some(1.0));
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_scrape_during_the_start_up_refresh_is_answered_at_once() {
+    // Every call takes 2 s: the start-up refresh (listing, executions,
+    // steps, details, one after the other) takes several.
+    let h = Harness::start(oncall_world(), at(0.0), &["--scrape.timeout", "60s"]).await;
+    h.sim.set_faults(Faults {
+        latency: Duration::from_secs(2),
+        ..Faults::default()
+    });
+    h.exporter.warm_up();
+    // Had the scrape waited for the refresh (up to 60 s), it would read a
+    // ready target with its steps.
+    let m = h.scrape().await;
+    assert_eq!(m.get("imagebuilder_exporter_ready", &[]), Some(0.0));
+    assert_eq!(m.count("imagebuilder_up", &[]), 0);
+    assert_eq!(m.count(STATUS, &[]), 0);
+    h.sim.set_faults(Faults::default());
+    h.exporter.targets()[0].wait_for(1).await;
+    let m = h.scrape().await;
     assert_eq!(m.get("imagebuilder_exporter_ready", &[]), Some(1.0));
     h.shutdown().await;
 }
