@@ -50,6 +50,8 @@ struct Coordination {
     encoded: Option<u64>,
     /// The backfill task runs.
     backfilling: bool,
+    /// The refresh the exporter started at start-up, before any scrape.
+    startup: Option<u64>,
 }
 
 /// One target (an account and region) and everything it holds.
@@ -119,6 +121,14 @@ impl<C: ImageBuilderApi> Target<C> {
         self.start_refresh().map(|(generation, _)| generation)
     }
 
+    /// Starts the start-up refresh: scrapes that arrive while it runs are
+    /// answered at once (see [`Target::scrape`]).
+    pub fn start_up(self: &Arc<Self>) {
+        if let Some((generation, true)) = self.start_refresh() {
+            self.coord().startup = Some(generation);
+        }
+    }
+
     /// [`Target::trigger`], saying whether this call started the refresh.
     fn start_refresh(self: &Arc<Self>) -> Option<(u64, bool)> {
         let mut c = self.coord();
@@ -138,16 +148,15 @@ impl<C: ImageBuilderApi> Target<C> {
     }
 
     /// What a scrape gets: a fresh snapshot if a refresh is due and ends
-    /// within `timeout`, the current one otherwise. While the first refresh
-    /// of a cold start runs (started by the exporter, not by this scrape),
-    /// the scrape is answered at once: it would wait the whole timeout, and
-    /// a scraper whose own timeout is shorter would read the exporter as
-    /// down during every start. The page then says "starting"
-    /// (`imagebuilder_exporter_ready` 0).
+    /// within `timeout`, the current one otherwise. While the start-up
+    /// refresh of a cold start runs, the scrape is answered at once: it
+    /// would wait the whole timeout, and a scraper whose own timeout is
+    /// shorter would read the exporter as down during every start. The page
+    /// then says "starting" (`imagebuilder_exporter_ready` 0).
     pub async fn scrape(self: &Arc<Self>, timeout: Duration) -> Arc<Snapshot> {
         let mut rx = self.finished.subscribe();
-        if let Some((generation, started)) = self.start_refresh() {
-            if !started && self.refreshed_at().is_none() {
+        if let Some((generation, _)) = self.start_refresh() {
+            if self.coord().startup == Some(generation) {
                 return self.current();
             }
             let waited = tokio::time::timeout(timeout, rx.wait_for(|g| *g >= generation)).await;

@@ -59,7 +59,7 @@ impl<C: ImageBuilderApi> Exporter<C> {
     /// sends scrapes to ready pods).
     pub fn warm_up(&self) {
         for t in &self.targets {
-            t.trigger();
+            t.start_up();
         }
     }
 
