@@ -22,8 +22,8 @@ use crate::parse::{
     parse_duration, parse_image_regex, parse_positive_duration, parse_region,
     parse_step_execution_id,
 };
-use crate::server::WebConfig;
 use crate::targets::TargetSpec;
+use crate::webconfig::WebConfig;
 
 /// The default port, in the Prometheus exporters' 9100–9999 range.
 pub const DEFAULT_PORT: u16 = 9863;

@@ -3,7 +3,6 @@
 //! `--web.config.file` (see [`crate::webconfig`]).
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,47 +12,11 @@ use hyper::{Method, Request, Response};
 use tokio::net::TcpListener;
 
 use crate::aws::ImageBuilderApi;
-use crate::httpserve::{
-    respond, respond_chunks, serve_with_tls, Chunks, ServeOptions, TlsConfigSource,
-};
+use crate::httpserve::{respond, respond_chunks, serve_with_tls, Chunks, TlsConfigSource};
 use crate::metrics::text::CONTENT_TYPE;
 use crate::service::{Encoding, Exporter};
-use crate::webconfig::{WebConfigError, WebSecurity};
-
-#[derive(Debug, Clone)]
-pub struct WebConfig {
-    pub telemetry_path: String,
-    pub serve: ServeOptions,
-    /// `--web.config.file`: TLS, basic auth, response headers and a rate
-    /// limit, in the exporter-toolkit's format.
-    pub config_file: Option<PathBuf>,
-    /// The security settings, once loaded from `config_file` (see
-    /// [`WebConfig::load_security`]); tests may set them directly.
-    pub security: Option<Arc<WebSecurity>>,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        Self {
-            telemetry_path: "/metrics".into(),
-            serve: ServeOptions::default(),
-            config_file: None,
-            security: None,
-        }
-    }
-}
-
-impl WebConfig {
-    /// Loads and checks `config_file` into `security`, unless already done.
-    pub fn load_security(&mut self) -> Result<(), WebConfigError> {
-        if self.security.is_none() {
-            if let Some(path) = &self.config_file {
-                self.security = Some(Arc::new(WebSecurity::load(path)?));
-            }
-        }
-        Ok(())
-    }
-}
+use crate::webconfig::WebConfig;
+use crate::webconfig::WebSecurity;
 
 /// Serves until `shutdown` completes; requests in flight then get the
 /// grace period to finish. With a web configuration file, serves TLS

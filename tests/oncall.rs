@@ -467,8 +467,8 @@ async fn a_scrape_during_the_start_up_refresh_is_answered_at_once() {
 #[tokio::test]
 async fn two_targets_into_one_account_serve_each_series_once() {
     const ROLE: &str = "arn:aws:iam::123456789012:role/imagebuilder-exporter";
-    let dir = tempdir();
-    let config = dir.join("targets.yml");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("targets.yml");
     std::fs::write(
         &config,
         format!(
@@ -512,15 +512,4 @@ async fn two_targets_into_one_account_serve_each_series_once() {
         Some(1.0)
     );
     h.shutdown().await;
-}
-
-/// A fresh directory under the system's temporary one.
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "ibx-oncall-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

@@ -17,6 +17,7 @@
 //! * `reload`: [`WebSecurity`], the policy in force, swapped when the files
 //!   change; the server holds it.
 //! * `gate`: what every request passes, the rate limit then basic auth.
+//! * `settings`: [`WebConfig`], the `--web.*` flags the server starts from.
 //!
 //! and what they use: `tls` turns checked settings into a rustls
 //! configuration (served with the aws-lc-rs provider the AWS SDK already
@@ -28,6 +29,7 @@
 mod file;
 mod gate;
 mod reload;
+mod settings;
 mod tls;
 mod x509;
 
@@ -40,6 +42,7 @@ use rustls::ServerConfig;
 
 pub(crate) use file::parse_web_config_file;
 pub use reload::{Reloaded, WebSecurity};
+pub use settings::WebConfig;
 
 /// A web configuration file that cannot be used. The message names the file
 /// and the field, and never quotes a secret.

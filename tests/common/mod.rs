@@ -371,6 +371,19 @@ impl Harness {
     }
 }
 
+/// A test that fails before `shutdown` still stops its server (and the
+/// simulator stops with its handle): nothing outlives the test's harness.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            s.abort();
+        }
+    }
+}
+
 /// GET over a fresh connection: (status, headers, body).
 pub async fn get(url: &str) -> (u16, hyper::HeaderMap, String) {
     request("GET", url).await
