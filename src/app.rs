@@ -6,9 +6,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::aws::sdk::{load_sdk_config, AwsConfigError, SdkClient};
+use crate::aws::sqs::SqsQueue;
 use crate::clock::Clock;
 use crate::config::Options;
 use crate::discovery::Tracker;
+use crate::events::{Follower, Scope};
 use crate::metrics::exporter::MetricsError;
 use crate::metrics::ExporterMetrics;
 use crate::refresh::Target;
@@ -43,6 +45,17 @@ pub struct Built {
     pub exporter: Arc<Exporter<Arc<SdkClient>>>,
     /// The demo's simulator, when `--demo` is on.
     pub simulator: Option<RunningSimulator>,
+    /// The tasks that follow the targets' event queues.
+    followers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Built {
+    /// The event followers stop with the exporter.
+    fn drop(&mut self) {
+        for f in &self.followers {
+            f.abort();
+        }
+    }
 }
 
 /// Builds the exporter for `opts`. With `--demo`, first starts the simulator
@@ -68,6 +81,7 @@ pub async fn build(
         simulator = Some(running);
     }
     let mut targets = Vec::with_capacity(opts.targets.len());
+    let mut followers = Vec::new();
     for spec in &opts.targets {
         let mut settings = aws.clone();
         if spec.region.is_some() {
@@ -91,20 +105,41 @@ pub async fn build(
         if let Some(f) = &spec.image_name_filter {
             discovery.image_filter = Some(f.clone());
         }
+        if spec.events_queue_url.is_some() {
+            discovery.interval = opts.events_discovery_interval;
+        }
         // Each target refreshes on its own: one failing account never
         // blanks the others.
-        targets.push(Target::new(
+        let target = Target::new(
             &name,
             client,
             Tracker::new(discovery),
             opts.refresh_min_interval,
             clock.clone(),
             metrics.clone(),
-        ));
+        );
+        if let Some(url) = &spec.events_queue_url {
+            let queue = SqsQueue::new(&sdk, url, opts.aws.request_timeout);
+            let scope = Scope {
+                // A role names its account; otherwise what is tracked will.
+                account_id: spec
+                    .assume_role
+                    .as_ref()
+                    .and_then(|r| r.role_arn.split(':').nth(4))
+                    .map(str::to_string),
+                region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+            };
+            let follower =
+                Follower::new(target.clone(), queue, scope, clock.clone(), metrics.clone());
+            tracing::info!(target_name = %name, queue = %url, "following Image Builder's events");
+            followers.push(tokio::spawn(follower.run()));
+        }
+        targets.push(target);
     }
     Ok(Built {
         exporter: Exporter::new(targets, metrics, clock, opts.scrape_timeout),
         simulator,
+        followers,
     })
 }
 
@@ -118,10 +153,10 @@ pub async fn run(
     // The web configuration first: a bad file stops start-up (status 2).
     opts.web.load_security()?;
     let metrics = ExporterMetrics::new()?;
-    let built = build(&opts, clock, metrics).await?;
+    let mut built = build(&opts, clock, metrics).await?;
     built.exporter.warm_up();
-    crate::server::run(listener, built.exporter, opts.web, shutdown).await;
-    if let Some(sim) = built.simulator {
+    crate::server::run(listener, built.exporter.clone(), opts.web, shutdown).await;
+    if let Some(sim) = built.simulator.take() {
         sim.stop().await;
     }
     Ok(())

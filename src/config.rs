@@ -127,6 +127,10 @@ pub struct Cli {
     #[arg(long = "scrape.timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
     pub scrape_timeout: Duration,
 
+    /// SQS queue that receives Image Builder's EventBridge events: builds are read again within seconds of a change, and discovery runs every hour unless --discovery.interval is given. Without --config.file only (per target there).
+    #[arg(long = "events.sqs-queue-url", value_name = "URL", env = "IMAGEBUILDER_EVENTS_SQS_QUEUE_URL", value_parser = crate::parse::parse_queue_url)]
+    pub events_queue_url: Option<String>,
+
     /// Run against a built-in Image Builder simulator: no AWS account needed.
     #[arg(long = "demo")]
     pub demo: bool,
@@ -157,6 +161,10 @@ pub struct Options {
     pub demo: bool,
     /// What to export: from `--config.file`, or one target from the flags.
     pub targets: Vec<TargetSpec>,
+    /// `--discovery.interval` of targets that follow events: one hour
+    /// unless the flag was given (events make new builds show within
+    /// seconds; the listing is the safety net).
+    pub events_discovery_interval: Duration,
 }
 
 impl Options {
@@ -183,6 +191,12 @@ impl Cli {
     {
         let matches = Cli::command().try_get_matches_from(args)?;
         let cli = Cli::from_arg_matches(&matches)?;
+        if cli.events_queue_url.is_some() && cli.targets.is_some() {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--events.sqs-queue-url applies without --config.file; with a config file, give each target its own `events: { sqs_queue_url: ... }`",
+            ));
+        }
         let opts = cli.clone().into_options(&matches);
         Ok((cli, opts))
     }
@@ -225,6 +239,7 @@ impl Cli {
                     region: self.region.clone(),
                     assume_role: None,
                     image_name_filter: None,
+                    events_queue_url: self.events_queue_url,
                 }],
             },
             aws: AwsSettings {
@@ -255,6 +270,15 @@ impl Cli {
             refresh_min_interval: min_interval,
             scrape_timeout: self.scrape_timeout,
             demo: self.demo,
+            events_discovery_interval: if given("discovery_interval") {
+                self.discovery_interval
+            } else if self.demo {
+                // The demo's builds appear through its events; the listing
+                // checks every five minutes.
+                Duration::from_secs(300)
+            } else {
+                Duration::from_secs(3600)
+            },
         }
     }
 }

@@ -12,7 +12,7 @@
 //! 2. aws: `aws`, `simulator`
 //! 3. tracking and counters: `tracked`, `counters`, `views`
 //! 4. snapshot: `snapshot`
-//! 5. refresh and service: `discovery`, `refresh`, `service`
+//! 5. refresh and service: `discovery`, `refresh`, `events`, `service`
 //! 6. server: `webconfig`, `server`
 //! 7. app: `targets`, `config`, `app`
 //!
@@ -29,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub(crate) mod counters;
 pub(crate) mod discovery;
+pub(crate) mod events;
 pub mod gzip;
 pub(crate) mod httpserve;
 pub mod logging;

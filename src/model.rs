@@ -159,9 +159,14 @@ pub enum Operation {
     ListWorkflowExecutions,
     ListWorkflowStepExecutions,
     GetWorkflowStepExecution,
+    /// SQS, when the exporter follows Image Builder's events.
+    ReceiveMessage,
+    DeleteMessageBatch,
 }
 
 impl Operation {
+    /// The Image Builder operations (the `operation` label of the API
+    /// metrics, made to exist from the start).
     pub const ALL: [Operation; 4] = [
         Operation::ListImageBuildVersions,
         Operation::ListWorkflowExecutions,
@@ -175,6 +180,8 @@ impl Operation {
             Operation::ListWorkflowExecutions => "ListWorkflowExecutions",
             Operation::ListWorkflowStepExecutions => "ListWorkflowStepExecutions",
             Operation::GetWorkflowStepExecution => "GetWorkflowStepExecution",
+            Operation::ReceiveMessage => "ReceiveMessage",
+            Operation::DeleteMessageBatch => "DeleteMessageBatch",
         }
     }
 }

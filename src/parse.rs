@@ -97,6 +97,25 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// An SQS queue URL (`https://sqs.eu-west-1.amazonaws.com/123456789012/name`,
+/// or another endpoint's, such as the simulator's): http or https, a host,
+/// and a path naming the queue.
+pub fn parse_queue_url(s: &str) -> Result<String, String> {
+    let err = || {
+        format!("{s:?} is not an SQS queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/imagebuilder-events")
+    };
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(err)?;
+    let (host, path) = rest.split_once('/').ok_or_else(err)?;
+    let queue = path.trim_end_matches('/');
+    if host.is_empty() || queue.is_empty() || s.chars().any(char::is_whitespace) {
+        return Err(err());
+    }
+    Ok(s.to_string())
+}
+
 /// An AWS region name.
 pub fn parse_region(s: &str) -> Result<String, String> {
     if matches(REGION, s)? {
@@ -170,6 +189,29 @@ mod tests {
         assert!(parse_image_regex("(")
             .unwrap_err()
             .contains("regular expression"));
+    }
+
+    #[test]
+    fn queue_urls_name_a_queue() {
+        for ok in [
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/imagebuilder-events",
+            "http://127.0.0.1:4566/123456789012/q",
+        ] {
+            assert_eq!(parse_queue_url(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "",
+            "sqs.eu-west-1.amazonaws.com/1/q",
+            "https://sqs.eu-west-1.amazonaws.com",
+            "https://sqs.eu-west-1.amazonaws.com/",
+            "https:///1/q",
+            "https://h/1/q x",
+        ] {
+            assert!(
+                parse_queue_url(bad).unwrap_err().contains("SQS queue URL"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

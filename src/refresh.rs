@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::aws::ImageBuilderApi;
 use crate::clock::{secs, Clock, Nanos};
-use crate::discovery::{Phase, RefreshReport, Tracker};
+use crate::discovery::{Phase, RefreshReport, Targeted, Tracker};
 use crate::loglimit::LogLimiter;
 use crate::metrics::ExporterMetrics;
 use crate::snapshot::Snapshot;
@@ -235,6 +235,18 @@ impl<C: ImageBuilderApi> Target<C> {
         done.2 = complete;
     }
 
+    /// Reads the builds `arns` at once, as a refresh would (an event named
+    /// them), and serves the result.
+    pub async fn refresh_builds(&self, arns: &[Arc<str>]) -> (RefreshReport, Targeted) {
+        let mut tracker = self.tracker.lock().await;
+        let (report, targeted) = tracker.refresh_builds(&self.api, arns).await;
+        self.publish(&tracker);
+        self.track_stats(&tracker);
+        drop(tracker);
+        self.log_failures(&report);
+        (report, targeted)
+    }
+
     /// Encodes and serves the tracker's state if it changed since the last
     /// snapshot.
     fn publish(&self, tracker: &Tracker) {
@@ -263,6 +275,10 @@ impl<C: ImageBuilderApi> Target<C> {
             .backfill_pending
             .with_label_values(&t)
             .set(tracker.backfill_pending() as i64);
+        self.metrics
+            .builds_in_flight
+            .with_label_values(&t)
+            .set(stats.builds_in_flight as i64);
     }
 
     /// Reads the backfill in batches until nothing is left, each batch

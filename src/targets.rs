@@ -21,7 +21,9 @@ use regex::Regex;
 use serde::Deserialize;
 
 pub use crate::aws::AssumeRole;
-use crate::parse::{parse_image_regex, EXTERNAL_ID, REGION, ROLE_ARN, SESSION_NAME};
+use crate::parse::{
+    parse_image_regex, parse_queue_url, EXTERNAL_ID, REGION, ROLE_ARN, SESSION_NAME,
+};
 
 /// One account and region to export.
 #[derive(Debug, Clone)]
@@ -33,6 +35,8 @@ pub struct TargetSpec {
     pub assume_role: Option<AssumeRole>,
     /// Overrides `--filter.image-name` for this target.
     pub image_name_filter: Option<Regex>,
+    /// The SQS queue that receives this target's Image Builder events.
+    pub events_queue_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +54,13 @@ struct Entry {
     external_id: Option<String>,
     session_name: Option<String>,
     image_name_filter: Option<String>,
+    events: Option<Events>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Events {
+    sqs_queue_url: String,
 }
 
 /// A target's name: the `target` label.
@@ -164,11 +175,31 @@ pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
             ));
         }
         reach.push((e.region.clone(), role, name.clone()));
+        let events_queue_url = match e.events {
+            Some(ev) => {
+                let url = parse_queue_url(&ev.sqs_queue_url)
+                    .map_err(|err| at("events.sqs_queue_url", err))?;
+                // One consumer per queue: another target would take (and
+                // delete) this one's events as "another account's".
+                if let Some(other) = out
+                    .iter()
+                    .position(|t: &TargetSpec| t.events_queue_url.as_deref() == Some(&url))
+                {
+                    return Err(at(
+                        "events.sqs_queue_url",
+                        format!("{url:?} is also targets[{other}]'s queue: give each target its own queue"),
+                    ));
+                }
+                Some(url)
+            }
+            None => None,
+        };
         out.push(TargetSpec {
             name,
             region: Some(e.region),
             assume_role,
             image_name_filter,
+            events_queue_url,
         });
     }
     Ok(out)
@@ -223,6 +254,14 @@ mod tests {
             (
                 "targets:\n  - region: us-east-1\n    regoin: x\n",
                 "unknown field `regoin`",
+            ),
+            (
+                "targets:\n  - region: us-east-1\n    events:\n      sqs_queue_url: sqs/q\n",
+                "targets[0].events.sqs_queue_url: \"sqs/q\" is not an SQS queue URL",
+            ),
+            (
+                "targets:\n  - region: us-east-1\n    events:\n      sqs_queue_url: http://h/1/q\n  - region: eu-west-1\n    events:\n      sqs_queue_url: http://h/1/q\n",
+                "targets[1].events.sqs_queue_url: \"http://h/1/q\" is also targets[0]'s queue",
             ),
             (
                 "targets:\n  - region: us-east-1\n    image_name_filter: \"(\"\n",

@@ -9,6 +9,7 @@ pub mod convert;
 pub mod ratelimit;
 pub mod retry;
 pub mod sdk;
+pub mod sqs;
 
 use std::fmt;
 use std::future::Future;
@@ -170,8 +171,11 @@ pub struct Fetched<T> {
 /// (with retries); paging is the caller's business so that it can guard
 /// against tokens that never end.
 pub trait ImageBuilderApi: Send + Sync + 'static {
+    /// Every build of the account, or of one image version
+    /// (`…:image/name/1.0.0`, without the build number) when given.
     fn list_image_build_versions(
         &self,
+        image_version_arn: Option<String>,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<Build>, ApiError>> + Send;
 

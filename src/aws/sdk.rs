@@ -252,6 +252,7 @@ where
 impl ImageBuilderApi for SdkClient {
     async fn list_image_build_versions(
         &self,
+        image_version_arn: Option<String>,
         next_token: Option<String>,
     ) -> Result<Page<Build>, ApiError> {
         let op = Operation::ListImageBuildVersions;
@@ -259,6 +260,7 @@ impl ImageBuilderApi for SdkClient {
             .call(op, || async {
                 self.client
                     .list_image_build_versions()
+                    .set_image_version_arn(image_version_arn.clone())
                     .max_results(PAGE_SIZE)
                     .set_next_token(next_token.clone())
                     .send()
@@ -382,9 +384,10 @@ fn page<S, T>(
 impl<T: ImageBuilderApi> ImageBuilderApi for Arc<T> {
     fn list_image_build_versions(
         &self,
+        image_version_arn: Option<String>,
         next_token: Option<String>,
     ) -> impl Future<Output = Result<Page<Build>, ApiError>> + Send {
-        (**self).list_image_build_versions(next_token)
+        (**self).list_image_build_versions(image_version_arn, next_token)
     }
     fn list_workflow_executions(
         &self,

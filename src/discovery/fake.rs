@@ -90,16 +90,27 @@ impl FakeApi {
 impl ImageBuilderApi for FakeApi {
     async fn list_image_build_versions(
         &self,
+        image_version_arn: Option<String>,
         next_token: Option<String>,
     ) -> Result<Page<Build>, ApiError> {
-        self.log("LIBV".into());
         let w = self.world();
         let listed: Vec<Build> = w
             .builds
             .iter()
             .filter(|b| !w.skipped.contains(&*b.arn))
+            .filter(|b| {
+                image_version_arn
+                    .as_deref()
+                    .is_none_or(|v| b.arn.rsplit_once('/').map(|x| x.0) == Some(v))
+            })
             .cloned()
             .collect();
+        drop(w);
+        match &image_version_arn {
+            Some(v) => self.log(format!("LIBV {}", short(v))),
+            None => self.log("LIBV".into()),
+        }
+        let w = self.world();
         let mut p = page(&listed, next_token);
         if p.next_token.is_none() {
             for arn in &w.skipped {

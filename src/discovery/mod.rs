@@ -21,11 +21,12 @@
 mod backfill;
 mod discover;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 mod listing;
 mod merge;
 mod read;
 mod report;
+mod targeted;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +40,7 @@ use tokio::time::Instant;
 pub use backfill::Phase;
 pub use listing::list_all;
 pub use report::RefreshReport;
+pub use targeted::Targeted;
 
 use crate::aws::{ImageBuilderApi, Operation};
 use crate::clock::Nanos;
@@ -89,6 +91,8 @@ impl Default for DiscoveryConfig {
 pub struct TrackerStats {
     pub tracked_builds: usize,
     pub tracked_step_executions: usize,
+    /// Tracked builds not yet in a terminal state.
+    pub builds_in_flight: usize,
 }
 
 /// A step followed through `--step-execution-id`.
@@ -156,7 +160,7 @@ impl Tracker {
         if self.discovery_due() {
             report.discovery_ran = true;
             match list_all(Operation::ListImageBuildVersions, |t| {
-                api.list_image_build_versions(t)
+                api.list_image_build_versions(None, t)
             })
             .await
             {
@@ -170,8 +174,8 @@ impl Tracker {
         }
 
         self.refresh_workflows(api, &mut report).await;
-        self.refresh_steps(api, &mut report).await;
-        self.refresh_limits(api, &mut report).await;
+        self.refresh_steps(api, &mut report, None).await;
+        self.refresh_limits(api, &mut report, None).await;
         self.refresh_direct(api, &mut report).await;
         self.count_terminal_steps();
         self.update_views();
@@ -257,6 +261,11 @@ impl Tracker {
     pub fn stats(&self) -> TrackerStats {
         TrackerStats {
             tracked_builds: self.builds.len(),
+            builds_in_flight: self
+                .builds
+                .values()
+                .filter(|b| !b.build.status.is_terminal())
+                .count(),
             tracked_step_executions: self
                 .builds
                 .values()

@@ -81,13 +81,14 @@ impl Tracker {
         &mut self,
         api: &C,
         report: &mut RefreshReport,
+        only: Option<&HashSet<Arc<str>>>,
     ) {
         let latest: HashSet<(Arc<str>, usize)> = select_latest(&self.builds)
             .into_iter()
             .map(|l| (l.build_arn, l.index))
             .collect();
         let mut jobs = Vec::new();
-        for tb in self.builds.values() {
+        for tb in self.builds.values().filter(|b| in_scope(only, b)) {
             for (i, w) in tb.workflows.iter().flatten().enumerate() {
                 let needed = latest.contains(&(tb.build.arn.clone(), i))
                     || !w.exec.status.is_terminal()
@@ -166,14 +167,17 @@ impl Tracker {
         &mut self,
         api: &C,
         report: &mut RefreshReport,
+        only: Option<&HashSet<Arc<str>>>,
     ) {
         let mut wanted: BTreeMap<String, (Arc<str>, String)> = BTreeMap::new();
         if self.full() {
             for (step, place) in self.latest_unknown_limits() {
-                wanted.insert(step, place);
+                if only.is_none_or(|o| o.contains(&place.0)) {
+                    wanted.insert(step, place);
+                }
             }
         }
-        for tb in self.builds.values() {
+        for tb in self.builds.values().filter(|b| in_scope(only, b)) {
             for w in tb.workflows.iter().flatten() {
                 for s in w.steps.iter().flatten() {
                     if s.limits == Limits::Unknown && !s.exec.status.is_terminal() {
@@ -302,6 +306,11 @@ impl Tracker {
             .map(|s| s.exec.id.as_str())
             .collect()
     }
+}
+
+/// Whether `b` is among the builds a refresh is limited to (all when `None`).
+fn in_scope(only: Option<&HashSet<Arc<str>>>, b: &crate::tracked::TrackedBuild) -> bool {
+    only.is_none_or(|o| o.contains(&b.build.arn))
 }
 
 /// A listing as read: its items and issues, or why it failed.

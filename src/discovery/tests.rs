@@ -446,3 +446,51 @@ async fn lookback_and_max_builds_choose_what_is_tracked() {
     assert_eq!(report.dropped_builds, 1);
     assert!(!t.builds.contains_key(arn("web", 1).as_str()));
 }
+
+#[tokio::test]
+async fn an_event_reads_its_build_and_nothing_else() {
+    let api = FakeApi::new(account());
+    let mut t = started(&api, Duration::from_secs(3600)).await;
+    // A build the discovery listing has not seen yet fails its first step.
+    api.world().add(
+        build("web", 3, 400, BuildStatus::Failed),
+        vec![(
+            execution("wf-4", WorkflowStatus::Failed, 410),
+            vec![
+                step("s7", "Build", StepStatus::Failed, 410, Some(420)),
+                step("s8", "Test", StepStatus::Skipped, 420, None),
+            ],
+        )],
+    );
+    let web3: Arc<str> = Arc::from(arn("web", 3));
+    let (report, targeted) = t.refresh_builds(&api, &[web3.clone(), web3.clone()]).await;
+    assert!(report.complete(), "{:?}", report.failures);
+    assert_eq!(targeted.read, [web3], "named twice, read once");
+    assert_eq!(
+        api.take_calls(),
+        calls(&[
+            // The image version's three builds, in pages of two.
+            "LIBV image/web/1.0.0",
+            "LIBV image/web/1.0.0",
+            "LWE image/web/1.0.0/3",
+            "LWSE wf-4",
+            "GWSE s7",
+            "GWSE s8",
+        ])
+    );
+    // Tracked, counted (it is news), its failure open.
+    assert_eq!(t.stats().tracked_builds, 4);
+    assert_eq!(
+        counted(&t),
+        [("web".into(), "Build".into(), "FAILED".into(), 1)]
+    );
+    assert_eq!(t.views().failures.len(), 1);
+
+    // A build the API does not know: one listing, then ignored.
+    let gone: Arc<str> = Arc::from(arn("api", 1));
+    let (report, targeted) = t.refresh_builds(&api, std::slice::from_ref(&gone)).await;
+    assert!(report.complete());
+    assert_eq!(targeted.unknown, [gone]);
+    assert_eq!(api.take_calls(), calls(&["LIBV image/api/1.0.0"]));
+    assert_eq!(t.stats().tracked_builds, 4);
+}

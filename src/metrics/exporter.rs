@@ -26,6 +26,13 @@ pub struct ExporterMetrics {
     pub tracked_builds: IntGaugeVec,
     pub tracked_step_executions: IntGaugeVec,
     pub backfill_pending: IntGaugeVec,
+    pub builds_in_flight: IntGaugeVec,
+    pub events_received: IntCounterVec,
+    pub events_applied: IntCounterVec,
+    pub events_ignored: IntCounterVec,
+    pub event_delay: HistogramVec,
+    pub event_queue_errors: IntCounterVec,
+    pub events_last_received: GaugeVec,
     pub data_issues: IntCounterVec,
     pub dropped_builds: IntCounterVec,
     pub scrape_timeouts: IntCounter,
@@ -111,6 +118,47 @@ impl ExporterMetrics {
             Opts::new("imagebuilder_exporter_backfill_pending", "Reads left before the state is what a full read of the account gives: older builds inside --discovery.lookback and the details of finished steps, read after the exporter is ready, newest first. 0 once done; absent before the first refresh ends."),
             target,
         )?;
+        let builds_in_flight = IntGaugeVec::new(
+            Opts::new("imagebuilder_exporter_builds_in_flight", "Tracked image builds not yet in a terminal state: while some run, Image Builder should be sending events."),
+            target,
+        )?;
+        let events_received = IntCounterVec::new(
+            Opts::new(
+                "imagebuilder_exporter_events_received_total",
+                "Messages received from the event queue (--events.sqs-queue-url).",
+            ),
+            target,
+        )?;
+        let events_applied = IntCounterVec::new(
+            Opts::new(
+                "imagebuilder_exporter_events_applied_total",
+                "Events whose build was read again at once.",
+            ),
+            target,
+        )?;
+        let events_ignored = IntCounterVec::new(
+            Opts::new("imagebuilder_exporter_events_ignored_total", "Messages deleted without effect, by reason: not_json, not_imagebuilder, other_account_or_region, unknown_build."),
+            &["target", "reason"],
+        )?;
+        let event_delay = HistogramVec::new(
+            HistogramOpts::new(
+                "imagebuilder_exporter_event_delay_seconds",
+                "From an event's time to the end of the read it caused.",
+            )
+            .buckets(vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0]),
+            target,
+        )?;
+        let event_queue_errors = IntCounterVec::new(
+            Opts::new("imagebuilder_exporter_event_queue_errors_total", "Failed calls to the event queue, by AWS error code (AccessDenied, QueueDoesNotExist, ...) or timeout, connection; the exporter keeps polling the API meanwhile."),
+            &["target", "code"],
+        )?;
+        let events_last_received = GaugeVec::new(
+            Opts::new(
+                "imagebuilder_exporter_events_last_received_timestamp_seconds",
+                "When the last message arrived from the event queue (the start, before any did).",
+            ),
+            target,
+        )?;
         let data_issues = IntCounterVec::new(
             Opts::new("imagebuilder_exporter_invalid_data_total", "Fields of API answers that were refused: unparseable times, missing fields, values out of range. The field is treated as absent."),
             &["target", "operation", "kind", "field"],
@@ -147,6 +195,13 @@ impl ExporterMetrics {
         registry.register(Box::new(tracked_builds.clone()))?;
         registry.register(Box::new(tracked_step_executions.clone()))?;
         registry.register(Box::new(backfill_pending.clone()))?;
+        registry.register(Box::new(builds_in_flight.clone()))?;
+        registry.register(Box::new(events_received.clone()))?;
+        registry.register(Box::new(events_applied.clone()))?;
+        registry.register(Box::new(events_ignored.clone()))?;
+        registry.register(Box::new(event_delay.clone()))?;
+        registry.register(Box::new(event_queue_errors.clone()))?;
+        registry.register(Box::new(events_last_received.clone()))?;
         registry.register(Box::new(data_issues.clone()))?;
         registry.register(Box::new(dropped_builds.clone()))?;
         registry.register(Box::new(scrape_timeouts.clone()))?;
@@ -171,6 +226,13 @@ impl ExporterMetrics {
             tracked_builds,
             tracked_step_executions,
             backfill_pending,
+            builds_in_flight,
+            events_received,
+            events_applied,
+            events_ignored,
+            event_delay,
+            event_queue_errors,
+            events_last_received,
             data_issues,
             dropped_builds,
             scrape_timeouts,
@@ -187,10 +249,20 @@ impl ExporterMetrics {
         }
     }
 
+    /// The event metrics of a target that follows an event queue, at 0
+    /// (`reasons`: every `reason` of the ignored counter).
+    pub fn init_events(&self, target: &str, reasons: &[&str]) {
+        self.events_received.with_label_values(&[target]);
+        self.events_applied.with_label_values(&[target]);
+        for why in reasons {
+            self.events_ignored.with_label_values(&[target, why]);
+        }
+    }
+
     /// Makes the per-target series exist from the start (at 0), so that
-    /// `rate()` and alerts see the first change.
-    /// `imagebuilder_up` is not among them: it is set when the first
-    /// refresh ends, so that a cold start does not read as a failure.
+    /// `rate()` and alerts see the first change. `imagebuilder_up` is not
+    /// among them: it is set when the first refresh ends, so that a cold
+    /// start does not read as a failure.
     pub fn init_target(&self, target: &str) {
         self.ready.with_label_values(&[target]).set(0);
         self.dropped_builds.with_label_values(&[target]);

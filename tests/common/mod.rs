@@ -271,6 +271,8 @@ pub struct Harness {
     pub exporter: Arc<Exporter<Arc<SdkClient>>>,
     pub url: String,
     _running_sim: RunningSimulator,
+    /// The exporter's event followers live as long as this.
+    _built: app::Built,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -346,7 +348,8 @@ impl Harness {
         Harness {
             sim,
             clock,
-            exporter: built.exporter,
+            exporter: built.exporter.clone(),
+            _built: built,
             url,
             _running_sim: running,
             stop: Some(tx),

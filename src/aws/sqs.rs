@@ -1,0 +1,117 @@
+//! The event queue: Image Builder's EventBridge events, delivered by an
+//! EventBridge rule to an SQS queue the exporter long-polls.
+//!
+//! A narrow interface, [`EventQueue`], over the AWS SDK for SQS (the same
+//! trimmed HTTP stack and credentials as Image Builder's client), so that
+//! the event loop is tested with a fake queue and the simulator's queue
+//! alike.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+
+use super::sdk::classify;
+use super::{ApiError, Operation};
+
+/// Long polls wait this long at most (SQS's maximum).
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Messages per receive (SQS's maximum).
+pub const BATCH: i32 = 10;
+
+/// A message as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// What deletes it.
+    pub receipt: String,
+    pub body: String,
+}
+
+/// What the exporter asks of its event queue.
+pub trait EventQueue: Send + Sync + 'static {
+    /// Up to `max` messages, waiting up to `wait` for the first.
+    fn receive(
+        &self,
+        wait: Duration,
+        max: i32,
+    ) -> impl Future<Output = Result<Vec<QueueMessage>, ApiError>> + Send;
+
+    /// Deletes messages by receipt; returns how many could not be deleted
+    /// (they come back after their visibility timeout).
+    fn delete(&self, receipts: Vec<String>)
+        -> impl Future<Output = Result<usize, ApiError>> + Send;
+}
+
+/// [`EventQueue`] over the AWS SDK.
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsQueue {
+    /// A client of the queue at `url`, from a target's SDK configuration.
+    /// Its attempts may last a long poll plus the usual request timeout.
+    pub fn new(sdk: &aws_config::SdkConfig, url: &str, request_timeout: Duration) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3).min(request_timeout))
+            .operation_attempt_timeout(WAIT + request_timeout)
+            .build();
+        let config = aws_sdk_sqs::config::Builder::from(sdk)
+            .timeout_config(timeouts)
+            .build();
+        Self {
+            client: aws_sdk_sqs::Client::from_conf(config),
+            url: url.to_string(),
+        }
+    }
+}
+
+impl EventQueue for SqsQueue {
+    async fn receive(&self, wait: Duration, max: i32) -> Result<Vec<QueueMessage>, ApiError> {
+        let op = Operation::ReceiveMessage;
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(wait.as_secs().min(WAIT.as_secs()) as i32)
+            .send()
+            .await
+            .map_err(|e| classify(op, e))?;
+        Ok(out
+            .messages()
+            .iter()
+            .filter_map(|m| {
+                Some(QueueMessage {
+                    receipt: m.receipt_handle()?.to_string(),
+                    body: m.body().unwrap_or_default().to_string(),
+                })
+            })
+            .collect())
+    }
+
+    async fn delete(&self, receipts: Vec<String>) -> Result<usize, ApiError> {
+        let op = Operation::DeleteMessageBatch;
+        let mut failed = 0;
+        // At most ten entries per batch.
+        for chunk in receipts.chunks(BATCH as usize) {
+            let mut req = self.client.delete_message_batch().queue_url(&self.url);
+            for (i, r) in chunk.iter().enumerate() {
+                let entry = DeleteMessageBatchRequestEntry::builder()
+                    .id(format!("m{i}"))
+                    .receipt_handle(r)
+                    .build()
+                    .map_err(|e| ApiError::Parse {
+                        operation: op,
+                        message: e.to_string(),
+                    })?;
+                req = req.entries(entry);
+            }
+            let out = req.send().await.map_err(|e| classify(op, e))?;
+            failed += out.failed().len();
+        }
+        Ok(failed)
+    }
+}

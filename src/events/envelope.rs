@@ -1,0 +1,223 @@
+//! Reading an EventBridge event: which image build version it names, and
+//! whether it is one this target should act on.
+
+use serde::Deserialize;
+
+use crate::clock::Nanos;
+use crate::model::parse_arn;
+use crate::timestamp::parse_rfc3339;
+
+/// The detail types the exporter follows.
+pub const DETAIL_TYPES: [&str; 2] = [
+    "EC2 Image Builder Image State Change",
+    "EC2 Image Builder Workflow Step Waiting",
+];
+
+/// A usable event: a build to read again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    /// The image build version ARN.
+    pub build_arn: String,
+    /// The event's `time`, when it has one.
+    pub time: Option<Nanos>,
+}
+
+/// Why a message is not acted on; the `reason` label of
+/// `imagebuilder_exporter_events_ignored_total`. None of these can become
+/// valid later, so the message is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    /// Not a JSON object.
+    NotJson,
+    /// JSON, but not an Image Builder event the exporter follows, or one
+    /// that names no image build version.
+    NotImageBuilder,
+    /// An event of another account or region than the target's.
+    OtherAccount,
+    /// A build the API does not know (deleted since, say).
+    UnknownBuild,
+}
+
+impl Ignored {
+    pub const ALL: [Ignored; 4] = [
+        Ignored::NotJson,
+        Ignored::NotImageBuilder,
+        Ignored::OtherAccount,
+        Ignored::UnknownBuild,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ignored::NotJson => "not_json",
+            Ignored::NotImageBuilder => "not_imagebuilder",
+            Ignored::OtherAccount => "other_account_or_region",
+            Ignored::UnknownBuild => "unknown_build",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    source: Option<String>,
+    #[serde(rename = "detail-type")]
+    detail_type: Option<String>,
+    account: Option<String>,
+    region: Option<String>,
+    time: Option<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    detail: serde_json::Value,
+}
+
+/// Where the target reads: its region, and its account when known (it is
+/// known once a build was listed, or from the role it assumes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub account_id: Option<String>,
+    pub region: String,
+}
+
+/// Reads a message body.
+pub fn read(body: &str, scope: &Scope) -> Result<Hint, Ignored> {
+    let value: serde_json::Value = serde_json::from_str(body).map_err(|_| Ignored::NotJson)?;
+    if !value.is_object() {
+        return Err(Ignored::NotJson);
+    }
+    let e: Envelope = serde_json::from_value(value).map_err(|_| Ignored::NotImageBuilder)?;
+    let followed = e.source.as_deref() == Some("aws.imagebuilder")
+        && e.detail_type
+            .as_deref()
+            .is_some_and(|d| DETAIL_TYPES.contains(&d));
+    if !followed {
+        return Err(Ignored::NotImageBuilder);
+    }
+    // The build version: in `resources`, or in the detail of a step event.
+    let in_detail = ["image-build-version-arn", "imageBuildVersionArn"]
+        .iter()
+        .filter_map(|k| e.detail.get(*k).and_then(|v| v.as_str()));
+    let build_arn = e
+        .resources
+        .iter()
+        .map(String::as_str)
+        .chain(in_detail)
+        .find(|a| is_build_version(a))
+        .ok_or(Ignored::NotImageBuilder)?;
+    let parts = parse_arn(build_arn).ok_or(Ignored::NotImageBuilder)?;
+    let account_ok = scope
+        .account_id
+        .as_deref()
+        .is_none_or(|a| a == parts.account_id)
+        && e.account.as_deref().is_none_or(|a| a == parts.account_id);
+    let region_ok =
+        parts.region == scope.region && e.region.as_deref().is_none_or(|r| r == scope.region);
+    if !account_ok || !region_ok {
+        return Err(Ignored::OtherAccount);
+    }
+    Ok(Hint {
+        build_arn: build_arn.to_string(),
+        time: e.time.as_deref().and_then(|t| parse_rfc3339(t).ok()),
+    })
+}
+
+/// `…:image/name/1.0.0/7`: an image build version, not an image version.
+fn is_build_version(arn: &str) -> bool {
+    parse_arn(arn).is_some_and(|p| p.resource_type == "image")
+        && arn
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.parse::<u64>().is_ok())
+        && arn.matches('/').count() == 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:imagebuilder:us-east-1:123456789012:image/web-server/1.0.0/7";
+
+    fn scope() -> Scope {
+        Scope {
+            account_id: Some("123456789012".into()),
+            region: "us-east-1".into(),
+        }
+    }
+
+    fn event(detail_type: &str, resources: &[&str]) -> String {
+        serde_json::json!({
+            "version": "0",
+            "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "detail-type": detail_type,
+            "source": "aws.imagebuilder",
+            "account": "123456789012",
+            "time": "2026-09-09T19:12:23Z",
+            "region": "us-east-1",
+            "resources": resources,
+            "detail": {"previous-state": {"status": "BUILDING"}, "state": {"status": "FAILED"}}
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_state_change_names_its_build() {
+        let h = read(&event(DETAIL_TYPES[0], &[ARN]), &scope()).unwrap();
+        assert_eq!(h.build_arn, ARN);
+        assert_eq!(h.time, Some(1_788_981_143_000_000_000));
+        // The account is not known yet: the region decides.
+        let open = Scope {
+            account_id: None,
+            ..scope()
+        };
+        assert!(read(&event(DETAIL_TYPES[1], &[ARN]), &open).is_ok());
+    }
+
+    #[test]
+    fn a_step_event_may_name_its_build_in_the_detail() {
+        let body = serde_json::json!({
+            "source": "aws.imagebuilder",
+            "detail-type": DETAIL_TYPES[1],
+            "region": "us-east-1",
+            "resources": ["arn:aws:imagebuilder:us-east-1:123456789012:workflow-execution/wf-1"],
+            "detail": {"image-build-version-arn": ARN}
+        })
+        .to_string();
+        assert_eq!(read(&body, &scope()).unwrap().build_arn, ARN);
+    }
+
+    #[test]
+    fn what_can_never_be_used_says_why() {
+        for (body, why) in [
+            ("not json".to_string(), Ignored::NotJson),
+            ("[1, 2]".to_string(), Ignored::NotJson),
+            ("{\"source\": 7}".to_string(), Ignored::NotImageBuilder),
+            (
+                event(DETAIL_TYPES[0], &[ARN]).replace("aws.imagebuilder", "aws.ec2"),
+                Ignored::NotImageBuilder,
+            ),
+            (
+                event("EC2 Image Builder Pipeline Created", &[ARN]),
+                Ignored::NotImageBuilder,
+            ),
+            (
+                event(
+                    DETAIL_TYPES[0],
+                    &["arn:aws:imagebuilder:us-east-1:123456789012:image/web-server/1.0.0"],
+                ),
+                Ignored::NotImageBuilder,
+            ),
+            (
+                event(
+                    DETAIL_TYPES[0],
+                    &[&ARN.replace("123456789012", "210987654321")],
+                ),
+                Ignored::OtherAccount,
+            ),
+            (
+                event(DETAIL_TYPES[0], &[&ARN.replace("us-east-1", "eu-west-1")]),
+                Ignored::OtherAccount,
+            ),
+        ] {
+            assert_eq!(read(&body, &scope()), Err(why), "{body}");
+        }
+    }
+}
