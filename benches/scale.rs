@@ -16,14 +16,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::http::free_port;
-use common::{raw_request, try_request};
+use common::{raw_request, try_request, Running};
 use imagebuilder_exporter::app;
 use imagebuilder_exporter::clock::{Clock, SystemClock, NANOS_PER_SEC};
 use imagebuilder_exporter::config::Options;
@@ -266,15 +266,6 @@ fn rss_of(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-struct Exporter(Child);
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn wait_ready(base: &str) -> Duration {
     let started = Instant::now();
     let url = format!("{base}/-/ready");
@@ -459,7 +450,7 @@ async fn measure_process(
             }
         }
     });
-    let exporter = Exporter(child);
+    let exporter = Running(child);
     let started = Instant::now();
     row.ready_wall = wait_ready(&base).await;
     row.ready_calls = sim.calls();

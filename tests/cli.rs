@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::http::free_port;
-use common::{get, readme, tools, try_request, Metrics};
+use common::{get, readme, tools, try_request, Metrics, Running};
 use imagebuilder_exporter::clock::{Clock, SystemClock};
 use imagebuilder_exporter::simulator::{scenario, Simulator};
 
@@ -95,15 +95,6 @@ fn bad_values_are_refused_with_status_2_and_named() {
             err.contains(named),
             "{args:?}: message does not name {named:?}: {err}"
         );
-    }
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

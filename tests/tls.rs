@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::http::{free_port, Failure};
-use common::{sample_world, try_request, Harness, T0};
+use common::{sample_world, try_request, Harness, Running, T0};
 use imagebuilder_exporter::webconfig::{WebConfigError, WebSecurity};
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -930,15 +930,6 @@ fn the_binary_exits_2_and_says_why() {
 
 // ---------------------------------------------------------------------------
 // The binary: SIGHUP and secrets.
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")

@@ -264,6 +264,16 @@ pub fn with<'a>(
     labels
 }
 
+/// A child process killed (and reaped) when the test ends, pass or fail.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A simulator, an exporter pointed at it, and the exporter's web server.
 pub struct Harness {
     pub sim: Simulator,
