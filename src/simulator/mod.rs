@@ -4,6 +4,7 @@
 //! `--demo` runs on it. It serves the read operations the exporter uses (plus
 //! `GetWorkflowExecution` and `ListWaitingWorkflowSteps`), can inject faults,
 //! and counts the calls it receives so that tests can assert call budgets.
+//! On the same endpoint it serves a minimal SQS (`sqs.rs`).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -21,8 +22,12 @@
 pub mod admin;
 pub mod faults;
 pub mod http;
+pub(crate) mod queue;
 pub mod scenario;
 pub mod shapes;
+pub(crate) mod sqs;
+#[cfg(test)]
+mod sqs_sdk_tests;
 pub mod store;
 pub(crate) mod sts;
 
@@ -40,7 +45,18 @@ use tokio::sync::oneshot;
 use crate::clock::Clock;
 use crate::httpserve::{serve, ServeOptions};
 pub use faults::{BadAnswer, Faults};
+pub use queue::{QueueDepth, QueueFault, QueueStats};
 pub use store::Store;
+
+/// The URL of queue `name` on a simulator serving at `endpoint`
+/// (`http://127.0.0.1:4566`), in the simulated account.
+pub fn queue_url(endpoint: &str, name: &str) -> String {
+    format!(
+        "{}/{}/{name}",
+        endpoint.trim_end_matches('/'),
+        scenario::ACCOUNT
+    )
+}
 
 pub(crate) struct SimState {
     /// The default account's builds (any region).
@@ -57,6 +73,7 @@ pub(crate) struct SimState {
     pub(crate) clock: Arc<dyn Clock>,
     rng: Mutex<fastrand::Rng>,
     requests: AtomicU64,
+    pub(crate) queues: queue::Queues,
 }
 
 impl SimState {
@@ -124,6 +141,7 @@ impl Simulator {
                 clock,
                 rng: Mutex::new(fastrand::Rng::with_seed(seed)),
                 requests: AtomicU64::new(1),
+                queues: queue::Queues::default(),
             }),
         }
     }
@@ -135,6 +153,40 @@ impl Simulator {
     /// Changes the world (add, change or delete builds).
     pub fn update<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         f(&mut crate::sync::write(&self.state.store))
+    }
+
+    /// Creates the SQS queue `name` (if needed), served on the simulator's
+    /// endpoint at [`RunningSimulator::queue_url`].
+    pub fn enable_events(&self, name: &str) {
+        self.state.queues.create(name);
+        self.state.queues.with(name, |q| q.events = true);
+    }
+
+    /// Sends a message with this body to queue `name`, as any producer
+    /// could (for tests of bad messages). `None`: no such queue.
+    pub fn send_message(&self, name: &str, body: &str) -> Option<String> {
+        let now = self.state.clock.now();
+        self.state.queues.send(name, body.to_string(), now)
+    }
+
+    /// Makes queue `name` answer every call with `fault` (`None`: work
+    /// again). False if there is no such queue.
+    pub fn set_queue_fault(&self, name: &str, fault: Option<QueueFault>) -> bool {
+        self.state.queues.with(name, |q| q.fault = fault).is_some()
+    }
+
+    /// Messages in queue `name`: visible, and in flight (received, not
+    /// deleted, visibility timeout not over).
+    pub fn queue_depth(&self, name: &str) -> Option<QueueDepth> {
+        self.state.queues.stats(name).map(|s| QueueDepth {
+            visible: s.visible,
+            in_flight: s.in_flight,
+        })
+    }
+
+    /// Depth and counts of queue `name`.
+    pub fn queue_stats(&self, name: &str) -> Option<QueueStats> {
+        self.state.queues.stats(name)
     }
 
     /// Serves `store` to requests signed with credentials of a role in
@@ -187,11 +239,17 @@ impl Simulator {
             max_connections: 1024,
             ..ServeOptions::default()
         };
+        self.state.queues.open();
+        let queues = self.state.clone();
         serve(
             listener,
             move |req, _peer| http::handle(state.clone(), req),
             opts,
-            shutdown,
+            async move {
+                shutdown.await;
+                // Long polls answer now rather than hold the shutdown.
+                queues.queues.close();
+            },
         )
         .await;
     }
@@ -229,9 +287,15 @@ impl RunningSimulator {
         self.addr
     }
 
-    /// The endpoint to give the SDK (`AWS_ENDPOINT_URL_IMAGEBUILDER`).
+    /// The endpoint to give the SDK (`AWS_ENDPOINT_URL_IMAGEBUILDER`, and
+    /// `AWS_ENDPOINT_URL_SQS` for its queues).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The URL of queue `name` (see [`Simulator::enable_events`]).
+    pub fn queue_url(&self, name: &str) -> String {
+        queue_url(&self.url(), name)
     }
 
     pub async fn stop(mut self) {
