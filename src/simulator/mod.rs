@@ -4,7 +4,9 @@
 //! `--demo` runs on it. It serves the read operations the exporter uses (plus
 //! `GetWorkflowExecution` and `ListWaitingWorkflowSteps`), can inject faults,
 //! and counts the calls it receives so that tests can assert call budgets.
-//! On the same endpoint it serves a minimal SQS (`sqs.rs`).
+//! On the same endpoint it serves a minimal SQS (`sqs.rs`), to which it
+//! publishes Image Builder's EventBridge events (`events.rs`) once
+//! [`Simulator::enable_events`] is called.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -20,6 +22,7 @@
 //! ```
 
 pub mod admin;
+pub(crate) mod events;
 pub mod faults;
 pub mod http;
 pub(crate) mod queue;
@@ -34,8 +37,9 @@ pub(crate) mod sts;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
 
 use crate::sync::lock;
 
@@ -47,6 +51,9 @@ use crate::httpserve::{serve, ServeOptions};
 pub use faults::{BadAnswer, Faults};
 pub use queue::{QueueDepth, QueueFault, QueueStats};
 pub use store::Store;
+
+/// How often, in real time, planned builds are looked at for events.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 /// The URL of queue `name` on a simulator serving at `endpoint`
 /// (`http://127.0.0.1:4566`), in the simulated account.
@@ -74,6 +81,10 @@ pub(crate) struct SimState {
     rng: Mutex<fastrand::Rng>,
     requests: AtomicU64,
     pub(crate) queues: queue::Queues,
+    /// Turns the default store's changes into events, once enabled.
+    publisher: Mutex<Option<events::Publisher>>,
+    publisher_running: AtomicBool,
+    seed: u64,
 }
 
 impl SimState {
@@ -109,6 +120,24 @@ impl SimState {
         p > 0.0 && lock(&self.rng).f64() < p
     }
 
+    /// Publishes the events of every change since the last call to the
+    /// queues that take them; returns how many.
+    fn publish_due(&self) -> usize {
+        let mut publisher = lock(&self.publisher);
+        let Some(p) = publisher.as_mut() else {
+            return 0;
+        };
+        let now = self.clock.now();
+        if !p.due(now) {
+            return 0;
+        }
+        let bodies = p.tick(&crate::sync::read(&self.store), now);
+        // Sent under the publisher's lock, so that two ticks never
+        // interleave their events.
+        self.queues.publish(&bodies, now);
+        bodies.len()
+    }
+
     pub(crate) fn request_id(&self) -> String {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         format!(
@@ -128,7 +157,9 @@ pub struct Simulator {
 impl Simulator {
     /// A simulator holding `store`, whose scenario moves with `clock`.
     /// `seed` makes injected faults reproducible.
-    pub fn new(clock: Arc<dyn Clock>, store: Store, seed: u64) -> Self {
+    pub fn new(clock: Arc<dyn Clock>, mut store: Store, seed: u64) -> Self {
+        // Events start from the store as given.
+        let _ = store.take_touched();
         Self {
             state: Arc::new(SimState {
                 store: RwLock::new(store),
@@ -142,6 +173,9 @@ impl Simulator {
                 rng: Mutex::new(fastrand::Rng::with_seed(seed)),
                 requests: AtomicU64::new(1),
                 queues: queue::Queues::default(),
+                publisher: Mutex::new(None),
+                publisher_running: AtomicBool::new(false),
+                seed,
             }),
         }
     }
@@ -152,14 +186,67 @@ impl Simulator {
 
     /// Changes the world (add, change or delete builds).
     pub fn update<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
-        f(&mut crate::sync::write(&self.state.store))
+        let (r, touched) = {
+            let mut store = crate::sync::write(&self.state.store);
+            let r = f(&mut store);
+            (r, store.take_touched())
+        };
+        if let Some(p) = lock(&self.state.publisher).as_mut() {
+            p.touch(touched);
+        }
+        r
     }
 
-    /// Creates the SQS queue `name` (if needed), served on the simulator's
-    /// endpoint at [`RunningSimulator::queue_url`].
+    /// Creates the SQS queue `name` (if needed) and publishes to it, from
+    /// now on, Image Builder's events about the default account's builds,
+    /// as an EventBridge rule on `aws.imagebuilder` would: "EC2 Image
+    /// Builder Image State Change" when a build appears or its status
+    /// changes, "EC2 Image Builder Workflow Step Waiting" when a step starts
+    /// WAITING. Changes of planned builds are seen within about 100 ms of
+    /// real time (a background task, started here when called within a
+    /// tokio runtime, else by `serve`).
     pub fn enable_events(&self, name: &str) {
         self.state.queues.create(name);
         self.state.queues.with(name, |q| q.events = true);
+        {
+            let mut publisher = lock(&self.state.publisher);
+            if publisher.is_none() {
+                let store = crate::sync::read(&self.state.store);
+                let now = self.state.clock.now();
+                *publisher = Some(events::Publisher::new(&store, now, self.state.seed));
+            }
+        }
+        self.start_publisher();
+    }
+
+    /// Starts the publishing task, once, if a queue takes events and a
+    /// runtime is at hand. It stops when the simulator is dropped.
+    fn start_publisher(&self) {
+        if !self.state.queues.any_events() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.state.publisher_running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak: Weak<SimState> = Arc::downgrade(&self.state);
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(PUBLISH_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(state) = weak.upgrade() else { return };
+                state.publish_due();
+            }
+        });
+    }
+
+    /// Publishes the events of the changes since the last publication now,
+    /// without waiting for the background task; returns how many.
+    pub fn publish_events(&self) -> usize {
+        self.state.publish_due()
     }
 
     /// Sends a message with this body to queue `name`, as any producer
@@ -239,6 +326,7 @@ impl Simulator {
             max_connections: 1024,
             ..ServeOptions::default()
         };
+        self.start_publisher();
         self.state.queues.open();
         let queues = self.state.clone();
         serve(

@@ -276,6 +276,19 @@ impl Queues {
         self.with(name, |q| q.send(body, now))
     }
 
+    /// Sends each body to every queue that takes events.
+    pub(crate) fn publish(&self, bodies: &[String], now: Nanos) {
+        for q in lock(&self.queues).values_mut().filter(|q| q.events) {
+            for b in bodies {
+                q.send(b.clone(), now);
+            }
+        }
+    }
+
+    pub(crate) fn any_events(&self) -> bool {
+        lock(&self.queues).values().any(|q| q.events)
+    }
+
     pub(crate) fn stats(&self, name: &str) -> Option<QueueStats> {
         self.with(name, |q| q.stats(Instant::now()))
     }

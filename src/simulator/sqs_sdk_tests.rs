@@ -8,9 +8,12 @@ use aws_sdk_sqs::error::ProvideErrorMetadata;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
+use serde_json::Value;
 
+use super::scenario::{self, BuildShape, Ids};
+use super::store::Outcome;
 use super::{QueueDepth, QueueFault, RunningSimulator, Simulator, Store};
-use crate::clock::ManualClock;
+use crate::clock::{ManualClock, NANOS_PER_SEC};
 
 const T0: i64 = 1_788_981_143_418_000_000;
 const QUEUE: &str = "imagebuilder-events";
@@ -226,6 +229,84 @@ async fn missing_and_denied_queues_answer_as_sqs_does() {
         .unwrap();
     assert!(ok.messages().is_empty());
     assert!(!sim.set_queue_fault("no-such-queue", None));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_gets_a_builds_events_as_the_clock_moves() {
+    let (sim, running, clock) = start().await;
+    let sqs = client(&running);
+    let url = running.queue_url(QUEUE);
+    let shape = BuildShape {
+        speed: 0.01,
+        failure: Some((0, 0, Outcome::Failed)),
+        ..BuildShape::default()
+    };
+    let arn = scenario::build_arn("web", 1);
+    sim.update(|s| {
+        s.insert(scenario::planned_build(
+            &mut Ids::new(1),
+            "web",
+            1,
+            T0 + NANOS_PER_SEC,
+            &shape,
+        ))
+    });
+
+    let poll = {
+        let (sqs, url) = (sqs.clone(), url.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let out = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(20)
+                .send()
+                .await
+                .unwrap();
+            (start.elapsed(), out)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The build is created: the background task publishes within ~100 ms,
+    // and the long poll answers then.
+    clock.advance_secs(1.0);
+    let (waited, out) = poll.await.unwrap();
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+    let events: Vec<Value> = out
+        .messages()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0]["detail-type"],
+        "EC2 Image Builder Image State Change"
+    );
+    assert_eq!(events[0]["resources"][0], arn);
+    assert_eq!(events[0]["detail"]["state"]["status"], "PENDING");
+
+    // Minutes later the first step has failed: BUILDING, then FAILED.
+    clock.advance_secs(600.0);
+    let mut statuses = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while statuses.len() < 2 && Instant::now() < deadline {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            let e: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            statuses.push(e["detail"]["state"]["status"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(statuses, ["BUILDING", "FAILED"]);
     running.stop().await;
 }
 
