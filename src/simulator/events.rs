@@ -97,9 +97,8 @@ impl Publisher {
             rng: fastrand::Rng::with_seed(seed ^ 0xe7e7),
             evaluations: 0,
         };
-        let mut ignored = Vec::new();
         for b in store.visible(Nanos::MAX) {
-            p.observe(b, now, &mut ignored);
+            p.observe(b, now, None);
             p.reschedule(b, now);
         }
         p
@@ -153,12 +152,12 @@ impl Publisher {
             };
             for c in change_times(b) {
                 if c > self.last && c <= now {
-                    self.observe(b, c, &mut events);
+                    self.observe(b, c, Some(&mut events));
                 }
             }
             if touched.contains(&arn) {
                 // Changed in place: its state now may differ from its plan.
-                self.observe(b, now, &mut events);
+                self.observe(b, now, Some(&mut events));
             }
             self.reschedule(b, now);
         }
@@ -182,22 +181,28 @@ impl Publisher {
     }
 
     /// Compares `b` at `t` with what was last published, and adds the
-    /// events for the difference.
-    fn observe(&mut self, b: &SimBuild, t: Nanos, out: &mut Vec<(Nanos, String)>) {
+    /// events for the difference to `out` (`None`: records the state only).
+    fn observe(&mut self, b: &SimBuild, t: Nanos, out: Option<&mut Vec<(Nanos, String)>>) {
         if b.date_created > t {
             return;
         }
         self.evaluations += 1;
+        let states = b.workflow_states(t);
         let mut waiting = Vec::new();
-        for (w, st) in b.workflow_states(t) {
+        for (w, st) in &states {
             for (s, ss) in w.steps.iter().zip(&st.steps) {
                 if ss.status == "WAITING" {
                     waiting.push((s.id.clone(), s.name.clone(), w.id.clone(), w.arn.clone()));
                 }
             }
         }
-        let status = b.status(t);
+        let status = b.status_of(&states);
         let before = self.seen.remove(&b.arn);
+        let Some(out) = out else {
+            let waiting = waiting.into_iter().map(|(id, ..)| id).collect();
+            self.seen.insert(b.arn.clone(), Seen { status, waiting });
+            return;
+        };
         if before.as_ref().map(|s| &s.status) != Some(&status) {
             let mut state = json!({ "status": status });
             if status == "FAILED" {

@@ -302,10 +302,14 @@ impl SimBuild {
 
     /// The image status at `now`.
     pub fn status(&self, now: Nanos) -> String {
+        self.status_of(&self.workflow_states(now))
+    }
+
+    /// The image status, given its `workflow_states` at some time.
+    pub fn status_of(&self, states: &[(&SimWorkflow, WorkflowState)]) -> String {
         if let Some(s) = &self.fixed_status {
             return s.clone();
         }
-        let states = self.workflow_states(now);
         let Some((w, last)) = states.last() else {
             return "PENDING".into();
         };
