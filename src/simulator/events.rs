@@ -245,7 +245,8 @@ impl Publisher {
         detail: Value,
         t: Nanos,
     ) -> String {
-        let arn: Vec<&str> = resources[0].splitn(6, ':').collect();
+        let first = resources.first().map(String::as_str).unwrap_or_default();
+        let arn: Vec<&str> = first.splitn(6, ':').collect();
         let region = arn
             .get(3)
             .copied()
