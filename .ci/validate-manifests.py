@@ -7,7 +7,7 @@ Run by .ci/lint-deploy.sh inside its virtualenv:
 
 What is checked, and how:
 
-* Core resources (ServiceAccount, Deployment, Service): kubernetes-validate's
+* Core resources (ServiceAccount, Deployment, Service, ConfigMap): kubernetes-validate's
   strict JSON schemas, for each Kubernetes version given. Strict rejects
   unknown fields, as `kubectl apply` (--validate=strict) does. A resource
   without a schema (a typo in apiVersion or kind) is an error here, not the
@@ -24,8 +24,10 @@ What is checked, and how:
 * Across the rendered resources: the Service selects the Deployment's pods
   and targets a container port; the ServiceMonitor selects the Service and
   scrapes a port it has; the Deployment runs as the ServiceAccount, which
-  carries the IRSA annotation. These mistakes pass every schema and break
-  scraping or credentials.
+  carries the IRSA annotation; every ConfigMap key the Deployment reads is
+  from a ConfigMap of the kustomization (an optional reference to a
+  misspelt name would silently leave the setting out). These mistakes pass
+  every schema and break scraping, credentials or settings.
 """
 
 import pathlib
@@ -169,9 +171,16 @@ def check_references(resources):
         error("Deployment: serviceAccountName is not the ServiceAccount's name")
     if "eks.amazonaws.com/role-arn" not in (account["metadata"].get("annotations") or {}):
         error("ServiceAccount: no eks.amazonaws.com/role-arn annotation (IRSA)")
+    config_maps = {d["metadata"]["name"] for d in by_kind.get("ConfigMap", [])}
+    for c in pod["spec"]["containers"]:
+        for env in c.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("configMapKeyRef")
+            if ref and ref.get("name") not in config_maps:
+                error(f"Deployment: {env['name']} reads ConfigMap {ref.get('name')!r}, "
+                      f"not one of the kustomization's ({', '.join(sorted(config_maps)) or 'none'})")
     if len(errors) == before:
         print("OK    references: Service -> pods and port, ServiceMonitor -> Service and port, "
-              "Deployment -> ServiceAccount with IRSA")
+              "Deployment -> ServiceAccount with IRSA and ConfigMaps")
 
 
 def main():

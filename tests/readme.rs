@@ -99,3 +99,266 @@ fn every_prometheus_configuration_in_the_readme_is_valid() {
         }
     }
 }
+
+/// The README's CloudFormation template for following Image Builder's
+/// events, parsed.
+fn events_template() -> serde_json::Value {
+    let blocks: Vec<String> = readme::code_blocks("json")
+        .into_iter()
+        .filter(|b| b.contains("AWSTemplateFormatVersion"))
+        .collect();
+    assert_eq!(blocks.len(), 1, "one CloudFormation template in the README");
+    serde_json::from_str(&blocks[0])
+        .unwrap_or_else(|e| panic!("the events template is not JSON: {e}\n{}", blocks[0]))
+}
+
+/// The logical ID of the template's one resource of type `kind`, and it.
+fn resource<'a>(template: &'a serde_json::Value, kind: &str) -> (&'a str, &'a serde_json::Value) {
+    let found: Vec<(&str, &serde_json::Value)> = template["Resources"]
+        .as_object()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect();
+    assert_eq!(found.len(), 1, "one {kind} in the template");
+    found[0]
+}
+
+/// `"x"` or `["x", …]` as a set of strings.
+fn strings(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    match v {
+        serde_json::Value::String(s) => [s.clone()].into(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().expect("a string").to_string())
+            .collect(),
+        other => panic!("expected a string or a list of strings, got {other}"),
+    }
+}
+
+/// The IAM actions of the SQS calls the exporter makes, read from `src/`
+/// (the simulator's own SQS is not a caller). Until the exporter's consumer
+/// exists, the calls issue 13 plans: receive, and delete in batches.
+fn sqs_actions_the_exporter_calls() -> std::collections::BTreeSet<String> {
+    // SDK method → IAM action (batch calls are authorized as their single form).
+    const CALLS: [(&str, &str); 9] = [
+        (".receive_message()", "sqs:ReceiveMessage"),
+        (".delete_message()", "sqs:DeleteMessage"),
+        (".delete_message_batch()", "sqs:DeleteMessage"),
+        (".get_queue_attributes()", "sqs:GetQueueAttributes"),
+        (
+            ".change_message_visibility()",
+            "sqs:ChangeMessageVisibility",
+        ),
+        (
+            ".change_message_visibility_batch()",
+            "sqs:ChangeMessageVisibility",
+        ),
+        (".get_queue_url()", "sqs:GetQueueUrl"),
+        (".send_message()", "sqs:SendMessage"),
+        (".send_message_batch()", "sqs:SendMessage"),
+    ];
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("src") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "simulator") {
+                    walk(&p, out);
+                }
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut actions = std::collections::BTreeSet::new();
+    for f in files {
+        let code = std::fs::read_to_string(&f).expect("source");
+        if !code.contains("aws_sdk_sqs") {
+            continue;
+        }
+        for (call, action) in CALLS {
+            if code.contains(call) {
+                actions.insert(action.to_string());
+            }
+        }
+    }
+    if actions.is_empty() {
+        eprintln!(
+            "no SQS calls in src/ yet: checking the planned ReceiveMessage and DeleteMessageBatch"
+        );
+        actions.extend([
+            "sqs:ReceiveMessage".to_string(),
+            "sqs:DeleteMessage".to_string(),
+        ]);
+    }
+    actions
+}
+
+#[test]
+fn the_events_template_delivers_image_builders_events_to_the_queue() {
+    use serde_json::json;
+    let template = events_template();
+    // Every Ref and GetAtt names a parameter or resource of the template.
+    fn references(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("Ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_string());
+                }
+                if let Some(r) = m.get("Fn::GetAtt").and_then(|r| r[0].as_str()) {
+                    out.push(r.to_string());
+                }
+                m.values().for_each(|c| references(c, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|c| references(c, out)),
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    references(&template, &mut refs);
+    for r in refs {
+        let known = template["Resources"].get(&r).is_some()
+            || template["Parameters"].get(&r).is_some()
+            || r.starts_with("AWS::");
+        assert!(
+            known,
+            "the template refers to {r}, which it does not define"
+        );
+    }
+
+    let (queue, _) = resource(&template, "AWS::SQS::Queue");
+    let queue_arn = json!({ "Fn::GetAtt": [queue, "Arn"] });
+    let (rule_id, rule) = resource(&template, "AWS::Events::Rule");
+    let rule = &rule["Properties"];
+
+    // The rule: both event types from Image Builder, nothing filtered out.
+    let pattern = &rule["EventPattern"];
+    assert_eq!(
+        strings(&pattern["source"]),
+        ["aws.imagebuilder".to_string()].into()
+    );
+    assert_eq!(
+        strings(&pattern["detail-type"]),
+        [
+            "EC2 Image Builder Image State Change".to_string(),
+            "EC2 Image Builder Workflow Step Waiting".to_string()
+        ]
+        .into()
+    );
+    let keys: Vec<&String> = pattern.as_object().expect("a pattern").keys().collect();
+    assert_eq!(keys.len(), 2, "no other filter: {pattern}");
+    assert!(rule["State"].is_null() || rule["State"] == "ENABLED");
+    assert!(
+        rule["EventBusName"].is_null() || rule["EventBusName"] == "default",
+        "Image Builder sends to the default bus"
+    );
+    let targets = rule["Targets"].as_array().expect("Targets");
+    assert!(
+        targets.iter().any(|t| t["Arn"] == queue_arn),
+        "the rule targets the queue: {targets:?}"
+    );
+
+    // The queue policy: EventBridge may send, and only for this rule.
+    let (_, policy) = resource(&template, "AWS::SQS::QueuePolicy");
+    let policy = &policy["Properties"];
+    assert_eq!(policy["Queues"], json!([{ "Ref": queue }]));
+    let statements = policy["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("Statement");
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    let s = &statements[0];
+    assert_eq!(s["Effect"], "Allow");
+    assert_eq!(s["Principal"], json!({ "Service": "events.amazonaws.com" }));
+    assert_eq!(
+        strings(&s["Action"]),
+        ["sqs:SendMessage".to_string()].into()
+    );
+    assert_eq!(s["Resource"], queue_arn);
+    assert_eq!(
+        s["Condition"],
+        json!({ "ArnEquals": { "aws:SourceArn": { "Fn::GetAtt": [rule_id, "Arn"] } } }),
+        "bound to the rule"
+    );
+
+    // The exporter's role: exactly the SQS actions it calls, on the queue.
+    let (_, iam) = resource(&template, "AWS::IAM::Policy");
+    let statements = iam["Properties"]["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("Statement");
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert_eq!(statements[0]["Effect"], "Allow");
+    assert_eq!(statements[0]["Resource"], queue_arn);
+    assert_eq!(
+        strings(&statements[0]["Action"]),
+        sqs_actions_the_exporter_calls()
+    );
+    assert_eq!(
+        template["Outputs"]["QueueUrl"]["Value"],
+        json!({ "Ref": queue })
+    );
+
+    // cfn-lint, where it is installed (it checks types and properties
+    // against CloudFormation's own schemas).
+    let cfn_lint = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("cfn-lint"))
+            .find(|p| p.is_file())
+    });
+    match cfn_lint {
+        Some(cfn_lint) => {
+            let dir = scratch("readme-events");
+            let path = dir.join("imagebuilder-events.json");
+            std::fs::write(&path, template.to_string()).unwrap();
+            let (ok, text) = tools::report(
+                &Command::new(cfn_lint)
+                    .arg(&path)
+                    .output()
+                    .expect("cfn-lint runs"),
+            );
+            assert!(ok, "cfn-lint: {text}");
+        }
+        None => eprintln!("skipped: cfn-lint is not on PATH"),
+    }
+}
+
+#[test]
+fn the_iam_statements_for_events_name_the_sqs_actions_the_exporter_calls() {
+    let iam = readme::section("## IAM policy");
+    let statements: Vec<serde_json::Value> = readme::code_blocks("json")
+        .iter()
+        .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .filter(|v| v["Sid"] == "ImageBuilderExporterEvents")
+        .collect();
+    assert_eq!(
+        statements.len(),
+        1,
+        "the IAM policy section's events statement"
+    );
+    assert!(
+        iam.contains("\"Sid\": \"ImageBuilderExporterEvents\""),
+        "in the IAM policy section"
+    );
+    let s = &statements[0];
+    assert_eq!(s["Effect"], "Allow");
+    assert!(
+        s["Resource"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("arn:aws:sqs:")),
+        "on the queue, not *: {s}"
+    );
+    assert_eq!(strings(&s["Action"]), sqs_actions_the_exporter_calls());
+    // The read-only policy itself asks for no SQS action: events are optional.
+    let main: Vec<serde_json::Value> = readme::code_blocks("json")
+        .iter()
+        .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .filter(|v| v["Statement"][0]["Sid"] == "ImageBuilderExporterRead")
+        .collect();
+    assert_eq!(main.len(), 1);
+    assert!(!main[0].to_string().contains("sqs:"));
+}

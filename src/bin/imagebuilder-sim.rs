@@ -2,8 +2,9 @@
 //! for end-to-end tests, benchmarks and trying things by hand.
 //!
 //! ```text
-//! imagebuilder-sim --listen 127.0.0.1:4566 --scenario demo
-//! AWS_ENDPOINT_URL_IMAGEBUILDER=http://127.0.0.1:4566 imagebuilder-exporter
+//! imagebuilder-sim --listen 127.0.0.1:4566 --scenario demo --events-queue imagebuilder-events
+//! AWS_ENDPOINT_URL_IMAGEBUILDER=http://127.0.0.1:4566 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:4566 \
+//!   imagebuilder-exporter --events.sqs-queue-url=http://127.0.0.1:4566/123456789012/imagebuilder-events
 //! ```
 
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use clap::{Parser, ValueEnum};
 use imagebuilder_exporter::clock::{Clock, ScaledClock, SystemClock, NANOS_PER_SEC};
 use imagebuilder_exporter::logging::{LogFormat, LogLevel};
 use imagebuilder_exporter::parse::parse_duration;
-use imagebuilder_exporter::simulator::{scenario, Faults, Simulator};
+use imagebuilder_exporter::simulator::{queue_url, scenario, Faults, Simulator};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
@@ -60,6 +61,22 @@ struct Args {
     latency: Duration,
     #[arg(long = "log.level", value_enum, default_value = "info")]
     log_level: LogLevel,
+    /// Serve an SQS queue of this name and publish Image Builder's
+    /// EventBridge events to it (state changes, steps waiting).
+    #[arg(long = "events-queue", value_name = "NAME", value_parser = queue_name)]
+    events_queue: Option<String>,
+}
+
+/// SQS's rule for queue names: 1 to 80 letters, digits, `-` and `_`.
+fn queue_name(s: &str) -> Result<String, String> {
+    let valid = (1..=80).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err("1 to 80 letters, digits, '-' and '_'".into())
+    }
 }
 
 #[tokio::main]
@@ -112,6 +129,13 @@ async fn main() -> ExitCode {
     );
     tracing::info!(endpoint = %url, "simulator ready");
     println!("AWS_ENDPOINT_URL_IMAGEBUILDER={url}");
+    if let Some(name) = &args.events_queue {
+        sim.enable_events(name);
+        let queue = queue_url(&url, name);
+        tracing::info!(queue = %queue, "publishing Image Builder events");
+        println!("AWS_ENDPOINT_URL_SQS={url}");
+        println!("IMAGEBUILDER_EVENTS_SQS_QUEUE_URL={queue}");
+    }
     sim.serve(listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })

@@ -1,11 +1,16 @@
 //! Control endpoints under `/_sim/`, for tests that run the simulator as a
-//! separate process: read and reset call counts, read and set faults.
+//! separate process: read and reset call counts, read and set faults, and
+//! the SQS queues: `GET queues/{name}` (depth and counts), `POST
+//! queues/{name}/messages` (the body, as is, becomes a message) and `PUT
+//! queues/{name}/fault` (`{"fault": "access_denied" | "queue_does_not_exist" |
+//! null}`).
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use super::faults::Faults;
+use super::queue::QueueFault;
 use super::SimState;
 use crate::httpserve::{respond, Chunks};
 
@@ -76,6 +81,69 @@ pub(crate) async fn handle(
                 Err(e) => respond(400, "text/plain", format!("invalid faults: {e}\n")),
             }
         }
+        (method, p) if p.starts_with("queues/") => queue(state, method, p, req).await,
         _ => respond(404, "text/plain", "unknown simulator control endpoint\n"),
+    }
+}
+
+async fn queue(
+    state: &SimState,
+    method: Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Response<Chunks> {
+    let rest = path.trim_start_matches("queues/");
+    let (name, what) = rest.split_once('/').unwrap_or((rest, ""));
+    let name = name.to_string();
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    let body = match (&method, what) {
+        (&Method::POST, "messages") | (&Method::PUT, "fault") => {
+            // 256 KiB: the largest message SQS takes.
+            match Limited::new(req.into_body(), 256 * 1024).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => return respond(400, "text/plain", "unreadable body\n"),
+            }
+        }
+        _ => Default::default(),
+    };
+    let missing = || respond(404, "text/plain", format!("no queue {name}\n"));
+    let json = |v: serde_json::Value| respond(200, "application/json", v.to_string());
+    match (method, what) {
+        (Method::GET, "") => match state.queues.stats(&name) {
+            Some(stats) => {
+                let mut v = serde_json::json!(stats);
+                if let Some(h) = host {
+                    v["url"] = serde_json::json!(super::queue_url(&format!("http://{h}"), &name));
+                }
+                json(v)
+            }
+            None => missing(),
+        },
+        (Method::POST, "messages") => {
+            let body = String::from_utf8_lossy(&body).into_owned();
+            match state.queues.send(&name, body, state.clock.now()) {
+                Some(id) => json(serde_json::json!({ "MessageId": id })),
+                None => missing(),
+            }
+        }
+        (Method::PUT, "fault") => {
+            #[derive(serde::Deserialize)]
+            struct Body {
+                fault: Option<QueueFault>,
+            }
+            let fault = match serde_json::from_slice::<Body>(&body) {
+                Ok(b) => b.fault,
+                Err(e) => return respond(400, "text/plain", format!("invalid fault: {e}\n")),
+            };
+            match state.queues.with(&name, |q| q.fault = fault) {
+                Some(()) => json(serde_json::json!({ "fault": fault })),
+                None => missing(),
+            }
+        }
+        _ => respond(404, "text/plain", "unknown simulator queue endpoint\n"),
     }
 }

@@ -65,6 +65,15 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
     if let Some(admin) = path.strip_prefix("/_sim/") {
         return Ok(super::admin::handle(&state, admin.to_string(), req).await);
     }
+    let sqs = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("AmazonSQS."));
+    if path == "/" && req.method() == Method::POST && sqs {
+        // SQS speaks AWS JSON 1.0 on `/`, told apart by its target.
+        return Ok(super::sqs::handle(state, req).await);
+    }
     if path == "/" && req.method() == Method::POST {
         // STS speaks the query protocol on `/`.
         return Ok(

@@ -4,6 +4,9 @@
 //! `--demo` runs on it. It serves the read operations the exporter uses (plus
 //! `GetWorkflowExecution` and `ListWaitingWorkflowSteps`), can inject faults,
 //! and counts the calls it receives so that tests can assert call budgets.
+//! On the same endpoint it serves a minimal SQS (`sqs.rs`), to which it
+//! publishes Image Builder's EventBridge events (`events.rs`) once
+//! [`Simulator::enable_events`] is called.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -19,18 +22,24 @@
 //! ```
 
 pub mod admin;
+pub(crate) mod events;
 pub mod faults;
 pub mod http;
+pub(crate) mod queue;
 pub mod scenario;
 pub mod shapes;
+pub(crate) mod sqs;
+#[cfg(test)]
+mod sqs_sdk_tests;
 pub mod store;
 pub(crate) mod sts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
 
 use crate::sync::lock;
 
@@ -40,7 +49,21 @@ use tokio::sync::oneshot;
 use crate::clock::Clock;
 use crate::httpserve::{serve, ServeOptions};
 pub use faults::{BadAnswer, Faults};
+pub use queue::{QueueDepth, QueueFault, QueueStats};
 pub use store::Store;
+
+/// How often, in real time, planned builds are looked at for events.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+/// The URL of queue `name` on a simulator serving at `endpoint`
+/// (`http://127.0.0.1:4566`), in the simulated account.
+pub fn queue_url(endpoint: &str, name: &str) -> String {
+    format!(
+        "{}/{}/{name}",
+        endpoint.trim_end_matches('/'),
+        scenario::ACCOUNT
+    )
+}
 
 pub(crate) struct SimState {
     /// The default account's builds (any region).
@@ -57,6 +80,11 @@ pub(crate) struct SimState {
     pub(crate) clock: Arc<dyn Clock>,
     rng: Mutex<fastrand::Rng>,
     requests: AtomicU64,
+    pub(crate) queues: queue::Queues,
+    /// Turns the default store's changes into events, once enabled.
+    publisher: Mutex<Option<events::Publisher>>,
+    publisher_running: AtomicBool,
+    seed: u64,
 }
 
 impl SimState {
@@ -92,6 +120,24 @@ impl SimState {
         p > 0.0 && lock(&self.rng).f64() < p
     }
 
+    /// Publishes the events of every change since the last call to the
+    /// queues that take them; returns how many.
+    fn publish_due(&self) -> usize {
+        let mut publisher = lock(&self.publisher);
+        let Some(p) = publisher.as_mut() else {
+            return 0;
+        };
+        let now = self.clock.now();
+        if !p.due(now) {
+            return 0;
+        }
+        let bodies = p.tick(&crate::sync::read(&self.store), now);
+        // Sent under the publisher's lock, so that two ticks never
+        // interleave their events.
+        self.queues.publish(&bodies, now);
+        bodies.len()
+    }
+
     pub(crate) fn request_id(&self) -> String {
         let n = self.requests.fetch_add(1, Ordering::Relaxed);
         format!(
@@ -111,7 +157,9 @@ pub struct Simulator {
 impl Simulator {
     /// A simulator holding `store`, whose scenario moves with `clock`.
     /// `seed` makes injected faults reproducible.
-    pub fn new(clock: Arc<dyn Clock>, store: Store, seed: u64) -> Self {
+    pub fn new(clock: Arc<dyn Clock>, mut store: Store, seed: u64) -> Self {
+        // Events start from the store as given.
+        let _ = store.take_touched();
         Self {
             state: Arc::new(SimState {
                 store: RwLock::new(store),
@@ -124,6 +172,10 @@ impl Simulator {
                 clock,
                 rng: Mutex::new(fastrand::Rng::with_seed(seed)),
                 requests: AtomicU64::new(1),
+                queues: queue::Queues::default(),
+                publisher: Mutex::new(None),
+                publisher_running: AtomicBool::new(false),
+                seed,
             }),
         }
     }
@@ -134,7 +186,94 @@ impl Simulator {
 
     /// Changes the world (add, change or delete builds).
     pub fn update<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
-        f(&mut crate::sync::write(&self.state.store))
+        let (r, touched) = {
+            let mut store = crate::sync::write(&self.state.store);
+            let r = f(&mut store);
+            (r, store.take_touched())
+        };
+        if let Some(p) = lock(&self.state.publisher).as_mut() {
+            p.touch(touched);
+        }
+        r
+    }
+
+    /// Creates the SQS queue `name` (if needed) and publishes to it, from
+    /// now on, Image Builder's events about the default account's builds,
+    /// as an EventBridge rule on `aws.imagebuilder` would: "EC2 Image
+    /// Builder Image State Change" when a build appears or its status
+    /// changes, "EC2 Image Builder Workflow Step Waiting" when a step starts
+    /// WAITING. Changes of planned builds are seen within about 100 ms of
+    /// real time (a background task, started here when called within a
+    /// tokio runtime, else by `serve`).
+    pub fn enable_events(&self, name: &str) {
+        self.state.queues.create(name);
+        self.state.queues.with(name, |q| q.events = true);
+        {
+            let mut publisher = lock(&self.state.publisher);
+            if publisher.is_none() {
+                let store = crate::sync::read(&self.state.store);
+                let now = self.state.clock.now();
+                *publisher = Some(events::Publisher::new(&store, now, self.state.seed));
+            }
+        }
+        self.start_publisher();
+    }
+
+    /// Starts the publishing task, once, if a queue takes events and a
+    /// runtime is at hand. It stops when the simulator is dropped.
+    fn start_publisher(&self) {
+        if !self.state.queues.any_events() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.state.publisher_running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let weak: Weak<SimState> = Arc::downgrade(&self.state);
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(PUBLISH_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(state) = weak.upgrade() else { return };
+                state.publish_due();
+            }
+        });
+    }
+
+    /// Publishes the events of the changes since the last publication now,
+    /// without waiting for the background task; returns how many.
+    pub fn publish_events(&self) -> usize {
+        self.state.publish_due()
+    }
+
+    /// Sends a message with this body to queue `name`, as any producer
+    /// could (for tests of bad messages). `None`: no such queue.
+    pub fn send_message(&self, name: &str, body: &str) -> Option<String> {
+        let now = self.state.clock.now();
+        self.state.queues.send(name, body.to_string(), now)
+    }
+
+    /// Makes queue `name` answer every call with `fault` (`None`: work
+    /// again). False if there is no such queue.
+    pub fn set_queue_fault(&self, name: &str, fault: Option<QueueFault>) -> bool {
+        self.state.queues.with(name, |q| q.fault = fault).is_some()
+    }
+
+    /// Messages in queue `name`: visible, and in flight (received, not
+    /// deleted, visibility timeout not over).
+    pub fn queue_depth(&self, name: &str) -> Option<QueueDepth> {
+        self.state.queues.stats(name).map(|s| QueueDepth {
+            visible: s.visible,
+            in_flight: s.in_flight,
+        })
+    }
+
+    /// Depth and counts of queue `name`.
+    pub fn queue_stats(&self, name: &str) -> Option<QueueStats> {
+        self.state.queues.stats(name)
     }
 
     /// Serves `store` to requests signed with credentials of a role in
@@ -187,11 +326,18 @@ impl Simulator {
             max_connections: 1024,
             ..ServeOptions::default()
         };
+        self.start_publisher();
+        self.state.queues.open();
+        let queues = self.state.clone();
         serve(
             listener,
             move |req, _peer| http::handle(state.clone(), req),
             opts,
-            shutdown,
+            async move {
+                shutdown.await;
+                // Long polls answer now rather than hold the shutdown.
+                queues.queues.close();
+            },
         )
         .await;
     }
@@ -229,9 +375,15 @@ impl RunningSimulator {
         self.addr
     }
 
-    /// The endpoint to give the SDK (`AWS_ENDPOINT_URL_IMAGEBUILDER`).
+    /// The endpoint to give the SDK (`AWS_ENDPOINT_URL_IMAGEBUILDER`, and
+    /// `AWS_ENDPOINT_URL_SQS` for its queues).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The URL of queue `name` (see [`Simulator::enable_events`]).
+    pub fn queue_url(&self, name: &str) -> String {
+        queue_url(&self.url(), name)
     }
 
     pub async fn stop(mut self) {

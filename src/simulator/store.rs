@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 /// How long a failed workflow's rollback runs before it ends.
-const ROLLBACK: Nanos = 10 * NANOS_PER_SEC;
+pub const ROLLBACK: Nanos = 10 * NANOS_PER_SEC;
 
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::timestamp::format_rfc3339_millis;
@@ -276,7 +276,7 @@ impl SimWorkflow {
 }
 
 /// Delay between a build's creation and its first workflow.
-const QUEUE_DELAY: Nanos = 5 * NANOS_PER_SEC;
+pub const QUEUE_DELAY: Nanos = 5 * NANOS_PER_SEC;
 
 impl SimBuild {
     /// The workflow executions started by `now`, with their state.
@@ -302,10 +302,14 @@ impl SimBuild {
 
     /// The image status at `now`.
     pub fn status(&self, now: Nanos) -> String {
+        self.status_of(&self.workflow_states(now))
+    }
+
+    /// The image status, given its `workflow_states` at some time.
+    pub fn status_of(&self, states: &[(&SimWorkflow, WorkflowState)]) -> String {
         if let Some(s) = &self.fixed_status {
             return s.clone();
         }
-        let states = self.workflow_states(now);
         let Some((w, last)) = states.last() else {
             return "PENDING".into();
         };
@@ -353,6 +357,11 @@ pub struct Store {
     by_arn: BTreeMap<String, usize>,
     workflows: HashMap<String, Location>,
     steps: HashMap<String, Location>,
+    /// ARNs of builds added, changed or deleted since the last
+    /// `take_touched`, so that the event publisher re-reads only those;
+    /// `touched_all` after a change to every build.
+    touched: Vec<String>,
+    touched_all: bool,
 }
 
 impl Store {
@@ -382,12 +391,14 @@ impl Store {
             }
         }
         self.by_arn.insert(b.arn.clone(), i);
+        self.touched.push(b.arn.clone());
         self.builds.push(Some(b));
     }
 
     /// Deletes a build, as `DeleteImage` would.
     pub fn remove(&mut self, arn: &str) -> Option<SimBuild> {
         let i = self.by_arn.remove(arn)?;
+        self.touched.push(arn.to_string());
         let b = self.builds[i].take()?;
         for w in &b.workflows {
             self.workflows.remove(&w.id);
@@ -412,11 +423,14 @@ impl Store {
     }
 
     pub fn build_mut(&mut self, arn: &str) -> Option<&mut SimBuild> {
-        self.builds[*self.by_arn.get(arn)?].as_mut()
+        let i = *self.by_arn.get(arn)?;
+        self.touched.push(arn.to_string());
+        self.builds[i].as_mut()
     }
 
     /// Changes every build in place (IDs and ARNs must not change).
     pub fn for_each_build(&mut self, mut f: impl FnMut(&mut SimBuild)) {
+        self.touched_all = true;
         for b in self.builds.iter_mut().flatten() {
             f(b);
         }
@@ -436,6 +450,13 @@ impl Store {
 
     pub fn len(&self) -> usize {
         self.by_arn.len()
+    }
+
+    /// The builds touched since the last call; `None`: possibly all.
+    pub(crate) fn take_touched(&mut self) -> Option<Vec<String>> {
+        let all = std::mem::take(&mut self.touched_all);
+        let touched = std::mem::take(&mut self.touched);
+        (!all).then_some(touched)
     }
 
     pub fn is_empty(&self) -> bool {
