@@ -17,6 +17,9 @@ use crate::refresh::Target;
 use crate::service::Exporter;
 use crate::simulator::{scenario, RunningSimulator, Simulator};
 
+/// The demo's event queue, in its simulator.
+const DEMO_QUEUE: &str = "imagebuilder-events";
+
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -67,6 +70,7 @@ pub async fn build(
 ) -> Result<Built, StartError> {
     let mut aws = opts.aws.clone();
     let mut simulator = None;
+    let mut demo_queue = None;
     if opts.demo {
         let seed = 7;
         let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), seed), seed);
@@ -78,11 +82,19 @@ pub async fn build(
         aws.endpoint_url = Some(running.url());
         aws.region = Some(scenario::REGION.into());
         aws.static_credentials = Some(("AKIDDEMO".into(), "demo-secret".into()));
+        // The demo follows the simulator's events, as an account with an
+        // EventBridge rule and a queue would be followed.
+        sim.enable_events(DEMO_QUEUE);
+        demo_queue = Some(running.queue_url(DEMO_QUEUE));
         simulator = Some(running);
     }
     let mut targets = Vec::with_capacity(opts.targets.len());
     let mut followers = Vec::new();
     for spec in &opts.targets {
+        let mut spec = spec.clone();
+        if spec.events_queue_url.is_none() && opts.targets.len() == 1 {
+            spec.events_queue_url = demo_queue.clone();
+        }
         let mut settings = aws.clone();
         if spec.region.is_some() {
             settings.region = spec.region.clone();

@@ -128,7 +128,7 @@ pub struct Cli {
     pub scrape_timeout: Duration,
 
     /// SQS queue that receives Image Builder's EventBridge events: builds are read again within seconds of a change, and discovery runs every hour unless --discovery.interval is given. Without --config.file only (per target there).
-    #[arg(long = "events.sqs-queue-url", value_name = "URL", env = "IMAGEBUILDER_EVENTS_SQS_QUEUE_URL", value_parser = crate::parse::parse_queue_url)]
+    #[arg(long = "events.sqs-queue-url", value_name = "URL", env = "IMAGEBUILDER_EVENTS_SQS_QUEUE_URL", value_parser = parse_optional_queue_url)]
     pub events_queue_url: Option<String>,
 
     /// Run against a built-in Image Builder simulator: no AWS account needed.
@@ -138,6 +138,16 @@ pub struct Cli {
     /// YAML file listing the accounts and regions to export (see the README); without it, one target from the flags and the default chain.
     #[arg(long = "config.file", value_name = "FILE", value_parser = parse_targets_file)]
     pub targets: Option<TargetsFile>,
+}
+
+/// A queue URL, or nothing: an empty `IMAGEBUILDER_EVENTS_SQS_QUEUE_URL`
+/// (a ConfigMap key left empty) turns events off rather than failing.
+fn parse_optional_queue_url(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Ok(String::new())
+    } else {
+        crate::parse::parse_queue_url(s)
+    }
 }
 
 /// The targets read from `--config.file`.
@@ -190,7 +200,8 @@ impl Cli {
         T: Into<std::ffi::OsString> + Clone,
     {
         let matches = Cli::command().try_get_matches_from(args)?;
-        let cli = Cli::from_arg_matches(&matches)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.events_queue_url = cli.events_queue_url.filter(|u| !u.is_empty());
         if cli.events_queue_url.is_some() && cli.targets.is_some() {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -373,6 +384,30 @@ mod tests {
         assert_eq!(o.discovery.interval, Duration::from_secs(30));
         let (_, o) = Cli::try_parse_args(["x", "--demo", "--discovery.interval", "2m"]).unwrap();
         assert_eq!(o.discovery.interval, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn events_a_queue_or_nothing() {
+        let url = "https://sqs.eu-west-1.amazonaws.com/123456789012/imagebuilder-events";
+        let (_, o) = Cli::try_parse_args(["x", "--events.sqs-queue-url", url]).unwrap();
+        assert_eq!(o.targets[0].events_queue_url.as_deref(), Some(url));
+        // With events, the listing is the safety net: hourly unless given.
+        assert_eq!(o.events_discovery_interval, Duration::from_secs(3600));
+        let (_, o) = Cli::try_parse_args([
+            "x",
+            "--events.sqs-queue-url",
+            url,
+            "--discovery.interval",
+            "10m",
+        ])
+        .unwrap();
+        assert_eq!(o.events_discovery_interval, Duration::from_secs(600));
+        // An empty value (a ConfigMap key left empty) is no queue.
+        let (_, o) = Cli::try_parse_args(["x", "--events.sqs-queue-url", ""]).unwrap();
+        assert_eq!(o.targets[0].events_queue_url, None);
+        let e = Cli::try_parse_args(["x", "--events.sqs-queue-url", "queue"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("not an SQS queue URL"), "{e}");
     }
 
     #[test]
