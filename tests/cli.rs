@@ -267,6 +267,12 @@ async fn demo_serves_every_metric_family() {
         "imagebuilder_exporter_tracked_builds",
         "imagebuilder_exporter_tracked_step_executions",
         "imagebuilder_exporter_backfill_pending",
+        "imagebuilder_exporter_builds_in_flight",
+        // The demo follows its simulator's events.
+        "imagebuilder_exporter_events_received_total",
+        "imagebuilder_exporter_events_applied_total",
+        "imagebuilder_exporter_events_ignored_total",
+        "imagebuilder_exporter_events_last_received_timestamp_seconds",
         "imagebuilder_exporter_build_info",
         "process_resident_memory_bytes",
     ]);

@@ -197,6 +197,12 @@ impl Simulator {
         r
     }
 
+    /// Creates the SQS queue `name` (if needed) without publishing to it:
+    /// a queue whose EventBridge rule is broken, or that tests fill by hand.
+    pub fn create_queue(&self, name: &str) {
+        self.state.queues.create(name);
+    }
+
     /// Creates the SQS queue `name` (if needed) and publishes to it, from
     /// now on, Image Builder's events about the default account's builds,
     /// as an EventBridge rule on `aws.imagebuilder` would: "EC2 Image
