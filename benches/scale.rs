@@ -92,6 +92,12 @@ struct Row {
     rss_peak: u64,
     rss_steady: u64,
     rss_scraped: u64,
+    /// Pages of one discovery listing.
+    listing_pages: u64,
+    /// From a failure to its series in /metrics: following events, and
+    /// by polling alone (default discovery every five minutes).
+    failure_seen_events: Option<Duration>,
+    failure_seen_polling: Option<Duration>,
 }
 
 fn main() {
@@ -166,6 +172,22 @@ fn print_table(rows: &[Row]) {
             "{}x ({}x with discovery)",
             r.naive / steady,
             r.naive / with_disc
+        )
+    });
+    add(
+        "listing calls an hour, polling (5-minute discovery)",
+        &|r| format!("{}", r.listing_pages * 12),
+    );
+    add("listing calls an hour, events (1-hour discovery)", &|r| {
+        format!("{} + 1 per build event", r.listing_pages)
+    });
+    let seen =
+        |d: Option<Duration>| d.map_or("-".to_string(), |d| format!("{:.1} s", d.as_secs_f64()));
+    add("failure to its series, events / polling", &|r| {
+        format!(
+            "{} / {}",
+            seen(r.failure_seen_events),
+            seen(r.failure_seen_polling)
         )
     });
     add("/metrics size (gzip)", &|r| {
@@ -397,6 +419,10 @@ async fn measure(builds: usize, images: usize, running: usize) -> Row {
     if std::env::var("BENCH_SKIP_COLD").as_deref() != Ok("1") {
         measure_process(&mut row, &sim, &running_sim, &clock).await;
     }
+    // C: events against polling. BENCH_SKIP_EVENTS=1 skips it.
+    if std::env::var("BENCH_SKIP_EVENTS").as_deref() != Ok("1") {
+        measure_events(&mut row, &sim, &running_sim, &clock).await;
+    }
     scrape_figures(&mut row, &sim, &running_sim, &clock).await;
     running_sim.stop().await;
     row
@@ -471,6 +497,11 @@ async fn measure_process(
     sim.reset_calls();
     scrape(&base).await;
     row.steady_discovery = sim.calls();
+    row.listing_pages = row
+        .steady_discovery
+        .get("ListImageBuildVersions")
+        .copied()
+        .unwrap_or(0);
 
     sim.update(|s| {
         let shape = BuildShape {
@@ -508,6 +539,105 @@ async fn measure_process(
     let _ = sampler.await;
     row.rss_scraped = peak.load(Ordering::Relaxed);
     drop(exporter);
+}
+
+/// An exporter process with default flags and `extra`, reading the
+/// simulator for both Image Builder and SQS.
+fn spawn_exporter(port: u16, endpoint: &str, extra: &[&str]) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_imagebuilder-exporter"))
+        .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .args(["--log.level", "warn"])
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("exporter starts");
+    Running(child)
+}
+
+/// Whether the page at `base` shows image `image`'s first step FAILED.
+async fn shows_failure(base: &str, image: &str) -> bool {
+    let Ok((200, _, body)) = raw_request(
+        "GET",
+        &format!("{base}/metrics"),
+        &[("accept-encoding", "gzip")],
+    )
+    .await
+    else {
+        return false;
+    };
+    let mut text = String::new();
+    let read =
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text);
+    read.is_ok()
+        && text.lines().any(|l| {
+            l.starts_with("imagebuilder_workflow_step_status{")
+                && l.contains(&format!("image=\"{image}\""))
+                && l.contains("status=\"FAILED\"")
+                && l.ends_with(" 1")
+        })
+}
+
+/// Two exporters with default flags, one following the simulator's
+/// events (discovery then hourly) and one polling (discovery every five
+/// minutes): how long a new build's failure takes to show in each.
+async fn measure_events(
+    row: &mut Row,
+    sim: &Simulator,
+    running_sim: &imagebuilder_exporter::simulator::RunningSimulator,
+    clock: &Arc<dyn Clock>,
+) {
+    const QUEUE: &str = "bench-events";
+    sim.enable_events(QUEUE);
+    let (pe, pp) = (free_port(), free_port());
+    let queue = running_sim.queue_url(QUEUE);
+    let _events = spawn_exporter(pe, &running_sim.url(), &["--events.sqs-queue-url", &queue]);
+    let _polling = spawn_exporter(pp, &running_sim.url(), &[]);
+    let (be, bp) = (
+        format!("http://127.0.0.1:{pe}"),
+        format!("http://127.0.0.1:{pp}"),
+    );
+    wait_ready(&be).await;
+    wait_ready(&bp).await;
+    // A new image's build fails its first step ten seconds from now.
+    let shape = BuildShape {
+        speed: 5.0 / 90.0,
+        failure: Some((
+            0,
+            0,
+            imagebuilder_exporter::simulator::store::Outcome::Failed,
+        )),
+        ..BuildShape::default()
+    };
+    let image = "bench-edge";
+    let created = clock.now() + NANOS_PER_SEC;
+    sim.update(|s| {
+        s.insert(scenario::planned_build(
+            &mut Ids::new(7),
+            image,
+            1,
+            created,
+            &shape,
+        ))
+    });
+    let failed_at = Instant::now() + Duration::from_secs(11);
+    tokio::time::sleep_until(failed_at.into()).await;
+    let deadline = failed_at + Duration::from_secs(6 * 60 + 30);
+    while Instant::now() < deadline
+        && (row.failure_seen_events.is_none() || row.failure_seen_polling.is_none())
+    {
+        if row.failure_seen_events.is_none() && shows_failure(&be, image).await {
+            row.failure_seen_events = Some(failed_at.elapsed());
+        }
+        if row.failure_seen_polling.is_none() && shows_failure(&bp, image).await {
+            row.failure_seen_polling = Some(failed_at.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// `/metrics` size, latency and encoding speed of an exporter in this
