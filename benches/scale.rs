@@ -419,11 +419,12 @@ async fn measure(builds: usize, images: usize, running: usize) -> Row {
     if std::env::var("BENCH_SKIP_COLD").as_deref() != Ok("1") {
         measure_process(&mut row, &sim, &running_sim, &clock).await;
     }
-    // C: events against polling. BENCH_SKIP_EVENTS=1 skips it.
+    scrape_figures(&mut row, &sim, &running_sim, &clock).await;
+    // C: events against polling, last because it adds an image.
+    // BENCH_SKIP_EVENTS=1 skips it.
     if std::env::var("BENCH_SKIP_EVENTS").as_deref() != Ok("1") {
         measure_events(&mut row, &sim, &running_sim, &clock).await;
     }
-    scrape_figures(&mut row, &sim, &running_sim, &clock).await;
     running_sim.stop().await;
     row
 }
