@@ -10,7 +10,7 @@
 //!
 //! 1. model and parsing: `clock`, `sync`, `model`, `parse`, `timestamp`, `metrics`, `gzip`, `loglimit`, `logging`, `httpserve`
 //! 2. aws: `aws`, `simulator`
-//! 3. tracking and counters: `tracked`, `counters`, `views`
+//! 3. tracking and counters: `tracked`, `outcomes`, `counters`, `views`
 //! 4. snapshot: `snapshot`
 //! 5. refresh and service: `discovery`, `refresh`, `events`, `service`
 //! 6. server: `webconfig`, `server`
@@ -36,6 +36,7 @@ pub mod logging;
 pub(crate) mod loglimit;
 pub mod metrics;
 pub mod model;
+pub(crate) mod outcomes;
 pub mod parse;
 pub(crate) mod refresh;
 pub mod server;

@@ -15,8 +15,9 @@ use crate::model::{
     parse_arn, workflow_type_from_arn, Build, BuildStatus, RollbackStatus, StepDetail, StepStatus,
     WorkflowStatus,
 };
+use crate::outcomes::outcomes;
 use crate::tracked::{
-    build_order, latest_steps, outcomes, select_latest, TrackedBuild, TrackedStep, WorkflowKey,
+    build_order, latest_steps, select_latest, TrackedBuild, TrackedStep, WorkflowKey,
 };
 
 /// The label values shared by an image's series.

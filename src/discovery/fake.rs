@@ -265,7 +265,15 @@ impl World {
         let arn = b.arn.to_string();
         self.builds.push(b);
         let mut list = Vec::new();
-        for (e, steps) in execs {
+        for (mut e, steps) in execs {
+            // The counts the service gives with each execution.
+            let count = |status: StepStatus| {
+                Some(steps.iter().filter(|s| s.status == status).count() as i64)
+            };
+            e.total_steps = Some(steps.len() as i64);
+            e.steps_succeeded = count(StepStatus::Completed);
+            e.steps_failed = count(StepStatus::Failed);
+            e.steps_skipped = count(StepStatus::Skipped);
             self.steps.insert(e.id.clone(), steps);
             list.push(e);
         }

@@ -11,7 +11,8 @@ use super::{RefreshReport, Tracker, MAX_OUTCOME_ROUNDS};
 use crate::aws::{ApiError, DataIssue, Fetched};
 use crate::aws::{ImageBuilderApi, Operation};
 use crate::model::{StepDetail, StepExecution, WorkflowExecution};
-use crate::tracked::{latest_steps, outcomes, priority_builds, select_latest, Limits};
+use crate::outcomes::outcomes;
+use crate::tracked::{latest_steps, priority_builds, select_latest, Limits};
 
 impl Tracker {
     /// Lists the workflow executions of every build that can still change.

@@ -205,16 +205,18 @@ async fn a_failed_newest_build_reads_back_to_an_available_one_before_ready() {
     t.refresh(&api, NOW).await;
     let made = api.take_calls();
     // web/3 failed: web/2, the newest that completed, is read too (its
-    // "Test" is the last conclusive one); web/1 waits.
+    // "Test" is the last conclusive one). Its execution's counts say every
+    // step COMPLETED, so its steps need no listing; web/1 waits.
     for c in [
         "LWE image/web/1.0.0/3",
         "LWE image/web/1.0.0/2",
         "LWSE wf-4",
-        "LWSE wf-2",
     ] {
         assert!(made.contains(&c.to_string()), "{c} not in {made:?}");
     }
-    assert!(!made.contains(&"LWE image/web/1.0.0/1".to_string()));
+    for c in ["LWE image/web/1.0.0/1", "LWSE wf-2"] {
+        assert!(!made.contains(&c.to_string()), "{c} in {made:?}");
+    }
     let failures: Vec<(&str, &str)> = t
         .views()
         .failures
@@ -341,6 +343,42 @@ async fn a_failure_behind_a_running_retry_is_found_by_listing_older_executions_o
         api.take_calls(),
         calls(&["LWE image/db/1.0.0/2", "LWSE wf-3"])
     );
+}
+
+#[tokio::test]
+async fn a_retry_behind_a_build_whose_every_step_completed_lists_nothing_older() {
+    use StepStatus::{Completed, Running};
+    // db's first build completed every step (its counts say so); its
+    // second is running "Test": nothing can be open, so wf-0's steps are
+    // not listed.
+    let mut w = World::default();
+    w.add(
+        build("db", 1, 250, BuildStatus::Available),
+        vec![(
+            execution("wf-0", WorkflowStatus::Completed, 260),
+            vec![
+                step("s9", "Build", Completed, 260, Some(270)),
+                step("s10", "Test", Completed, 270, Some(280)),
+            ],
+        )],
+    );
+    w.add(
+        build("db", 2, 300, BuildStatus::Building),
+        vec![(
+            execution("wf-3", WorkflowStatus::Running, 310),
+            vec![
+                step("s5", "Build", Completed, 310, Some(320)),
+                step("s6", "Test", Running, 320, None),
+            ],
+        )],
+    );
+    let api = FakeApi::new(w);
+    let mut t = tracker(Duration::from_secs(3600));
+    t.refresh(&api, NOW).await;
+    let first = api.take_calls();
+    assert!(first.contains(&"LWSE wf-3".to_string()), "{first:?}");
+    assert!(!first.contains(&"LWSE wf-0".to_string()), "{first:?}");
+    assert!(t.views().failures.is_empty());
 }
 
 #[tokio::test]
