@@ -19,7 +19,9 @@
 //!   real number of failures (from the simulator) at 15 s, 60 s and 300 s
 //!   steps;
 //! * every metric the dashboard and the rules use exists, so renaming one
-//!   fails here.
+//!   fails here;
+//! * both replicas follow the simulator's event queue (SQS over its real
+//!   protocol), and the events they apply show in Prometheus.
 
 mod common;
 
@@ -48,6 +50,10 @@ const EVENT_RULES: &str = concat!(
 /// about three minutes. If the scenario changes, the test waits longer
 /// for them (up to `FAILURES_DEADLINE`).
 const SEED: &str = "57";
+
+/// The simulator's SQS queue of Image Builder events, which both replicas
+/// follow (each event reaches one of them).
+const QUEUE: &str = "imagebuilder-events";
 
 /// Added by the simulator to every answer during the exporters' cold start,
 /// which then lasts about 20 s instead of a few.
@@ -79,11 +85,13 @@ const DEADLINE: Duration = Duration::from_secs(90);
 const FAILURES_DEADLINE: Duration = Duration::from_secs(480);
 
 /// Metrics the rules or the dashboard read that exist only when something
-/// is wrong, so the demo has none: overlapping targets, refused fields.
-/// Their alerts and panels are unit-tested (alerts/tests/exporter.test.yml).
-const ONLY_WHEN_WRONG: [&str; 2] = [
+/// is wrong, so the demo has none: overlapping targets, refused fields, a
+/// queue that cannot be read. Their alerts and panels are unit-tested
+/// (alerts/tests/exporter.test.yml, queue.test.yml).
+const ONLY_WHEN_WRONG: [&str; 3] = [
     "imagebuilder_exporter_target_overlap",
     "imagebuilder_exporter_invalid_data_total",
+    "imagebuilder_exporter_event_queue_errors_total",
 ];
 
 /// Both replicas in one scrape job, as a Deployment of two pods behind one
@@ -123,6 +131,8 @@ async fn start_simulator(work: &Workdir) -> (Proc, String) {
         SEED,
         "--log.level",
         "warn",
+        "--events-queue",
+        QUEUE,
     ]);
     let mut sim = Proc::spawn(cmd, work.path.join("simulator.log"));
     let url = sim
@@ -163,11 +173,14 @@ fn start_exporter(work: &Workdir, endpoint: &str, listen: &str, n: usize) -> Pro
         "500ms",
         "--labels.image-tags",
         "team,env",
+        "--events.sqs-queue-url",
+        &imagebuilder_exporter::simulator::queue_url(endpoint, QUEUE),
         "--log.level",
         "warn",
     ])
     .env_clear()
     .env("AWS_ENDPOINT_URL_IMAGEBUILDER", endpoint)
+    .env("AWS_ENDPOINT_URL_SQS", endpoint)
     .env("AWS_REGION", "us-east-1")
     .env("AWS_ACCESS_KEY_ID", "test")
     .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -920,6 +933,26 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus_scraping_two_replic
         })
         .await;
     }
+
+    // Events: the demo's builds change state every minute or so; each
+    // event reaches one replica, which reads its build at once.
+    eventually(
+        deadline,
+        "the replicas apply the simulator's events",
+        || async {
+            let applied = prom
+                .query("sum(imagebuilder_exporter_events_applied_total{job=\"imagebuilder\"})")
+                .await?;
+            let n: f64 = applied
+                .iter()
+                .filter_map(|s| s["value"][1].as_str()?.parse::<f64>().ok())
+                .sum();
+            (n > 0.0)
+                .then_some(())
+                .ok_or_else(|| format!("no event applied yet: {applied:?}"))
+        },
+    )
+    .await;
 
     let dashboards: Vec<(String, Value)> = grafana::dashboard_paths()
         .into_iter()
