@@ -1,7 +1,8 @@
 //! A cold start reads what users see first and the rest afterwards: ready
 //! with every image's latest state and the running steps' timeouts, then
 //! the backfill, newest first, until the page is exactly what a full read
-//! gives, for no more calls.
+//! gives, for no more calls. During the backfill a new failure still shows
+//! within a refresh or two, and scrapes are answered in time.
 
 mod common;
 
@@ -157,5 +158,110 @@ async fn ready_with_the_latest_state_then_the_backfill_then_what_a_full_read_giv
         full_page.get("imagebuilder_exporter_tracked_step_executions", &[])
     );
     full.shutdown().await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn during_the_backfill_a_new_failure_shows_at_once_and_scrapes_are_answered_in_time() {
+    use imagebuilder_exporter::simulator::scenario::{BuildShape, Ids};
+    use imagebuilder_exporter::simulator::store::Outcome;
+    use std::time::Instant;
+
+    // A slow backfill: 10 requests/s with 20 ms of latency, shared with the
+    // refreshes that every scrape starts and with a discovery listing due
+    // every second.
+    const SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
+    let args = [
+        "--refresh.min-interval",
+        "0s",
+        "--discovery.interval",
+        "1s",
+        "--scrape.timeout",
+        "3s",
+        "--aws.max-requests-per-second",
+        "10",
+        "--aws.max-concurrency",
+        "4",
+    ];
+    let h = Harness::start_configured(account(), at(0.0), &args, |o| {
+        o.discovery.defer_backfill = true;
+    })
+    .await;
+    h.sim.set_faults(Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    let at_ready = loop {
+        let m = h.scrape().await;
+        if m.get("imagebuilder_exporter_ready", &[]) == Some(1.0) {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pending_at_ready = at_ready
+        .get("imagebuilder_exporter_backfill_pending", &[])
+        .expect("pending");
+    assert!(pending_at_ready > 10.0, "{pending_at_ready}");
+
+    // A new image's build starts at 1 s and its first step fails 3 s into
+    // its first workflow: failed by 11 s.
+    let shape = BuildShape {
+        speed: 3.0 / 90.0,
+        failure: Some((0, 0, Outcome::Failed)),
+        ..BuildShape::default()
+    };
+    h.sim.update(|s| {
+        s.insert(scenario::planned_build(
+            &mut Ids::new(5),
+            "edge",
+            1,
+            at(1.0),
+            &shape,
+        ))
+    });
+    h.clock.advance_secs(11.0);
+
+    // Every scrape answers within --scrape.timeout; the failure shows
+    // within a few refreshes, while the backfill still has reads left.
+    let started = Instant::now();
+    let (seen, pending) = loop {
+        let asked = Instant::now();
+        let m = h.scrape().await;
+        let took = asked.elapsed();
+        assert!(
+            took < SCRAPE_TIMEOUT + Duration::from_millis(500),
+            "a scrape took {took:?} during the backfill"
+        );
+        let failed = m.get(
+            "imagebuilder_workflow_step_failure_info",
+            &[("image", "edge")],
+        ) == Some(1.0);
+        if failed {
+            let pending = m
+                .get("imagebuilder_exporter_backfill_pending", &[])
+                .expect("pending");
+            break (started.elapsed(), pending);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the new failure is not served after {:?}:\n{}",
+            started.elapsed(),
+            m.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("failure served after {seen:?}, {pending} backfill reads left");
+    assert!(pending > 0.0, "the backfill had finished already");
+
+    // The backfill still finishes.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let m = h.scrape().await;
+        if m.get("imagebuilder_exporter_backfill_pending", &[]) == Some(0.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backfill did not finish");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     h.shutdown().await;
 }
