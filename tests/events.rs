@@ -313,6 +313,41 @@ async fn a_missing_queue_is_reported_the_same_way() {
     h.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_passing_queue_fault_is_retried_unseen() {
+    // The queue answers 503 twice (a closed connection or a brief outage
+    // looks the same to the SDK), then works: the SDK's retries hide it,
+    // so nothing counts an error, warns, or waits for the loop's back-off.
+    let (logs, _guard) = logs::Captured::start();
+    let h = start(sample_world(), &["--refresh.min-interval", "1h"], |sim| {
+        sim.enable_events(QUEUE);
+        sim.set_queue_fault(QUEUE, Some(QueueFault::Unavailable(2)));
+    })
+    .await;
+    h.scrape().await;
+    h.sim.update(|s| s.insert(failing_build(1.0)));
+    h.clock.advance_secs(1.5);
+    within(&h, Duration::from_secs(5), |m| {
+        edge_status(m, "imagebuilder_image_build_status", "PENDING") == Some(1.0)
+    })
+    .await;
+    assert_eq!(h.sim.queue_stats(QUEUE).map(|s| s.fault), Some(None));
+    let m = h.scrape().await;
+    assert_eq!(
+        m.count("imagebuilder_exporter_event_queue_errors_total", &[]),
+        0,
+        "{}",
+        m.text
+    );
+    assert!(
+        logs.lines_with("warn", &["cannot read the event queue"])
+            .is_empty(),
+        "{}",
+        logs.text()
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_queue_degrades_to_polling() {
     // The binary, with the standard per-service endpoint variables: Image

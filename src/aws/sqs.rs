@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 
@@ -58,8 +59,14 @@ impl SqsQueue {
             .connect_timeout(Duration::from_secs(3).min(request_timeout))
             .operation_attempt_timeout(WAIT + request_timeout)
             .build();
+        // Unlike Image Builder's client (whose retries are ours, see
+        // `retry`), the SDK's standard retries: a connection the service
+        // closed or a passing 5xx is not worth a queue error and a warning,
+        // and the loop's own back-off covers what lasts.
+        let retries = RetryConfig::standard().with_max_attempts(3);
         let config = aws_sdk_sqs::config::Builder::from(sdk)
             .timeout_config(timeouts)
+            .retry_config(retries)
             .build();
         Self {
             client: aws_sdk_sqs::Client::from_conf(config),

@@ -38,6 +38,10 @@ pub enum QueueFault {
     AccessDenied,
     /// `QueueDoesNotExist`, as if the queue had been deleted.
     QueueDoesNotExist,
+    /// 503 `ServiceUnavailable` for the next this many calls, then the
+    /// queue works again: a passing fault (a connection the service
+    /// closed, a brief outage) that a client's retry hides.
+    Unavailable(u32),
 }
 
 /// Messages in a queue: visible (receivable now) and in flight (received,

@@ -70,6 +70,16 @@ impl SqsError {
         )
     }
 
+    /// Not in the model's shapes: the error every AWS service may answer.
+    fn unavailable() -> Self {
+        Self::new(
+            503,
+            "com.amazonaws.sqs#ServiceUnavailable",
+            "ServiceUnavailable",
+            "The request has failed due to a temporary failure of the server.",
+        )
+    }
+
     fn access_denied(op: &str, queue: &str) -> Self {
         Self::new(
             403,
@@ -201,9 +211,17 @@ async fn answer(state: &SimState, op: &str, input: &Map<String, Value>) -> Resul
             format!("The address {url} is not valid for this endpoint."),
         )
     })?;
-    match state.queues.with(name, |q| q.fault) {
+    let fault = state.queues.with(name, |q| {
+        let fault = q.fault;
+        if let Some(QueueFault::Unavailable(n)) = fault {
+            q.fault = (n > 1).then_some(QueueFault::Unavailable(n - 1));
+        }
+        fault
+    });
+    match fault {
         None | Some(Some(QueueFault::QueueDoesNotExist)) => return Err(SqsError::no_queue()),
         Some(Some(QueueFault::AccessDenied)) => return Err(SqsError::access_denied(op, name)),
+        Some(Some(QueueFault::Unavailable(_))) => return Err(SqsError::unavailable()),
         Some(None) => {}
     }
     match op {
