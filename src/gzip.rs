@@ -61,7 +61,10 @@ impl Segment {
         let _ = enc.flush();
         // Dropping the encoder finishes the stream into the empty Vec left
         // in its place, which is discarded.
-        let deflate = std::mem::take(enc.get_mut());
+        let mut deflate = std::mem::take(enc.get_mut());
+        // Sized for text that compresses eightfold; the exposition format
+        // does much better, and the segment is kept until the next refresh.
+        deflate.shrink_to_fit();
         Self {
             deflate: Bytes::from(deflate),
             crc: crc32fast::hash(data),

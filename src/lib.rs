@@ -8,7 +8,7 @@
 //! `crate::` paths of `src/` against this list, and sibling files of one
 //! module may not use each other both ways):
 //!
-//! 1. model and parsing: `clock`, `sync`, `model`, `parse`, `timestamp`, `metrics`, `gzip`, `loglimit`, `logging`, `httpserve`
+//! 1. model and parsing: `allocator`, `clock`, `sync`, `model`, `parse`, `timestamp`, `metrics`, `gzip`, `loglimit`, `logging`, `httpserve`
 //! 2. aws: `aws`, `simulator`
 //! 3. tracking and counters: `tracked`, `outcomes`, `counters`, `views`
 //! 4. snapshot: `snapshot`
@@ -23,6 +23,7 @@
 //! snapshots in whole and serve them; [`server`] speaks HTTP; [`app`] wires
 //! it from the [`config`].
 
+pub mod allocator;
 pub mod app;
 pub mod aws;
 pub mod clock;

@@ -3,13 +3,14 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use imagebuilder_exporter::app;
 use imagebuilder_exporter::clock::SystemClock;
 use imagebuilder_exporter::config::Cli;
 use imagebuilder_exporter::logging;
+use imagebuilder_exporter::{allocator, app};
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    allocator::tune();
     let (cli, opts) = match Cli::try_parse_args(std::env::args_os()) {
         Ok(x) => x,
         Err(e) => {

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use super::listing::{fan_out, list_all};
 use super::merge::{apply_steps, apply_workflows};
-use super::{RefreshReport, Tracker, MAX_OUTCOME_ROUNDS};
+use super::{Phase, RefreshReport, Tracker, MAX_OUTCOME_ROUNDS};
 use crate::aws::{ApiError, DataIssue, Fetched};
 use crate::aws::{ImageBuilderApi, Operation};
-use crate::model::{StepDetail, StepExecution, WorkflowExecution};
+use crate::model::{StepDetail, StepExecution, StepStatus, WorkflowExecution};
 use crate::outcomes::outcomes;
 use crate::tracked::{latest_steps, priority_builds, select_latest, Limits};
 
@@ -163,7 +163,8 @@ impl Tracker {
 
     /// Fetches `timeoutSeconds` for the latest execution of each step and for
     /// steps in flight, once per step execution. During a cold start only
-    /// steps in flight are read; finished ones wait for the backfill.
+    /// steps running (or waiting) are read; finished ones wait for the
+    /// backfill, pending ones for the next refresh.
     pub(super) async fn refresh_limits<C: ImageBuilderApi>(
         &mut self,
         api: &C,
@@ -178,10 +179,17 @@ impl Tracker {
                 }
             }
         }
+        // Before ready, only steps that have started: the headroom counts
+        // from the start. Pending ones are read by the next refresh, as
+        // every step in flight is.
+        let cold = self.phase == Phase::Cold;
+        let wanted_now = |status: &StepStatus| {
+            !status.is_terminal() && (!cold || *status != StepStatus::Pending)
+        };
         for tb in self.builds.values().filter(|b| in_scope(only, b)) {
             for w in tb.workflows.iter().flatten() {
                 for s in w.steps.iter().flatten() {
-                    if s.limits == Limits::Unknown && !s.exec.status.is_terminal() {
+                    if s.limits == Limits::Unknown && wanted_now(&s.exec.status) {
                         wanted.insert(s.exec.id.clone(), (tb.build.arn.clone(), w.exec.id.clone()));
                     }
                 }

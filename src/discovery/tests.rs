@@ -188,6 +188,44 @@ async fn a_cold_start_reads_the_latest_state_first_and_backfills_the_rest() {
 }
 
 #[tokio::test]
+async fn before_ready_only_started_steps_have_their_details_read() {
+    // A build running its first step, with a second one pending: the
+    // headroom needs the running step's timeout at ready; the pending
+    // step's waits for the next refresh, like any step in flight.
+    let mut world = account();
+    world.add(
+        build("cache", 1, 400, BuildStatus::Building),
+        vec![(
+            execution("wf-4", WorkflowStatus::Running, 410),
+            vec![
+                step("s8", "Build", StepStatus::Running, 410, None),
+                step("s9", "Test", StepStatus::Pending, 410, None),
+            ],
+        )],
+    );
+    let api = FakeApi::new(world);
+    let mut t = tracker(Duration::from_secs(3600));
+    assert!(t.refresh(&api, NOW).await.complete());
+    assert_eq!(t.phase(), Phase::Backfill);
+    let gwse: Vec<String> = api
+        .take_calls()
+        .into_iter()
+        .filter(|c| c.starts_with("GWSE"))
+        .collect();
+    assert_eq!(gwse, calls(&["GWSE s6", "GWSE s8"]));
+
+    // The next refresh, during the backfill, reads the pending one.
+    t.refresh(&api, NOW + NANOS_PER_SEC).await;
+    let gwse: Vec<String> = api
+        .take_calls()
+        .into_iter()
+        .filter(|c| c.starts_with("GWSE"))
+        .collect();
+    assert_eq!(gwse, calls(&["GWSE s9"]));
+    assert_eq!(t.phase(), Phase::Backfill);
+}
+
+#[tokio::test]
 async fn a_failed_newest_build_reads_back_to_an_available_one_before_ready() {
     let mut w = account();
     w.add(

@@ -98,10 +98,18 @@ impl Snapshot {
             target: Arc::from(target),
             bodies: drafts
                 .into_iter()
-                .map(|d| Body {
-                    gz: Segment::compress(&d.text),
-                    text: Bytes::from(d.text),
-                    live: d.live,
+                .map(|mut d| {
+                    // `Bytes` keeps a Vec's spare capacity, up to as much
+                    // again as the text after its doublings; the snapshot
+                    // lives until the next refresh, the old one beside the
+                    // new while it is built.
+                    d.text.shrink_to_fit();
+                    d.live.shrink_to_fit();
+                    Body {
+                        gz: Segment::compress(&d.text),
+                        text: Bytes::from(d.text),
+                        live: d.live,
+                    }
                 })
                 .collect(),
             scopes: views.scopes(),
