@@ -2,7 +2,7 @@
 //! and 5,000 builds, over real HTTP, with 20 ms of latency per API call.
 //!
 //! ```sh
-//! cargo bench --bench scale                     # all three sizes (~30 min)
+//! cargo bench --bench scale                     # all three sizes (~50 min)
 //! BENCH_SIZES=100,1000 cargo bench --bench scale
 //! ```
 //!

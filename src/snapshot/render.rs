@@ -1,13 +1,13 @@
 //! Rendering snapshots at scrape time: the unchanging text shared without a
 //! copy (or its gzip segments), the values that depend on "now" computed.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 
 use super::{Body, Snapshot};
 use crate::clock::Nanos;
-use crate::gzip::GzipWriter;
+use crate::gzip::{GzipWriter, Segment};
 use crate::metrics::family::Family;
 use crate::metrics::text::{write_header, write_value};
 
@@ -30,8 +30,34 @@ pub fn render_gzip(snapshots: &[Arc<Snapshot>], now: Nanos, tail: &[u8]) -> Vec<
     out.finish()
 }
 
+/// A family's `# HELP` and `# TYPE` lines, as text and compressed.
+struct Header {
+    text: Bytes,
+    gz: Segment,
+}
+
+/// The headers of every family, in [`Family`] order. They never change, so
+/// they are written and compressed once: compressed per scrape, each cost
+/// a fresh compressor between two segments, more than the rest of a gzip
+/// scrape's work.
+static HEADERS: LazyLock<Vec<Header>> = LazyLock::new(|| {
+    Family::ALL
+        .iter()
+        .map(|f| {
+            let mut text = Vec::with_capacity(512);
+            write_header(&mut text, f.def());
+            Header {
+                gz: Segment::compress(&text),
+                text: Bytes::from(text),
+            }
+        })
+        .collect()
+});
+
 /// Where [`render_into`] writes the page.
 trait Sink {
+    /// A family's header.
+    fn header(&mut self, header: &Header);
     /// The unchanging part of a family's body.
     fn fixed(&mut self, body: &Body);
     /// Text computed for this scrape.
@@ -39,6 +65,9 @@ trait Sink {
 }
 
 impl Sink for Vec<Bytes> {
+    fn header(&mut self, header: &Header) {
+        self.push(header.text.clone());
+    }
     fn fixed(&mut self, body: &Body) {
         self.push(body.text.clone());
     }
@@ -48,6 +77,9 @@ impl Sink for Vec<Bytes> {
 }
 
 impl Sink for GzipWriter {
+    fn header(&mut self, header: &Header) {
+        self.segment(&header.gz);
+    }
     fn fixed(&mut self, body: &Body) {
         self.segment(&body.gz);
     }
@@ -62,9 +94,7 @@ fn render_into(snapshots: &[Arc<Snapshot>], now: Nanos, out: &mut impl Sink) {
         if snapshots.iter().all(|s| s.bodies[i].is_empty()) {
             continue;
         }
-        let mut header = Vec::with_capacity(512);
-        write_header(&mut header, f.def());
-        out.text(header);
+        out.header(&HEADERS[i]);
         for s in snapshots {
             let b = &s.bodies[i];
             out.fixed(b);
