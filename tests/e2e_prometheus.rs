@@ -56,8 +56,9 @@ const SEED: &str = "57";
 const QUEUE: &str = "imagebuilder-events";
 
 /// Added by the simulator to every answer during the exporters' cold start,
-/// which then lasts about 20 s instead of a few.
-const COLD_START_LATENCY_MS: u64 = 500;
+/// which then lasts a few seconds instead of a fraction of one (ready needs
+/// only a handful of rounds of calls; the backfill comes after).
+const COLD_START_LATENCY_MS: u64 = 1000;
 
 /// The labels of every step series.
 const STEP_LABELS: [&str; 7] = [
@@ -900,6 +901,17 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus_scraping_two_replic
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let ready_at = unix_now();
+    // What Prometheus scraped in between, whenever this loop looked: a
+    // replica ready 0 while it served no imagebuilder_up.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seen = prom
+        .query(
+            "max_over_time((imagebuilder_exporter_ready == 0 \
+             unless on (instance, target) imagebuilder_up)[5m:1s])",
+        )
+        .await
+        .unwrap_or_default();
+    saw_not_ready |= !seen.is_empty();
     assert!(
         saw_not_ready,
         "Prometheus never saw a replica starting (imagebuilder_exporter_ready 0, no imagebuilder_up)"
