@@ -30,6 +30,21 @@ fn account_lines(m: &Metrics) -> Vec<&str> {
         .collect()
 }
 
+/// An exporter with the cold start as users get it (ready first, then the
+/// backfill), over [`account`]; 20 ms per call once it is ready, so that
+/// the backfill takes a while.
+async fn start_deferred(args: &[&str]) -> Harness {
+    let h = Harness::start_configured(account(), at(0.0), args, |o| {
+        o.discovery.defer_backfill = true;
+    })
+    .await;
+    h.sim.set_faults(Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    h
+}
+
 async fn backfill_done(h: &Harness) -> Metrics {
     for _ in 0..600 {
         let m = h.scrape().await;
@@ -54,14 +69,7 @@ async fn ready_with_the_latest_state_then_the_backfill_then_what_a_full_read_giv
         "--aws.max-concurrency",
         "4",
     ];
-    let h = Harness::start_configured(account(), at(0.0), &args, |o| {
-        o.discovery.defer_backfill = true;
-    })
-    .await;
-    h.sim.set_faults(Faults {
-        latency: Duration::from_millis(20),
-        ..Faults::default()
-    });
+    let h = start_deferred(&args).await;
     let at_ready = h.scrape().await;
     let calls_at_ready = h.sim.calls();
 
@@ -187,14 +195,7 @@ async fn during_the_backfill_a_new_failure_shows_at_once_and_scrapes_are_answere
         "--aws.max-concurrency",
         "4",
     ];
-    let h = Harness::start_configured(account(), at(0.0), &args, |o| {
-        o.discovery.defer_backfill = true;
-    })
-    .await;
-    h.sim.set_faults(Faults {
-        latency: Duration::from_millis(20),
-        ..Faults::default()
-    });
+    let h = start_deferred(&args).await;
     let at_ready = loop {
         let m = h.scrape().await;
         if m.get("imagebuilder_exporter_ready", &[]) == Some(1.0) {

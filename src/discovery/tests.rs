@@ -56,6 +56,42 @@ fn counted(t: &Tracker) -> Vec<(String, String, String, u64)> {
     out
 }
 
+/// Two builds of "db": the first ended with `first` ("Test" ending
+/// `test`), the second is running "Test" again.
+fn retry_world(first: BuildStatus, workflow: WorkflowStatus, test: StepStatus) -> World {
+    use StepStatus::{Completed, Running};
+    let mut w = World::default();
+    w.add(
+        build("db", 1, 250, first),
+        vec![(
+            execution("wf-0", workflow, 260),
+            vec![
+                step("s9", "Build", Completed, 260, Some(270)),
+                step("s10", "Test", test, 270, Some(280)),
+            ],
+        )],
+    );
+    w.add(
+        build("db", 2, 300, BuildStatus::Building),
+        vec![(
+            execution("wf-3", WorkflowStatus::Running, 310),
+            vec![
+                step("s5", "Build", Completed, 310, Some(320)),
+                step("s6", "Test", Running, 320, None),
+            ],
+        )],
+    );
+    w
+}
+
+/// The `GetWorkflowStepExecution` calls made since the last take.
+fn details_read(api: &FakeApi) -> Vec<String> {
+    api.take_calls()
+        .into_iter()
+        .filter(|c| c.starts_with("GWSE"))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_cold_start_reads_the_latest_state_first_and_backfills_the_rest() {
     let api = FakeApi::new(account());
@@ -207,21 +243,11 @@ async fn before_ready_only_started_steps_have_their_details_read() {
     let mut t = tracker(Duration::from_secs(3600));
     assert!(t.refresh(&api, NOW).await.complete());
     assert_eq!(t.phase(), Phase::Backfill);
-    let gwse: Vec<String> = api
-        .take_calls()
-        .into_iter()
-        .filter(|c| c.starts_with("GWSE"))
-        .collect();
-    assert_eq!(gwse, calls(&["GWSE s6", "GWSE s8"]));
+    assert_eq!(details_read(&api), calls(&["GWSE s6", "GWSE s8"]));
 
     // The next refresh, during the backfill, reads the pending one.
     t.refresh(&api, NOW + NANOS_PER_SEC).await;
-    let gwse: Vec<String> = api
-        .take_calls()
-        .into_iter()
-        .filter(|c| c.starts_with("GWSE"))
-        .collect();
-    assert_eq!(gwse, calls(&["GWSE s9"]));
+    assert_eq!(details_read(&api), calls(&["GWSE s9"]));
     assert_eq!(t.phase(), Phase::Backfill);
 }
 
@@ -340,28 +366,11 @@ async fn a_new_build_is_read_whole_and_its_steps_counted() {
 
 #[tokio::test]
 async fn a_failure_behind_a_running_retry_is_found_by_listing_older_executions_once() {
-    use StepStatus::{Completed, Failed, Running};
     // db's first build failed "Test"; its second is running it again.
-    let mut w = World::default();
-    w.add(
-        build("db", 1, 250, BuildStatus::Failed),
-        vec![(
-            execution("wf-0", WorkflowStatus::Failed, 260),
-            vec![
-                step("s9", "Build", Completed, 260, Some(270)),
-                step("s10", "Test", Failed, 270, Some(280)),
-            ],
-        )],
-    );
-    w.add(
-        build("db", 2, 300, BuildStatus::Building),
-        vec![(
-            execution("wf-3", WorkflowStatus::Running, 310),
-            vec![
-                step("s5", "Build", Completed, 310, Some(320)),
-                step("s6", "Test", Running, 320, None),
-            ],
-        )],
+    let w = retry_world(
+        BuildStatus::Failed,
+        WorkflowStatus::Failed,
+        StepStatus::Failed,
     );
     let api = FakeApi::new(w);
     let mut t = tracker(Duration::from_secs(3600));
@@ -385,30 +394,13 @@ async fn a_failure_behind_a_running_retry_is_found_by_listing_older_executions_o
 
 #[tokio::test]
 async fn a_retry_behind_a_build_whose_every_step_completed_lists_nothing_older() {
-    use StepStatus::{Completed, Running};
     // db's first build completed every step (its counts say so); its
     // second is running "Test": nothing can be open, so wf-0's steps are
     // not listed.
-    let mut w = World::default();
-    w.add(
-        build("db", 1, 250, BuildStatus::Available),
-        vec![(
-            execution("wf-0", WorkflowStatus::Completed, 260),
-            vec![
-                step("s9", "Build", Completed, 260, Some(270)),
-                step("s10", "Test", Completed, 270, Some(280)),
-            ],
-        )],
-    );
-    w.add(
-        build("db", 2, 300, BuildStatus::Building),
-        vec![(
-            execution("wf-3", WorkflowStatus::Running, 310),
-            vec![
-                step("s5", "Build", Completed, 310, Some(320)),
-                step("s6", "Test", Running, 320, None),
-            ],
-        )],
+    let w = retry_world(
+        BuildStatus::Available,
+        WorkflowStatus::Completed,
+        StepStatus::Completed,
     );
     let api = FakeApi::new(w);
     let mut t = tracker(Duration::from_secs(3600));
