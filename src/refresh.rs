@@ -247,6 +247,19 @@ impl<C: ImageBuilderApi> Target<C> {
         (report, targeted)
     }
 
+    /// Reads the account's pipelines at once (an event said the service
+    /// disabled one) and serves the result; returns the report and the
+    /// ARNs the listing holds.
+    pub async fn refresh_pipelines(&self) -> (RefreshReport, Vec<String>) {
+        let mut tracker = self.tracker.lock().await;
+        let report = tracker.refresh_pipelines_now(&self.api).await;
+        let known = tracker.pipeline_arns();
+        self.publish(&tracker);
+        drop(tracker);
+        self.log_failures(&report);
+        (report, known)
+    }
+
     /// Encodes and serves the tracker's state if it changed since the last
     /// snapshot.
     fn publish(&self, tracker: &Tracker) {

@@ -252,6 +252,7 @@ pub(crate) mod tests {
             build_type: None,
             log_group: None,
             tags: Default::default(),
+            failure: None,
         }
     }
 

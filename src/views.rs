@@ -12,8 +12,8 @@ use std::sync::Arc;
 use crate::clock::Nanos;
 use crate::counters::StepKey;
 use crate::model::{
-    parse_arn, workflow_type_from_arn, Build, BuildStatus, RollbackStatus, StepDetail, StepStatus,
-    WorkflowStatus,
+    parse_arn, workflow_type_from_arn, Build, BuildStatus, FailureContext, Pipeline,
+    RollbackStatus, StepDetail, StepStatus, WorkflowStatus,
 };
 use crate::outcomes::outcomes;
 use crate::tracked::{
@@ -143,6 +143,8 @@ pub struct NewestBuild {
     pub reason: Option<String>,
     /// Values of the allow-listed tags, in the allow-list's order.
     pub tags: Vec<Option<String>>,
+    /// Where it failed, as the service says (`state.failureContext`).
+    pub failure: Option<FailureContext>,
 }
 
 /// One image.
@@ -164,6 +166,32 @@ pub struct Views {
     pub failures: Vec<FailureView>,
     pub workflows: Vec<WorkflowView>,
     pub images: Vec<ImageView>,
+    pub pipelines: Vec<PipelineView>,
+}
+
+/// The label values of a pipeline's series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PipelineKey {
+    pub account_id: Arc<str>,
+    pub region: Arc<str>,
+    pub pipeline: Arc<str>,
+    /// The image its builds carry: its recipe's name (empty when the
+    /// pipeline names no recipe).
+    pub image: Arc<str>,
+}
+
+impl crate::metrics::labels::LabelSet<4> for PipelineKey {
+    const NAMES: [&'static str; 4] = crate::metrics::labels::PIPELINE;
+    fn values(&self) -> [&str; 4] {
+        [&self.account_id, &self.region, &self.pipeline, &self.image]
+    }
+}
+
+/// One image pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineView {
+    pub key: PipelineKey,
+    pub pipeline: Pipeline,
 }
 
 impl Views {
@@ -180,6 +208,11 @@ impl Views {
                     v.key.workflow.region.clone(),
                 )
             }))
+            .chain(
+                self.pipelines
+                    .iter()
+                    .map(|p| (p.key.account_id.clone(), p.key.region.clone())),
+            )
             .collect();
         s.sort();
         s.dedup();
@@ -196,6 +229,12 @@ pub struct Input<'a> {
     pub last_success: &'a HashMap<ImageKey, Nanos>,
     /// The tag keys of `--labels.image-tags`.
     pub tag_keys: &'a [String],
+    /// The account's image pipelines.
+    pub pipelines: &'a [Pipeline],
+    /// Image names by the name segment of their ARNs.
+    pub image_names: &'a HashMap<Arc<str>, Arc<str>>,
+    /// `--filter.image-name`, applied to the pipelines' `image` label.
+    pub image_filter: Option<&'a regex::Regex>,
 }
 
 /// Builds the views.
@@ -248,7 +287,45 @@ pub fn build(input: &Input<'_>) -> Views {
         failures,
         workflows,
         images: images(input),
+        pipelines: pipelines(input),
     }
+}
+
+/// One row per pipeline whose image passes `--filter.image-name`.
+fn pipelines(input: &Input<'_>) -> Vec<PipelineView> {
+    let mut out: Vec<PipelineView> = input
+        .pipelines
+        .iter()
+        .filter_map(|p| {
+            // The converter only keeps pipelines whose ARN parses.
+            let parts = parse_arn(&p.arn)?;
+            let image: Arc<str> = match &p.recipe {
+                Some(r) => input
+                    .image_names
+                    .get(r)
+                    .cloned()
+                    .unwrap_or_else(|| r.clone()),
+                None => Arc::from(""),
+            };
+            if input.image_filter.is_some_and(|re| !re.is_match(&image)) {
+                return None;
+            }
+            Some(PipelineView {
+                key: PipelineKey {
+                    account_id: Arc::from(parts.account_id),
+                    region: Arc::from(parts.region),
+                    pipeline: p.name.clone(),
+                    image,
+                },
+                pipeline: p.clone(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    // Names are unique in an account and Region; a listing that says
+    // otherwise must not give two series of one name.
+    out.dedup_by(|a, b| a.key == b.key);
+    out
 }
 
 /// The labels of step `s` of workflow `wkey`.
@@ -377,6 +454,7 @@ fn images(input: &Input<'_>) -> Vec<ImageView> {
                         .iter()
                         .map(|k| b.tags.get(k).cloned())
                         .collect(),
+                    failure: b.failure.clone(),
                 }),
                 last_success: None,
             };
@@ -429,6 +507,9 @@ mod tests {
             direct: Vec::new(),
             last_success: last,
             tag_keys: &["team".to_string(), "env".to_string()],
+            pipelines: &[],
+            image_names: &HashMap::new(),
+            image_filter: None,
         })
     }
 

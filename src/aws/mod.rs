@@ -14,7 +14,7 @@ pub mod sqs;
 use std::fmt;
 use std::future::Future;
 
-use crate::model::{Build, StepDetail, StepExecution, WorkflowExecution};
+use crate::model::{Build, Pipeline, StepDetail, StepExecution, WorkflowExecution};
 
 pub use crate::model::Operation;
 
@@ -195,6 +195,12 @@ pub trait ImageBuilderApi: Send + Sync + 'static {
         &self,
         step_execution_id: String,
     ) -> impl Future<Output = Result<Fetched<StepDetail>, ApiError>> + Send;
+
+    /// Every image pipeline of the account.
+    fn list_image_pipelines(
+        &self,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Pipeline>, ApiError>> + Send;
 }
 
 /// Shortens a value for a log line or an error message: answers may carry

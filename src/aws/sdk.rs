@@ -17,7 +17,7 @@ use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
 use super::{shorten, ApiError, AssumeRole, Fetched, ImageBuilderApi, Operation, Page};
 use crate::metrics::ExporterMetrics;
-use crate::model::{Build, StepDetail, StepExecution, WorkflowExecution};
+use crate::model::{Build, Pipeline, StepDetail, StepExecution, WorkflowExecution};
 
 /// Page size asked of list operations: the API's maximum.
 pub const PAGE_SIZE: i32 = 100;
@@ -359,6 +359,30 @@ impl ImageBuilderApi for SdkClient {
             }),
         }
     }
+
+    async fn list_image_pipelines(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<Page<Pipeline>, ApiError> {
+        let op = Operation::ListImagePipelines;
+        let out = self
+            .call(op, || async {
+                self.client
+                    .list_image_pipelines()
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(next_token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify(op, e))
+            })
+            .await?;
+        Ok(page(
+            op,
+            out.image_pipeline_list(),
+            out.next_token(),
+            convert::pipeline,
+        ))
+    }
 }
 
 /// Converts one page of a list answer, reporting what was wrong in it.
@@ -408,5 +432,11 @@ impl<T: ImageBuilderApi> ImageBuilderApi for Arc<T> {
         step_execution_id: String,
     ) -> impl Future<Output = Result<Fetched<StepDetail>, ApiError>> + Send {
         (**self).get_workflow_step_execution(step_execution_id)
+    }
+    fn list_image_pipelines(
+        &self,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Pipeline>, ApiError>> + Send {
+        (**self).list_image_pipelines(next_token)
     }
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use crate::aws::{issue_kind, ApiError, DataIssue, Fetched, ImageBuilderApi, Operation, Page};
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::model::{
-    Build, BuildStatus, StepDetail, StepExecution, StepLimits, StepStatus, WorkflowExecution,
-    WorkflowStatus, WorkflowType,
+    Build, BuildStatus, Pipeline, StepDetail, StepExecution, StepLimits, StepStatus,
+    WorkflowExecution, WorkflowStatus, WorkflowType,
 };
 
 pub const WF: &str = "arn:aws:imagebuilder:us-east-1:aws:workflow/build/build-image/1.0.0/1";
@@ -22,8 +22,10 @@ pub struct World {
     pub steps: HashMap<String, Vec<StepExecution>>,
     /// Builds the listing skips as unusable items (it still says so).
     pub skipped: HashSet<String>,
-    /// Resources whose calls fail with a 503.
+    /// Resources whose calls fail with a 503 (`"pipelines"`: the pipeline
+    /// listing).
     pub failing: HashSet<String>,
+    pub pipelines: Vec<Pipeline>,
 }
 
 #[derive(Default)]
@@ -192,6 +194,18 @@ impl ImageBuilderApi for FakeApi {
         }
         Err(not_found(Operation::GetWorkflowStepExecution))
     }
+
+    async fn list_image_pipelines(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<Page<Pipeline>, ApiError> {
+        self.log("LIP".into());
+        let w = self.world();
+        if w.failing.contains("pipelines") {
+            return Err(unavailable(Operation::ListImagePipelines));
+        }
+        Ok(page(&w.pipelines, next_token))
+    }
 }
 
 /// `image/web/1.0.0/2` of a build ARN.
@@ -218,6 +232,7 @@ pub fn build(image: &str, n: u32, created: i64, status: BuildStatus) -> Build {
         build_type: None,
         log_group: None,
         tags: BTreeMap::new(),
+        failure: None,
     }
 }
 

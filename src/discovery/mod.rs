@@ -24,6 +24,7 @@ mod discover;
 pub(crate) mod fake;
 mod listing;
 mod merge;
+mod pipelines;
 mod read;
 mod report;
 mod targeted;
@@ -46,7 +47,7 @@ use crate::aws::{ImageBuilderApi, Operation};
 use crate::clock::Nanos;
 use crate::counters::StepCounters;
 use crate::metrics::labels::TagAllowList;
-use crate::model::StepDetail;
+use crate::model::{Pipeline, StepDetail};
 use crate::snapshot::Snapshot;
 use crate::tracked::{TrackedBuild, WorkflowKey};
 use crate::views::{self, ImageKey, Views};
@@ -127,6 +128,11 @@ pub struct Tracker {
     version: u64,
     counters_seen: u64,
     phase: Phase,
+    /// The account's image pipelines, as last listed.
+    pipelines: Vec<Pipeline>,
+    /// Image names by the name segment of their ARNs (see
+    /// `learn_image_names`).
+    image_names: HashMap<Arc<str>, Arc<str>>,
 }
 
 impl Tracker {
@@ -149,6 +155,8 @@ impl Tracker {
             version: 0,
             counters_seen: 0,
             phase: Phase::Cold,
+            pipelines: Vec::new(),
+            image_names: HashMap::new(),
         }
     }
 
@@ -166,11 +174,13 @@ impl Tracker {
             {
                 Ok((builds, issues)) => {
                     let complete = report.take_issues(issues, "the account's image build versions");
+                    self.learn_image_names(&builds);
                     self.apply_discovery(builds, now, complete, &mut report);
                     self.last_discovery = Some(Instant::now());
                 }
                 Err(e) => report.fail(e, "the account's image build versions"),
             }
+            self.refresh_pipelines(api, &mut report).await;
         }
 
         self.refresh_workflows(api, &mut report).await;
@@ -200,6 +210,9 @@ impl Tracker {
                 .collect(),
             last_success: &self.last_success,
             tag_keys: self.cfg.image_tags.keys(),
+            pipelines: &self.pipelines,
+            image_names: &self.image_names,
+            image_filter: self.cfg.image_filter.as_ref(),
         });
         for s in &views.steps {
             self.counters.preset(&s.key);

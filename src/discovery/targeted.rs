@@ -36,6 +36,8 @@ impl Tracker {
     ) -> (RefreshReport, Targeted) {
         let mut report = RefreshReport::default();
         let mut targeted = Targeted::default();
+        // A build that ended changes its pipeline's counts.
+        let mut ended = false;
         // One listing per image version: it holds the build's state.
         let mut versions: Vec<(String, Vec<Arc<str>>)> = Vec::new();
         let mut seen = HashSet::new();
@@ -78,6 +80,11 @@ impl Tracker {
                     let slot = self.last_success.entry(ImageKey::of(b)).or_insert(created);
                     *slot = (*slot).max(created);
                 }
+                let was_terminal = self
+                    .builds
+                    .get(&arn)
+                    .is_some_and(|tb| tb.build.status.is_terminal());
+                ended |= b.status.is_terminal() && !was_terminal;
                 match self.builds.get_mut(&arn) {
                     Some(tb) => tb.build = b.clone(),
                     None => {
@@ -106,6 +113,9 @@ impl Tracker {
         self.list_workflows(api, jobs, &mut report).await;
         self.refresh_steps(api, &mut report, Some(&only)).await;
         self.refresh_limits(api, &mut report, Some(&only)).await;
+        if ended {
+            self.refresh_pipelines(api, &mut report).await;
+        }
         self.count_terminal_steps();
         self.update_views();
         (report, targeted)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::fake::*;
 use super::*;
 use crate::clock::NANOS_PER_SEC;
-use crate::model::{BuildStatus, StepStatus, WorkflowStatus};
+use crate::model::{Build, BuildStatus, Pipeline, StepStatus, WorkflowStatus};
 
 /// Within the default lookback of every build of [`account`].
 const NOW: Nanos = 1_000 * NANOS_PER_SEC;
@@ -106,6 +106,8 @@ async fn a_cold_start_reads_the_latest_state_first_and_backfills_the_rest() {
             // 3 builds, pages of 2.
             "LIBV",
             "LIBV",
+            // The pipelines, with the listing.
+            "LIP",
             // The newest build of each image (back to an AVAILABLE one).
             "LWE image/db/1.0.0/1",
             "LWE image/web/1.0.0/2",
@@ -163,6 +165,7 @@ async fn a_cold_start_reads_the_latest_state_first_and_backfills_the_rest() {
         calls(&[
             "LIBV",
             "LIBV",
+            "LIP",
             "LWE image/db/1.0.0/1",
             "LWE image/web/1.0.0/1",
             "LWE image/web/1.0.0/2",
@@ -340,6 +343,8 @@ async fn a_new_build_is_read_whole_and_its_steps_counted() {
         calls(&[
             "LIBV",
             "LIBV",
+            // The pipelines, with the listing.
+            "LIP",
             "LWE image/db/1.0.0/1",
             "LWE image/web/1.0.0/3",
             "LWSE wf-3",
@@ -423,6 +428,8 @@ async fn deleted_builds_leave_at_once_and_the_previous_build_takes_over() {
         api.take_calls(),
         calls(&[
             "LIBV",
+            // The pipelines, with the listing.
+            "LIP",
             "LWE image/db/1.0.0/1",
             "LWSE wf-1",
             "LWSE wf-3",
@@ -540,6 +547,8 @@ async fn an_event_reads_its_build_and_nothing_else() {
             // The image version's three builds, in pages of two.
             "LIBV image/web/1.0.0",
             "LIBV image/web/1.0.0",
+            // The build ended: its pipeline's counts changed.
+            "LIP",
             "LWE image/web/1.0.0/3",
             "LWSE wf-4",
             "GWSE s7",
@@ -561,4 +570,114 @@ async fn an_event_reads_its_build_and_nothing_else() {
     assert_eq!(targeted.unknown, [gone]);
     assert_eq!(api.take_calls(), calls(&["LIBV image/api/1.0.0"]));
     assert_eq!(t.stats().tracked_builds, 4);
+}
+
+fn pipeline(name: &str, recipe: &str, status: crate::model::PipelineStatus) -> Pipeline {
+    Pipeline {
+        arn: Arc::from(format!(
+            "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/{name}"
+        )),
+        name: Arc::from(name),
+        recipe: Some(Arc::from(recipe)),
+        status,
+        consecutive_failures: Some(0),
+        schedule: None,
+        last_run_status: None,
+        next_run: None,
+    }
+}
+
+#[tokio::test]
+async fn pipelines_are_listed_with_discovery_and_carry_the_name_their_builds_carry() {
+    use crate::model::PipelineStatus::{Disabled, Enabled};
+    let mut world = account();
+    // An image whose name is not its ARN's: builds say "Web Server".
+    world.add(
+        Build {
+            name: Arc::from("Web Server"),
+            ..build("web-server", 1, 500, BuildStatus::Available)
+        },
+        vec![],
+    );
+    world.pipelines = vec![
+        pipeline("web-nightly", "web-server", Disabled),
+        pipeline("db-weekly", "db", Enabled),
+        // No build of its recipe seen yet: the recipe's own name.
+        pipeline("new-image", "new-image", Enabled),
+    ];
+    let api = FakeApi::new(world);
+    let mut t = started(&api, Duration::ZERO).await;
+    let rows: Vec<(&str, &str, &str)> = t
+        .views()
+        .pipelines
+        .iter()
+        .map(|p| (&*p.key.pipeline, &*p.key.image, p.pipeline.status.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("db-weekly", "db", "ENABLED"),
+            ("new-image", "new-image", "ENABLED"),
+            ("web-nightly", "Web Server", "DISABLED"),
+        ]
+    );
+
+    // One listing pass a discovery: a deleted pipeline is gone at the next.
+    api.world().pipelines.retain(|p| &*p.name != "db-weekly");
+    assert!(t.refresh(&api, NOW).await.complete());
+    assert_eq!(api.take_calls().iter().filter(|c| *c == "LIP").count(), 1);
+    assert_eq!(t.views().pipelines.len(), 2);
+
+    // A listing that fails keeps what was known, and says so.
+    api.world().failing.insert("pipelines".into());
+    api.world().pipelines.clear();
+    let report = t.refresh(&api, NOW).await;
+    assert!(!report.complete());
+    assert_eq!(report.failures[0].resource, "the account's image pipelines");
+    assert_eq!(t.views().pipelines.len(), 2);
+    // The builds were read all the same.
+    assert_eq!(t.views().images.len(), 3);
+}
+
+#[tokio::test]
+async fn the_image_filter_applies_to_the_pipelines_image() {
+    use crate::model::PipelineStatus::Enabled;
+    let mut world = account();
+    world.pipelines = vec![
+        pipeline("web-nightly", "web", Enabled),
+        pipeline("db-weekly", "db", Enabled),
+    ];
+    let api = FakeApi::new(world);
+    let mut t = Tracker::new(DiscoveryConfig {
+        image_filter: Some(regex::Regex::new("^web$").unwrap()),
+        ..DiscoveryConfig::default()
+    });
+    assert!(t.refresh(&api, NOW).await.complete());
+    let names: Vec<&str> = t
+        .views()
+        .pipelines
+        .iter()
+        .map(|p| &*p.key.pipeline)
+        .collect();
+    assert_eq!(names, ["web-nightly"]);
+}
+
+#[tokio::test]
+async fn a_pipeline_event_reads_the_pipelines_and_nothing_else() {
+    use crate::model::PipelineStatus::{Disabled, Enabled};
+    let mut world = account();
+    world.pipelines = vec![pipeline("web-nightly", "web", Enabled)];
+    let api = FakeApi::new(world);
+    let mut t = started(&api, Duration::from_secs(3600)).await;
+    api.world().pipelines[0].status = Disabled;
+    let version = t.version();
+    let report = t.refresh_pipelines_now(&api).await;
+    assert!(report.complete());
+    assert_eq!(api.take_calls(), ["LIP"]);
+    assert_eq!(t.views().pipelines[0].pipeline.status, Disabled);
+    assert!(t.version() > version, "the change is served");
+    assert_eq!(
+        t.pipeline_arns(),
+        ["arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/web-nightly"]
+    );
 }

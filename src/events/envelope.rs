@@ -8,16 +8,29 @@ use crate::model::parse_arn;
 use crate::timestamp::parse_rfc3339;
 
 /// The detail types the exporter follows.
-pub const DETAIL_TYPES: [&str; 2] = [
+pub const DETAIL_TYPES: [&str; 3] = [
     "EC2 Image Builder Image State Change",
     "EC2 Image Builder Workflow Step Waiting",
+    PIPELINE_DISABLED,
 ];
 
-/// A usable event: a build to read again.
+/// The service disabled a pipeline after failed scheduled runs: the
+/// pipelines are read again at once.
+pub const PIPELINE_DISABLED: &str = "EC2 Image Builder Image Pipeline Automatically Disabled";
+
+/// What an event says to read again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// An image build version ARN.
+    Build(String),
+    /// An image pipeline ARN.
+    Pipeline(String),
+}
+
+/// A usable event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hint {
-    /// The image build version ARN.
-    pub build_arn: String,
+    pub subject: Subject,
     /// The event's `time`, when it has one.
     pub time: Option<Nanos>,
 }
@@ -36,14 +49,17 @@ pub enum Ignored {
     OtherAccount,
     /// A build the API does not know (deleted since, say).
     UnknownBuild,
+    /// A pipeline the listing does not hold (deleted since, say).
+    UnknownPipeline,
 }
 
 impl Ignored {
-    pub const ALL: [Ignored; 4] = [
+    pub const ALL: [Ignored; 5] = [
         Ignored::NotJson,
         Ignored::NotImageBuilder,
         Ignored::OtherAccount,
         Ignored::UnknownBuild,
+        Ignored::UnknownPipeline,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +68,7 @@ impl Ignored {
             Ignored::NotImageBuilder => "not_imagebuilder",
             Ignored::OtherAccount => "other_account_or_region",
             Ignored::UnknownBuild => "unknown_build",
+            Ignored::UnknownPipeline => "unknown_pipeline",
         }
     }
 }
@@ -92,18 +109,31 @@ pub fn read(body: &str, scope: &Scope) -> Result<Hint, Ignored> {
     if !followed {
         return Err(Ignored::NotImageBuilder);
     }
-    // The build version: in `resources`, or in the detail of a step event.
-    let in_detail = ["image-build-version-arn", "imageBuildVersionArn"]
-        .iter()
-        .filter_map(|k| e.detail.get(*k).and_then(|v| v.as_str()));
-    let build_arn = e
-        .resources
-        .iter()
-        .map(String::as_str)
-        .chain(in_detail)
-        .find(|a| is_build_version(a))
-        .ok_or(Ignored::NotImageBuilder)?;
-    let parts = parse_arn(build_arn).ok_or(Ignored::NotImageBuilder)?;
+    let time = e.time.as_deref().and_then(|t| parse_rfc3339(t).ok());
+    // A pipeline event names its pipeline in `resources`; its detail is
+    // not relied on (the listing read next is what is served).
+    let (subject, arn) = if e.detail_type.as_deref() == Some(PIPELINE_DISABLED) {
+        let arn = e
+            .resources
+            .iter()
+            .find(|a| parse_arn(a).is_some_and(|p| p.resource_type == "image-pipeline"))
+            .ok_or(Ignored::NotImageBuilder)?;
+        (Subject::Pipeline(arn.clone()), arn.as_str())
+    } else {
+        // The build version: in `resources`, or in the detail of a step event.
+        let in_detail = ["image-build-version-arn", "imageBuildVersionArn"]
+            .iter()
+            .filter_map(|k| e.detail.get(*k).and_then(|v| v.as_str()));
+        let arn = e
+            .resources
+            .iter()
+            .map(String::as_str)
+            .chain(in_detail)
+            .find(|a| is_build_version(a))
+            .ok_or(Ignored::NotImageBuilder)?;
+        (Subject::Build(arn.to_string()), arn)
+    };
+    let parts = parse_arn(arn).ok_or(Ignored::NotImageBuilder)?;
     let account_ok = scope
         .account_id
         .as_deref()
@@ -114,10 +144,7 @@ pub fn read(body: &str, scope: &Scope) -> Result<Hint, Ignored> {
     if !account_ok || !region_ok {
         return Err(Ignored::OtherAccount);
     }
-    Ok(Hint {
-        build_arn: build_arn.to_string(),
-        time: e.time.as_deref().and_then(|t| parse_rfc3339(t).ok()),
-    })
+    Ok(Hint { subject, time })
 }
 
 /// `…:image/name/1.0.0/7`: an image build version, not an image version.
@@ -161,7 +188,7 @@ mod tests {
     #[test]
     fn a_state_change_names_its_build() {
         let h = read(&event(DETAIL_TYPES[0], &[ARN]), &scope()).unwrap();
-        assert_eq!(h.build_arn, ARN);
+        assert_eq!(h.subject, Subject::Build(ARN.into()));
         assert_eq!(h.time, Some(1_788_981_143_000_000_000));
         // The account is not known yet: the region decides.
         let open = Scope {
@@ -181,7 +208,44 @@ mod tests {
             "detail": {"image-build-version-arn": ARN}
         })
         .to_string();
-        assert_eq!(read(&body, &scope()).unwrap().build_arn, ARN);
+        assert_eq!(
+            read(&body, &scope()).unwrap().subject,
+            Subject::Build(ARN.into())
+        );
+    }
+
+    #[test]
+    fn a_disabled_pipeline_names_its_pipeline_whatever_its_detail() {
+        let pipeline = "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/web-nightly";
+        for detail in [
+            serde_json::json!({"pipeline-arn": pipeline, "consecutive-failures": 3}),
+            serde_json::json!("anything"),
+            serde_json::Value::Null,
+        ] {
+            let body = serde_json::json!({
+                "source": "aws.imagebuilder",
+                "detail-type": PIPELINE_DISABLED,
+                "account": "123456789012",
+                "region": "us-east-1",
+                "time": "2026-09-09T19:12:23Z",
+                "resources": [pipeline],
+                "detail": detail,
+            })
+            .to_string();
+            let h = read(&body, &scope()).unwrap();
+            assert_eq!(h.subject, Subject::Pipeline(pipeline.into()));
+            assert_eq!(h.time, Some(1_788_981_143_000_000_000));
+        }
+        // A pipeline of another account, or an event naming no pipeline.
+        let other = pipeline.replace("123456789012", "210987654321");
+        assert_eq!(
+            read(&event(PIPELINE_DISABLED, &[&other]), &scope()),
+            Err(Ignored::OtherAccount)
+        );
+        assert_eq!(
+            read(&event(PIPELINE_DISABLED, &[ARN]), &scope()),
+            Err(Ignored::NotImageBuilder)
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use envelope::{read, Hint, Ignored, Scope};
+pub use envelope::{read, Hint, Ignored, Scope, Subject};
 
 use crate::aws::sqs::{EventQueue, QueueMessage, BATCH, WAIT};
 use crate::aws::{ApiError, ImageBuilderApi};
@@ -36,6 +36,16 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// How often the same queue problem is logged.
 const WARN_EVERY: Duration = Duration::from_secs(300);
+
+/// What becomes of a usable message once its resource was read.
+enum Fate {
+    /// Read and served: deleted.
+    Applied,
+    /// Can never be used: counted and deleted.
+    Ignored(Ignored),
+    /// The read failed: left for redelivery.
+    Kept,
+}
 
 /// One target's event queue, and what it does with the events.
 pub struct Follower<C, Q> {
@@ -149,20 +159,61 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
                 }
             }
         }
-        if !hints.is_empty() {
-            let builds: Vec<Arc<str>> = hints
+        let (pipelines, builds): (Vec<_>, Vec<_>) = hints
+            .into_iter()
+            .partition(|(_, h)| matches!(h.subject, Subject::Pipeline(_)));
+        let mut done: Vec<(QueueMessage, Hint, Fate)> = Vec::new();
+        if !builds.is_empty() {
+            let arns: Vec<Arc<str>> = builds
                 .iter()
-                .map(|(_, h)| Arc::from(h.build_arn.as_str()))
+                .filter_map(|(_, h)| match &h.subject {
+                    Subject::Build(a) => Some(Arc::from(a.as_str())),
+                    Subject::Pipeline(_) => None,
+                })
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let (report, targeted) = self.target.refresh_builds(&builds).await;
-            let applied_at = self.clock.now();
-            for (m, h) in hints {
-                let arn: &str = &h.build_arn;
-                if targeted.read.iter().any(|a| &**a == arn)
-                    && !report.failures.iter().any(|f| f.resource.contains(arn))
+            let (report, targeted) = self.target.refresh_builds(&arns).await;
+            for (m, h) in builds {
+                let Subject::Build(arn) = &h.subject else {
+                    continue;
+                };
+                let fate = if targeted.read.iter().any(|a| &**a == arn)
+                    && !report
+                        .failures
+                        .iter()
+                        .any(|f| f.resource.contains(arn.as_str()))
                 {
+                    Fate::Applied
+                } else if targeted.unknown.iter().any(|a| &**a == arn) {
+                    Fate::Ignored(Ignored::UnknownBuild)
+                } else {
+                    Fate::Kept
+                };
+                done.push((m, h, fate));
+            }
+        }
+        if !pipelines.is_empty() {
+            // One listing answers every pipeline event of the batch.
+            let (report, known) = self.target.refresh_pipelines().await;
+            for (m, h) in pipelines {
+                let Subject::Pipeline(arn) = &h.subject else {
+                    continue;
+                };
+                let fate = if !report.complete() {
+                    Fate::Kept
+                } else if known.iter().any(|a| a == arn) {
+                    Fate::Applied
+                } else {
+                    Fate::Ignored(Ignored::UnknownPipeline)
+                };
+                done.push((m, h, fate));
+            }
+        }
+        let applied_at = self.clock.now();
+        for (m, h, fate) in done {
+            match fate {
+                Fate::Applied => {
                     outcome.applied += 1;
                     self.metrics.events_applied.with_label_values(&t).inc();
                     if let Some(sent) = h.time {
@@ -172,14 +223,17 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
                             .observe(secs(applied_at.saturating_sub(sent).max(0)));
                     }
                     delete.push(m.receipt);
-                } else if targeted.unknown.iter().any(|a| &**a == arn) {
-                    self.ignore(Ignored::UnknownBuild, arn, &mut outcome);
-                    delete.push(m.receipt);
-                } else {
-                    // The API failed: the message comes back after its
-                    // visibility timeout, and refreshes go on meanwhile.
-                    outcome.kept += 1;
                 }
+                Fate::Ignored(why) => {
+                    let what = match &h.subject {
+                        Subject::Build(a) | Subject::Pipeline(a) => a.as_str(),
+                    };
+                    self.ignore(why, what, &mut outcome);
+                    delete.push(m.receipt);
+                }
+                // The API failed: the message comes back after its
+                // visibility timeout, and refreshes go on meanwhile.
+                Fate::Kept => outcome.kept += 1,
             }
         }
         if !delete.is_empty() {

@@ -145,6 +145,8 @@ async fn a_burst_of_events_for_one_build_reads_it_once() {
             "GWSE s7",
             "LIBV image/web/1.0.0",
             "LIBV image/web/1.0.0",
+            // The build ended: its pipeline's counts changed.
+            "LIP",
             "LWE image/web/1.0.0/3",
             "LWSE wf-4"
         ]
@@ -235,4 +237,63 @@ async fn a_queue_that_cannot_be_read_is_reported_and_changes_nothing_else() {
     );
     assert!(m.contains("imagebuilder_up{target=\"us-east-1\"} 1"));
     assert_eq!(*s.queue.receives.lock().unwrap(), 1, "then it backs off");
+}
+
+fn pipeline_event(arn: &str) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": "p",
+        "detail-type": "EC2 Image Builder Image Pipeline Automatically Disabled",
+        "source": "aws.imagebuilder",
+        "account": "123456789012",
+        "time": "1970-01-01T00:16:30Z",
+        "region": "us-east-1",
+        "resources": [arn],
+        "detail": {}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_disabled_pipeline_is_read_at_once_and_an_unknown_one_ignored() {
+    let s = setup().await;
+    let known = "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/web-nightly";
+    let gone = "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/deleted";
+    s.api.world().pipelines = vec![crate::model::Pipeline {
+        arn: Arc::from(known),
+        name: Arc::from("web-nightly"),
+        recipe: Some(Arc::from("web")),
+        status: crate::model::PipelineStatus::Disabled,
+        consecutive_failures: Some(3),
+        schedule: None,
+        last_run_status: Some(BuildStatus::Failed),
+        next_run: None,
+    }];
+    // Two events for the pipeline, one for a pipeline deleted since.
+    s.queue.push(&pipeline_event(known));
+    s.queue.push(&pipeline_event(known));
+    s.queue.push(&pipeline_event(gone));
+    let out = s.follower.poll(Duration::ZERO).await.unwrap();
+    assert_eq!((out.received, out.applied), (3, 2));
+    assert_eq!(out.ignored, [Ignored::UnknownPipeline]);
+    // One listing answers them all, and nothing else is read.
+    assert_eq!(s.api.take_calls(), ["LIP"]);
+    assert_eq!(s.queue.deleted.lock().unwrap().len(), 3);
+    let served =
+        String::from_utf8(crate::snapshot::render(&[s.follower.target.current()], 0).concat())
+            .unwrap();
+    assert!(
+        served.contains(r#"imagebuilder_image_pipeline_status{account_id="123456789012",region="us-east-1",pipeline="web-nightly",image="web",status="DISABLED"} 1"#),
+        "{served}"
+    );
+    assert!(text(&s.metrics).contains(
+        r#"imagebuilder_exporter_events_ignored_total{reason="unknown_pipeline",target="us-east-1"} 1"#
+    ));
+
+    // The listing fails: the message waits for redelivery.
+    s.api.world().failing.insert("pipelines".into());
+    s.queue.push(&pipeline_event(known));
+    let out = s.follower.poll(Duration::ZERO).await.unwrap();
+    assert_eq!((out.applied, out.kept), (0, 1));
+    assert_eq!(s.queue.deleted.lock().unwrap().len(), 3);
 }

@@ -81,6 +81,14 @@ families! {
     ImageLastSuccess = ("imagebuilder_image_last_successful_build_timestamp_seconds", Gauge,
         "dateCreated of the newest AVAILABLE build of each image, whatever its age, as a Unix timestamp; from the discovery listing.");
     ImageTags = ("imagebuilder_image_tags", Gauge, image_help::TAGS);
+    ImageComponentFailureInfo = ("imagebuilder_image_component_failure_info", Gauge, image_help::COMPONENT_FAILURE);
+    ImageDistributionFailureInfo = ("imagebuilder_image_distribution_failure_info", Gauge, image_help::DISTRIBUTION_FAILURE);
+    PipelineStatus = ("imagebuilder_image_pipeline_status", Gauge, pipeline_help::STATUS);
+    PipelineConsecutiveFailures = ("imagebuilder_image_pipeline_consecutive_failures", Gauge, pipeline_help::CONSECUTIVE_FAILURES);
+    PipelineAutoDisableFailureCount = ("imagebuilder_image_pipeline_auto_disable_failure_count", Gauge, pipeline_help::AUTO_DISABLE);
+    PipelineLastRunStatus = ("imagebuilder_image_pipeline_last_run_status", Gauge, pipeline_help::LAST_RUN_STATUS);
+    PipelineNextRun = ("imagebuilder_image_pipeline_next_run_timestamp_seconds", Gauge, pipeline_help::NEXT_RUN);
+    PipelineInfo = ("imagebuilder_image_pipeline_info", Gauge, pipeline_help::INFO);
 }
 
 /// Help texts of the image families: all describe the newest build.
@@ -95,6 +103,25 @@ mod image_help {
         INFO = "1 for each image, naming its newest build (image_version, ARN), how it was started (build_type) and the CloudWatch log group it writes to.";
         FAILURE = "1 when the newest build of an image FAILED, with state.reason (one line, at most 200 characters): the reason also shows failures outside any workflow step.";
         TAGS = "1 for each image, with the tags of --labels.image-tags as tag_<key> labels, to route alerts by owner with a group_left join.";
+        COMPONENT_FAILURE = "1 when the newest build of an image failed in a component, as its failureContext says: the workflow step (failed_step), the component's name and version, the phase and step of the component document, its action, and the error message (one line, at most 200 characters).";
+        DISTRIBUTION_FAILURE = "1 for each Region (and target account) the newest build of an image failed to distribute to or configure in, as its failureContext says: the Region's status (FAILED, CANCELLED, TIMED_OUT), the image configuration step when the failure happened after the copy, and the Region's error message (one line, at most 200 characters).";
+    }
+}
+
+/// Help texts of the pipeline families.
+mod pipeline_help {
+    macro_rules! listed {
+        ($($n:ident = $s:literal;)+) => {
+            $(pub const $n: &str = concat!($s, " From ListImagePipelines, read with the discovery listing and at once on an Image Pipeline Automatically Disabled event; image is the name of the pipeline's recipe, which its builds carry.");)+
+        };
+    }
+    listed! {
+        STATUS = "Status of each image pipeline (ENABLED, DISABLED): 1 for the current status, 0 for the others. The service disables a scheduled pipeline after autoDisablePolicy.failureCount consecutive failed scheduled runs, and no build starts from then on.";
+        CONSECUTIVE_FAILURES = "consecutiveFailures of each pipeline: scheduled runs that failed in a row (a success resets it, a failed manual run leaves it).";
+        AUTO_DISABLE = "autoDisablePolicy.failureCount of each pipeline's schedule: the consecutive failed scheduled runs after which the service disables it. Absent when the schedule has no policy (the service then disables a scheduled pipeline after 5).";
+        LAST_RUN_STATUS = "Status of the last image each pipeline built (lastRunStatus): 1 for the current status, 0 for the others.";
+        NEXT_RUN = "dateNextRun of each pipeline, as a Unix timestamp; absent when the service gives none.";
+        INFO = "1 for each pipeline, with its ARN and schedule: scheduleExpression, timezone and pipelineExecutionStartCondition (empty without a schedule).";
     }
 }
 

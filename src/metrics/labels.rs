@@ -52,6 +52,10 @@ pub const WORKFLOW: [&str; 5] = [
 /// Labels of the image families.
 pub const IMAGE: [&str; 3] = ["account_id", "region", "image"];
 
+/// Labels of the pipeline families: `image` joins them to the image
+/// families (a pipeline's recipe names the image its builds carry).
+pub const PIPELINE: [&str; 4] = ["account_id", "region", "pipeline", "image"];
+
 /// Labels of the step duration histogram: no `image`, so that its
 /// cardinality does not grow with the number of images.
 pub const HISTOGRAM: [&str; 6] = [
@@ -144,6 +148,102 @@ impl LabelSet<4> for ImageInfoLabels<'_> {
     fn values(&self) -> [&str; 4] {
         let [v, a] = self.build.values();
         [v, a, self.build_type, self.log_group]
+    }
+}
+
+/// The extra labels of `imagebuilder_image_component_failure_info`.
+pub struct ComponentFailureLabels<'a> {
+    pub build: BuildLabels<'a>,
+    pub failed_step: &'a str,
+    pub component: &'a str,
+    pub phase: &'a str,
+    pub component_step: &'a str,
+    pub action: &'a str,
+    pub message: &'a str,
+}
+
+impl LabelSet<8> for ComponentFailureLabels<'_> {
+    const NAMES: [&'static str; 8] = [
+        "image_version",
+        "image_build_version_arn",
+        "failed_step",
+        "component",
+        "phase",
+        "component_step",
+        "action",
+        "message",
+    ];
+    fn values(&self) -> [&str; 8] {
+        let [v, a] = self.build.values();
+        [
+            v,
+            a,
+            self.failed_step,
+            self.component,
+            self.phase,
+            self.component_step,
+            self.action,
+            self.message,
+        ]
+    }
+}
+
+/// The extra labels of `imagebuilder_image_distribution_failure_info`.
+pub struct DistributionFailureLabels<'a> {
+    pub build: BuildLabels<'a>,
+    pub region: &'a str,
+    pub account_id: &'a str,
+    pub status: &'a str,
+    pub configuration_step: &'a str,
+    pub message: &'a str,
+}
+
+impl LabelSet<7> for DistributionFailureLabels<'_> {
+    const NAMES: [&'static str; 7] = [
+        "image_version",
+        "image_build_version_arn",
+        "distribution_region",
+        "distribution_account_id",
+        "status",
+        "configuration_step",
+        "message",
+    ];
+    fn values(&self) -> [&str; 7] {
+        let [v, a] = self.build.values();
+        [
+            v,
+            a,
+            self.region,
+            self.account_id,
+            self.status,
+            self.configuration_step,
+            self.message,
+        ]
+    }
+}
+
+/// The extra labels of `imagebuilder_image_pipeline_info`.
+pub struct PipelineInfoLabels<'a> {
+    pub arn: &'a str,
+    pub schedule_expression: &'a str,
+    pub timezone: &'a str,
+    pub start_condition: &'a str,
+}
+
+impl LabelSet<4> for PipelineInfoLabels<'_> {
+    const NAMES: [&'static str; 4] = [
+        "pipeline_arn",
+        "schedule_expression",
+        "timezone",
+        "start_condition",
+    ];
+    fn values(&self) -> [&str; 4] {
+        [
+            self.arn,
+            self.schedule_expression,
+            self.timezone,
+            self.start_condition,
+        ]
     }
 }
 

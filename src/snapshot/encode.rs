@@ -7,15 +7,19 @@ use crate::counters::StepCounters;
 use crate::metrics::family::{Family, DURATION_BUCKETS};
 use crate::metrics::labels::TagAllowList;
 use crate::metrics::labels::{
-    encode as labels, BuildLabels, FailureLabels, ImageInfoLabels, LabelSet, MessageLabels,
-    ReasonLabels, StepInfoLabels, WORKFLOW,
+    encode as labels, BuildLabels, ComponentFailureLabels, DistributionFailureLabels,
+    FailureLabels, ImageInfoLabels, LabelSet, MessageLabels, PipelineInfoLabels, ReasonLabels,
+    StepInfoLabels, WORKFLOW,
 };
 use crate::metrics::text::{
     sample_prefix, write_histogram, write_labels, write_sample, write_state_set,
 };
-use crate::model::{BuildStatus, RollbackStatus, StepStatus, WorkflowStatus};
+use crate::model::{
+    BuildStatus, FailureContext, PipelineStatus, RegionFailure, RollbackStatus, StepStatus,
+    WorkflowStatus,
+};
 use crate::tracked::WorkflowKey;
-use crate::views::{BuildRef, FailureView, ImageView, StepView, Views, WorkflowView};
+use crate::views::{BuildRef, FailureView, ImageView, PipelineView, StepView, Views, WorkflowView};
 
 /// A family's part while a snapshot is being built.
 #[derive(Debug, Default, Clone)]
@@ -70,6 +74,9 @@ pub(super) fn encode(views: &Views, counters: &StepCounters, tags: &TagAllowList
     }
     for i in &views.images {
         image(&mut d, &labels(&i.key), i, tags);
+    }
+    for p in &views.pipelines {
+        pipeline(&mut d, &labels(&p.key), p);
     }
     let name = Family::StepExecutions.def().name;
     let mut status = Vec::with_capacity(32);
@@ -237,6 +244,9 @@ fn image(d: &mut Drafts, l: &[u8], i: &ImageView, tags: &TagAllowList) {
             });
             d.sample(Family::ImageBuildFailureInfo, l, &labels(&info), 1.0);
         }
+        if let Some(f) = &n.failure {
+            failure_context(d, l, &n.build, f);
+        }
         if !tags.is_empty() {
             // The allow-list is the user's: its length is known only at
             // run time, so these labels are the one untyped set.
@@ -254,4 +264,87 @@ fn image(d: &mut Drafts, l: &[u8], i: &ImageView, tags: &TagAllowList) {
     if let Some(t) = i.last_success {
         d.sample(Family::ImageLastSuccess, l, &[], secs(t));
     }
+}
+
+/// The component and Regions a failed build names in its failure context.
+fn failure_context(d: &mut Drafts, l: &[u8], build: &BuildRef, f: &FailureContext) {
+    let text = |o: &Option<String>| o.clone().unwrap_or_default();
+    if let Some(c) = &f.component {
+        let info = ComponentFailureLabels {
+            build: build_labels(build),
+            failed_step: f.failed_step.as_deref().unwrap_or_default(),
+            component: &c.component,
+            phase: c.phase.as_deref().unwrap_or_default(),
+            component_step: c.step.as_deref().unwrap_or_default(),
+            action: c.action.as_deref().unwrap_or_default(),
+            message: c.message.as_deref().unwrap_or_default(),
+        };
+        d.sample(Family::ImageComponentFailureInfo, l, &labels(&info), 1.0);
+    }
+    if let Some(dist) = &f.distribution {
+        // A Region's own message, else the distribution's; a failure that
+        // names no Region is still one series, with the message it has.
+        let mut rows: Vec<RegionFailure> = dist
+            .regions
+            .iter()
+            .map(|r| RegionFailure {
+                message: r.message.clone().or_else(|| dist.message.clone()),
+                ..r.clone()
+            })
+            .collect();
+        if rows.is_empty() {
+            rows.push(RegionFailure {
+                message: dist.message.clone(),
+                ..RegionFailure::default()
+            });
+        }
+        // Entries the labels cannot tell apart would be one series twice.
+        rows.sort();
+        rows.dedup();
+        for r in &rows {
+            let (region, account, status, step, message) = (
+                text(&r.region),
+                text(&r.account_id),
+                text(&r.status),
+                text(&r.configuration_step),
+                text(&r.message),
+            );
+            let info = DistributionFailureLabels {
+                build: build_labels(build),
+                region: &region,
+                account_id: &account,
+                status: &status,
+                configuration_step: &step,
+                message: &message,
+            };
+            d.sample(Family::ImageDistributionFailureInfo, l, &labels(&info), 1.0);
+        }
+    }
+}
+
+fn pipeline(d: &mut Drafts, l: &[u8], v: &PipelineView) {
+    let p = &v.pipeline;
+    let known = PipelineStatus::KNOWN.iter().map(PipelineStatus::as_str);
+    d.state_set(Family::PipelineStatus, l, known, p.status.as_str());
+    if let Some(n) = p.consecutive_failures {
+        d.sample(Family::PipelineConsecutiveFailures, l, &[], n as f64);
+    }
+    let schedule = p.schedule.clone().unwrap_or_default();
+    if let Some(n) = schedule.auto_disable_failure_count {
+        d.sample(Family::PipelineAutoDisableFailureCount, l, &[], n as f64);
+    }
+    if let Some(s) = &p.last_run_status {
+        let known = BuildStatus::KNOWN.iter().map(BuildStatus::as_str);
+        d.state_set(Family::PipelineLastRunStatus, l, known, s.as_str());
+    }
+    if let Some(t) = p.next_run {
+        d.sample(Family::PipelineNextRun, l, &[], secs(t));
+    }
+    let info = PipelineInfoLabels {
+        arn: &p.arn,
+        schedule_expression: schedule.expression.as_deref().unwrap_or_default(),
+        timezone: schedule.timezone.as_deref().unwrap_or_default(),
+        start_condition: schedule.start_condition.as_deref().unwrap_or_default(),
+    };
+    d.sample(Family::PipelineInfo, l, &labels(&info), 1.0);
 }

@@ -290,6 +290,7 @@ fn images_show_their_newest_build_last_success_and_tags() {
             log_group: "/aws/imagebuilder/web".into(),
             reason: Some("instance profile missing".into()),
             tags: vec![Some("platform".into()), None],
+            failure: None,
         }),
         last_success: Some(S),
     };
@@ -366,5 +367,175 @@ fn families_stay_contiguous_across_targets() {
             assert!(!seen.contains(&n), "{n} is split");
             seen.push(n);
         }
+    }
+}
+
+#[test]
+fn a_failed_build_names_its_component_and_its_regions() {
+    use crate::model::{ComponentFailure, DistributionFailure, FailureContext, RegionFailure};
+    use crate::views::{ImageKey, ImageView, NewestBuild};
+    let region = |r: &str, status: &str, message: Option<&str>| RegionFailure {
+        region: Some(r.into()),
+        account_id: Some("210987654321".into()),
+        status: Some(status.into()),
+        configuration_step: None,
+        message: message.map(Into::into),
+    };
+    let failure = FailureContext {
+        failed_step: Some("ApplyBuildComponents".into()),
+        workflow_arn: None,
+        component: Some(ComponentFailure {
+            component: "install-app/1.2.0".into(),
+            phase: Some("build".into()),
+            step: Some("InstallPackages".into()),
+            action: Some("ExecuteBash".into()),
+            message: Some("exit code 1".into()),
+        }),
+        distribution: Some(DistributionFailure {
+            message: Some("Distribution failed".into()),
+            regions: vec![
+                region("eu-west-1", "FAILED", Some("KMS key not found")),
+                // No message of its own: the distribution's.
+                region("ap-southeast-2", "TIMED_OUT", None),
+                // Twice the same: one series.
+                region("eu-west-1", "FAILED", Some("KMS key not found")),
+            ],
+        }),
+    };
+    let view = ImageView {
+        key: ImageKey {
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            image: "web".into(),
+        },
+        newest: Some(NewestBuild {
+            build: BuildRef {
+                version: "1.0.0/2".into(),
+                arn: "arn:b2".into(),
+            },
+            status: BuildStatus::Failed,
+            build_type: None,
+            log_group: "/aws/imagebuilder/web".into(),
+            reason: None,
+            tags: vec![],
+            failure: Some(failure),
+        }),
+        last_success: None,
+    };
+    let views = Views {
+        images: vec![view],
+        ..Views::default()
+    };
+    let text = render_one(
+        Snapshot::build(
+            "t",
+            &views,
+            &StepCounters::default(),
+            &TagAllowList::default(),
+        ),
+        S,
+    );
+    let img = r#"account_id="123456789012",region="us-east-1",image="web",image_version="1.0.0/2",image_build_version_arn="arn:b2""#;
+    let want = [
+        format!("imagebuilder_image_component_failure_info{{{img},failed_step=\"ApplyBuildComponents\",component=\"install-app/1.2.0\",phase=\"build\",component_step=\"InstallPackages\",action=\"ExecuteBash\",message=\"exit code 1\"}} 1"),
+        format!("imagebuilder_image_distribution_failure_info{{{img},distribution_region=\"ap-southeast-2\",distribution_account_id=\"210987654321\",status=\"TIMED_OUT\",configuration_step=\"\",message=\"Distribution failed\"}} 1"),
+        format!("imagebuilder_image_distribution_failure_info{{{img},distribution_region=\"eu-west-1\",distribution_account_id=\"210987654321\",status=\"FAILED\",configuration_step=\"\",message=\"KMS key not found\"}} 1"),
+    ];
+    let got: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("imagebuilder_image_component")
+                || l.starts_with("imagebuilder_image_distribution")
+        })
+        .collect();
+    assert_eq!(got, want, "{text}");
+}
+
+#[test]
+fn pipelines_show_their_state_policy_and_schedule() {
+    use crate::model::{Pipeline, PipelineStatus, Schedule};
+    use crate::views::{PipelineKey, PipelineView};
+    let key = |name: &str| PipelineKey {
+        account_id: "123456789012".into(),
+        region: "us-east-1".into(),
+        pipeline: name.into(),
+        image: "web".into(),
+    };
+    let scheduled = PipelineView {
+        key: key("web-nightly"),
+        pipeline: Pipeline {
+            arn: "arn:p1".into(),
+            name: "web-nightly".into(),
+            recipe: Some("web".into()),
+            status: PipelineStatus::Disabled,
+            consecutive_failures: Some(3),
+            schedule: Some(Schedule {
+                expression: Some("cron(0 3 * * ? *)".into()),
+                timezone: Some("Europe/Paris".into()),
+                start_condition: Some("EXPRESSION_MATCH_ONLY".into()),
+                auto_disable_failure_count: Some(3),
+            }),
+            last_run_status: Some(BuildStatus::Failed),
+            next_run: None,
+        },
+    };
+    let manual = PipelineView {
+        key: key("web-manual"),
+        pipeline: Pipeline {
+            arn: "arn:p2".into(),
+            name: "web-manual".into(),
+            recipe: Some("web".into()),
+            status: PipelineStatus::Other("PAUSED".into()),
+            consecutive_failures: None,
+            schedule: None,
+            last_run_status: None,
+            next_run: Some(S),
+        },
+    };
+    let views = Views {
+        pipelines: vec![manual, scheduled],
+        ..Views::default()
+    };
+    let text = render_one(
+        Snapshot::build(
+            "t",
+            &views,
+            &StepCounters::default(),
+            &TagAllowList::default(),
+        ),
+        S,
+    );
+    let p = |n: &str| {
+        format!(r#"account_id="123456789012",region="us-east-1",pipeline="{n}",image="web""#)
+    };
+    let (n, m) = (p("web-nightly"), p("web-manual"));
+    for l in [
+        format!("imagebuilder_image_pipeline_status{{{n},status=\"DISABLED\"}} 1"),
+        format!("imagebuilder_image_pipeline_status{{{n},status=\"ENABLED\"}} 0"),
+        format!("imagebuilder_image_pipeline_consecutive_failures{{{n}}} 3"),
+        format!("imagebuilder_image_pipeline_auto_disable_failure_count{{{n}}} 3"),
+        format!("imagebuilder_image_pipeline_last_run_status{{{n},status=\"FAILED\"}} 1"),
+        format!("imagebuilder_image_pipeline_info{{{n},pipeline_arn=\"arn:p1\",schedule_expression=\"cron(0 3 * * ? *)\",timezone=\"Europe/Paris\",start_condition=\"EXPRESSION_MATCH_ONLY\"}} 1"),
+        // An unknown status is kept as its own series.
+        format!("imagebuilder_image_pipeline_status{{{m},status=\"PAUSED\"}} 1"),
+        format!("imagebuilder_image_pipeline_status{{{m},status=\"DISABLED\"}} 0"),
+        format!("imagebuilder_image_pipeline_next_run_timestamp_seconds{{{m}}} 1788981143.418"),
+        format!("imagebuilder_image_pipeline_info{{{m},pipeline_arn=\"arn:p2\",schedule_expression=\"\",timezone=\"\",start_condition=\"\"}} 1"),
+    ] {
+        assert!(text.lines().any(|x| x == l), "no {l} in\n{text}");
+    }
+    assert_eq!(
+        text.matches("imagebuilder_image_pipeline_last_run_status{")
+            .count(),
+        BuildStatus::KNOWN.len()
+    );
+    // Absent when the service gives none.
+    for absent in [
+        format!("imagebuilder_image_pipeline_consecutive_failures{{{m}}}"),
+        format!("imagebuilder_image_pipeline_auto_disable_failure_count{{{m}}}"),
+        format!("imagebuilder_image_pipeline_last_run_status{{{m}"),
+        format!("imagebuilder_image_pipeline_next_run_timestamp_seconds{{{n}}}"),
+    ] {
+        assert!(!text.contains(&absent), "{absent} in\n{text}");
     }
 }

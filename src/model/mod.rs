@@ -40,13 +40,21 @@ macro_rules! open_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+
+mod failure;
+mod pipeline;
+
+pub use failure::{
+    component_name, ComponentFailure, DistributionFailure, FailureContext, RegionFailure,
+};
+pub use pipeline::{Pipeline, PipelineStatus, Schedule, DEFAULT_AUTO_DISABLE_FAILURE_COUNT};
 
 open_enum! {
     /// `WorkflowStepExecutionStatus`.
@@ -159,6 +167,7 @@ pub enum Operation {
     ListWorkflowExecutions,
     ListWorkflowStepExecutions,
     GetWorkflowStepExecution,
+    ListImagePipelines,
     /// SQS, when the exporter follows Image Builder's events.
     ReceiveMessage,
     DeleteMessageBatch,
@@ -167,11 +176,12 @@ pub enum Operation {
 impl Operation {
     /// The Image Builder operations (the `operation` label of the API
     /// metrics, made to exist from the start).
-    pub const ALL: [Operation; 4] = [
+    pub const ALL: [Operation; 5] = [
         Operation::ListImageBuildVersions,
         Operation::ListWorkflowExecutions,
         Operation::ListWorkflowStepExecutions,
         Operation::GetWorkflowStepExecution,
+        Operation::ListImagePipelines,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -180,6 +190,7 @@ impl Operation {
             Operation::ListWorkflowExecutions => "ListWorkflowExecutions",
             Operation::ListWorkflowStepExecutions => "ListWorkflowStepExecutions",
             Operation::GetWorkflowStepExecution => "GetWorkflowStepExecution",
+            Operation::ListImagePipelines => "ListImagePipelines",
             Operation::ReceiveMessage => "ReceiveMessage",
             Operation::DeleteMessageBatch => "DeleteMessageBatch",
         }
@@ -210,6 +221,9 @@ pub struct Build {
     pub log_group: Option<String>,
     /// The build's tags, by key.
     pub tags: BTreeMap<String, String>,
+    /// `state.failureContext`: where a failed build failed, when the
+    /// service says.
+    pub failure: Option<FailureContext>,
 }
 
 impl Build {

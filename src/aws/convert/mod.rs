@@ -5,6 +5,9 @@
 //! field never invents a value: it becomes absent and is reported as a
 //! [`DataIssue`]; an item that cannot be identified is skipped and reported.
 
+mod failure;
+mod pipeline;
+
 use std::sync::Arc;
 
 use aws_sdk_imagebuilder::operation::get_workflow_step_execution::GetWorkflowStepExecutionOutput;
@@ -157,8 +160,14 @@ pub fn build(s: &ImageSummary, issues: &mut Issues) -> Option<Build> {
             .tags()
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
+        failure: s
+            .state()
+            .and_then(|st| st.failure_context())
+            .map(|f| failure::context(f, arn, issues)),
     })
 }
+
+pub use pipeline::pipeline;
 
 /// `WorkflowExecutionMetadata` → [`WorkflowExecution`]. Skipped without an
 /// execution ID or a workflow ARN (it could not be labelled or followed).
