@@ -362,3 +362,24 @@ fn the_iam_statements_for_events_name_the_sqs_actions_the_exporter_calls() {
     assert_eq!(main.len(), 1);
     assert!(!main[0].to_string().contains("sqs:"));
 }
+
+/// The read-only policy names exactly the Image Builder calls the exporter
+/// makes: one missing fails a target at run time (a new call, like
+/// `ListImagePipelines`, must reach the policy in the same change).
+#[test]
+fn the_iam_policy_names_every_image_builder_call_the_exporter_makes() {
+    let main: Vec<serde_json::Value> = readme::code_blocks("json")
+        .iter()
+        .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .filter(|v| v["Statement"][0]["Sid"] == "ImageBuilderExporterRead")
+        .collect();
+    assert_eq!(main.len(), 1, "the read-only policy");
+    let named = strings(&main[0]["Statement"][0]["Action"]);
+    let called: std::collections::BTreeSet<String> =
+        imagebuilder_exporter::model::Operation::ALL
+            .iter()
+            .map(|op| format!("imagebuilder:{op}"))
+            .collect();
+    assert_eq!(called.len(), 5);
+    assert_eq!(named, called);
+}

@@ -169,7 +169,8 @@ fn every_alert_has_severity_and_annotations() {
             [
                 "ImageBuilderExporter",
                 "ImageBuilderStep",
-                "ImageBuilderImage"
+                "ImageBuilderImage",
+                "ImageBuilderPipeline"
             ]
             .iter()
             .any(|p| name.starts_with(p)),
@@ -495,12 +496,34 @@ fn image_and_step_alerts_survive_restarts_the_same_way() {
         );
         assert_eq!(expr, want, "{name}");
     }
+    // Pipeline alerts the same way, per pipeline.
+    let mut pipelines = 0;
+    for (name, block) in alerts() {
+        if !name.starts_with("ImageBuilderPipeline") {
+            continue;
+        }
+        pipelines += 1;
+        let expr = expr_of(&block);
+        let state = expr.split_whitespace().next().expect("an expression").to_string();
+        assert!(
+            is_record(&state) && state.ends_with(":bool"),
+            "{name}: starts with {state}"
+        );
+        let want = format!(
+            "{state} == 1\nor\n(\nlast_over_time({state}[30m]) == 1\n\
+             unless on (job, account_id, region, pipeline, image) imagebuilder:image_pipeline:served\n)"
+        );
+        assert_eq!(expr, want, "{name}");
+    }
+    assert_eq!(pipelines, 2);
 }
 
-/// The tag labels are named in one place (the README and the rules file
-/// say which): the rest follows from it.
+/// The tag labels are named in one list (the README and the rules file
+/// say which), written the same in the two rules that need it (steps and
+/// pipelines take the tags of their image), so that one text replacement
+/// changes both.
 #[test]
-fn the_tag_list_is_in_one_place() {
+fn the_tag_list_is_one_list() {
     let mut lists = Vec::new();
     for file in RULE_FILES {
         let text = std::fs::read_to_string(repo(file)).expect("rules");
@@ -510,11 +533,10 @@ fn the_tag_list_is_in_one_place() {
             }
         }
     }
-    assert_eq!(lists.len(), 1, "{lists:#?}");
-    assert!(
-        lists[0].contains("group_left (tag_team, tag_env)"),
-        "{lists:?}"
-    );
+    assert_eq!(lists.len(), 2, "{lists:#?}");
+    for l in &lists {
+        assert!(l.ends_with("group_left (tag_team, tag_env)"), "{lists:?}");
+    }
     let readme = std::fs::read_to_string(repo("README.md")).expect("README");
     assert!(
         readme.contains("group_left (tag_team, tag_env)"),
