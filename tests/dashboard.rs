@@ -435,7 +435,7 @@ fn has_the_panels_on_call_needs() {
             rows,
             [
                 "At a glance",
-                "Failed steps and image builds",
+                "Failed steps, image builds and pipelines",
                 "Latest status",
                 "Failures",
                 "Step durations",
@@ -468,6 +468,14 @@ fn has_the_panels_on_call_needs() {
             "imagebuilder_image_build_status",
             "imagebuilder_image_build_info",
             "imagebuilder_image_last_successful_build_timestamp_seconds",
+            "imagebuilder_image_component_failure_info",
+            "imagebuilder_image_distribution_failure_info",
+            "imagebuilder_image_pipeline_status",
+            "imagebuilder_image_pipeline_consecutive_failures",
+            "imagebuilder_image_pipeline_auto_disable_failure_count",
+            "imagebuilder_image_pipeline_next_run_timestamp_seconds",
+            "imagebuilder_image_pipeline_last_run_status",
+            "imagebuilder_image_pipeline_info",
             "imagebuilder_up",
             "up",
             "imagebuilder_exporter_ready",
@@ -515,6 +523,58 @@ fn has_the_panels_on_call_needs() {
                 );
             }
         }
+
+        // Why builds failed: the component and the Regions, beside the
+        // reason, in one table.
+        let why = panel(&d, "Why the newest builds failed");
+        let columns = renames(why);
+        for (label, header) in [
+            ("reason", "Reason"),
+            ("failed_step", "Failed step"),
+            ("component", "Component"),
+            ("phase", "Phase"),
+            ("component_step", "Component step"),
+            ("distribution_region", "Distribution Region"),
+            ("distribution_account_id", "Target account"),
+            ("status", "Region status"),
+            ("message", "Message"),
+        ] {
+            assert_eq!(
+                columns.get(label).map(String::as_str),
+                Some(header),
+                "{file}: {label}"
+            );
+        }
+        // Pipelines: status, failures of the count (the policy's, or the
+        // service's default 5 when a schedule has none), next and last run,
+        // and a link to the pipeline in the console.
+        let pipelines = panel(&d, "Image pipelines");
+        let columns = renames(pipelines);
+        for header in [
+            "Status",
+            "Consecutive failures",
+            "Auto-disable count",
+            "Next run",
+            "Last run",
+        ] {
+            assert!(
+                columns.values().any(|h| h == header),
+                "{file}: pipelines: {header}"
+            );
+        }
+        let count = exprs_of(pipelines)
+            .into_iter()
+            .find(|e| e.contains("imagebuilder_image_pipeline_auto_disable_failure_count"))
+            .expect("the count");
+        assert!(
+            count.contains("or\n5 * ") && count.contains("schedule_expression!=\"\""),
+            "{count}"
+        );
+        let links = pipelines["fieldConfig"]["defaults"]["links"].to_string();
+        assert!(
+            links.contains("imagebuilder/home?region=${__data.fields.region}#/pipelines/${__data.fields.pipeline_arn:percentencode}"),
+            "{file}: {links}"
+        );
 
         // Latest status: FAILED, then WAITING, then RUNNING rows first,
         // from a rank column shown as text; the status coloured.
@@ -713,6 +773,52 @@ fn family_labels(metric: &str) -> Vec<&'static str> {
         ],
         m if m.starts_with("imagebuilder_workflow_step_") => STEP.to_vec(),
         "imagebuilder_image_build_status" => [&IMG[..], &["status"]].concat(),
+        "imagebuilder_image_component_failure_info" => [
+            &IMG[..],
+            &[
+                "image_version",
+                "image_build_version_arn",
+                "failed_step",
+                "component",
+                "phase",
+                "component_step",
+                "action",
+                "message",
+            ],
+        ]
+        .concat(),
+        "imagebuilder_image_distribution_failure_info" => [
+            &IMG[..],
+            &[
+                "image_version",
+                "image_build_version_arn",
+                "distribution_region",
+                "distribution_account_id",
+                "status",
+                "configuration_step",
+                "message",
+            ],
+        ]
+        .concat(),
+        "imagebuilder_image_build_failure_info" => {
+            [&IMG[..], &["image_version", "image_build_version_arn", "reason"]].concat()
+        }
+        m if m.starts_with("imagebuilder_image_pipeline_") => {
+            let mut l = [&IMG[..], &["pipeline"]].concat();
+            match m {
+                "imagebuilder_image_pipeline_status" | "imagebuilder_image_pipeline_last_run_status" => {
+                    l.push("status")
+                }
+                "imagebuilder_image_pipeline_info" => l.extend([
+                    "pipeline_arn",
+                    "schedule_expression",
+                    "timezone",
+                    "start_condition",
+                ]),
+                _ => {}
+            }
+            l
+        }
         "imagebuilder_image_build_info" => [
             &IMG[..],
             &[
