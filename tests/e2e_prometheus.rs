@@ -10,7 +10,7 @@
 //!   `ImageBuilderExporterRefreshFailing`, not even pending;
 //! * the rules load and evaluate; `ImageBuilderStepFailed` fires exactly
 //!   once per failed step, without a replica label, with the image's tag
-//!   labels, and its description quotes the failure message and names the
+//!   labels, a static summary, and its description starts with the failure message and names the
 //!   build version the exporters serve;
 //! * the alert stays firing, with the same `activeAt`, while one replica
 //!   restarts;
@@ -405,11 +405,20 @@ async fn failed_step_alerts(
                     "description does not quote {message:?}: {description}"
                 ));
             }
+            // The summary is the same for every such alert, so that a
+            // grouped notification has one; the specifics are in the
+            // description, the failure message first.
             let summary = a["annotations"]["summary"].as_str().unwrap_or_default();
+            if summary != "An Image Builder workflow step failed." {
+                return Err(format!("summary {summary:?} is not the static one"));
+            }
             for k in ["image", "step_name", "workflow_type"] {
-                if !summary.contains(&step[k]) {
-                    return Err(format!("summary {summary:?} does not name the {k}"));
+                if !description.contains(&step[k]) {
+                    return Err(format!("description does not name the {k}: {description}"));
                 }
+            }
+            if !message.is_empty() && !description.starts_with(&format!("\"{message}\"")) {
+                return Err(format!("description does not start with the message: {description}"));
             }
             if !description.contains(&step["workflow_arn"]) {
                 return Err("description does not name the workflow ARN".to_string());
