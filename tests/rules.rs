@@ -594,6 +594,29 @@ fn readme_documents_every_alert() {
         readme.contains("ImageBuilderAPIThrottled"),
         "README says what was renamed"
     );
+    // Each alert has its row in the alert table, with its severity.
+    let rows: BTreeMap<String, String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| [`"))
+        .filter_map(|l| {
+            let (name, rest) = l.split_once('`')?;
+            let severity = rest.split('|').nth(1)?.trim().to_string();
+            Some((name.to_string(), severity))
+        })
+        .collect();
+    assert!(!alerts().is_empty());
+    for (name, block) in alerts() {
+        let severity = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("severity:"))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{name}: no severity"));
+        assert_eq!(
+            rows.get(&name).map(String::as_str),
+            Some(severity),
+            "README's alert table: {name}"
+        );
+    }
 }
 
 #[test]
