@@ -185,15 +185,17 @@ fn variables_are_chained_label_values_queries() {
             assert_eq!(v.kind, "query", "{ctx}");
             assert!(is_var_ref(&raw[i]["datasource"]), "{ctx}: datasource");
             assert!(v.multi && v.include_all, "{ctx}: multi-select with All");
-            // `job` and `instance` always have a value (dashboard-linter
-            // wants `.+`); the others may be absent: `cluster` when
-            // Prometheus adds none.
-            let all = if v.name == "job" || v.name == "instance" {
-                ".+"
+            // `job` and `instance`: "All" is every value their queries
+            // offer (the exporter's jobs, their replicas), never `.+`,
+            // which in a shared Prometheus is every job (the "Scrape up"
+            // panel showed them all). dashboard-linter wants `.+`; this
+            // dashboard departs from it on purpose. The others may be
+            // absent: `cluster` when Prometheus adds none.
+            if v.name == "job" || v.name == "instance" {
+                assert_eq!(v.all_value, None, "{ctx}: allValue");
             } else {
-                ".*"
-            };
-            assert_eq!(v.all_value.as_deref(), Some(all), "{ctx}: allValue");
+                assert_eq!(v.all_value.as_deref(), Some(".*"), "{ctx}: allValue");
+            }
             assert_eq!(
                 raw[i]["definition"].as_str(),
                 Some(v.query.as_str()),
@@ -375,9 +377,10 @@ fn queries_are_well_formed_before_and_after_interpolation() {
             let metrics = grafana::metric_names(&t.expr).unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert!(!metrics.is_empty(), "{ctx}: selects no metric");
             for m in &metrics {
-                // `up` is Prometheus' own scrape health, the standard one.
+                // `up` is Prometheus' own scrape health, the standard one;
+                // `process_*` the process collector's, which the exporter serves.
                 assert!(
-                    m.starts_with("imagebuilder_") || m == "up",
+                    m.starts_with("imagebuilder_") || m == "up" || m.starts_with("process_"),
                     "{ctx}: metric {m} is neither the exporter's nor `up`"
                 );
             }
@@ -716,7 +719,7 @@ fn has_the_panels_on_call_needs() {
         }
         // The per-step duration trend, from the gauge.
         assert!(uses("imagebuilder_workflow_step_duration_seconds")
-            .contains("Duration of each step's latest execution"));
+            .contains("Duration of each step's latest execution (20 longest)"));
     }
 }
 
@@ -832,6 +835,7 @@ fn family_labels(metric: &str) -> Vec<&'static str> {
         m if m.starts_with("imagebuilder_image_") => IMG.to_vec(),
         "imagebuilder_exporter_build_info" => vec!["version"],
         "imagebuilder_exporter_scrape_timeouts_total" | "up" => vec![],
+        m if m.starts_with("process_") => vec![],
         _ => vec!["target"],
     };
     l.extend(["job", "instance", "pod", "__name__"]);
@@ -1011,7 +1015,7 @@ fn failure_counts_are_exact_by_construction() {
         }
         // The stat adds up the bars: the same per-interval counts, as a
         // range query (the same windows as the bars) summed by Grafana.
-        let stat = panel(&d, "Step failures in time range");
+        let stat = panel(&d, "Failed executions in time range");
         assert_eq!(stat["interval"], "1m");
         assert_eq!(stat["fieldConfig"]["defaults"]["decimals"], 0);
         assert_eq!(
@@ -1210,7 +1214,7 @@ fn instance_exception(metric: &str) -> bool {
 fn counter_agg_exception(panel: &str, metric: &str) -> bool {
     metric == "imagebuilder_workflow_step_executions_total"
         && [
-            "Step failures in time range",
+            "Failed executions in time range",
             "Failed step executions by action",
             "Failed step executions by image",
             "Failure ratio by action over the time range",
@@ -1249,7 +1253,10 @@ fn check_template(d: &Value, name: &str, label: &str) {
     assert_eq!(v["type"], "query", "{name}");
     assert_eq!(v["label"], label, "{name}");
     assert_eq!(v["multi"], true, "{name}: multi select");
-    assert_eq!(v["allValue"], ".+", "{name}");
+    // dashboard-linter's rule asks for `allValue: .+`; here "All" is the
+    // values the query offers, so that a shared Prometheus's other jobs
+    // never show (see variables_are_chained_label_values_queries).
+    assert!(v["allValue"].is_null(), "{name}: {}", v["allValue"]);
 }
 
 #[test]
@@ -1340,7 +1347,8 @@ fn lint_panel_title_description_rule() {
 
 /// The units dashboard-linter accepts (lint/rule_panel_units.go), those
 /// this dashboard could use.
-const VALID_UNITS: [&str; 10] = [
+const VALID_UNITS: [&str; 11] = [
+    "bytes",
     "none",
     "short",
     "percentunit",

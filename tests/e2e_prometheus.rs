@@ -806,7 +806,7 @@ fn sum_of(series: &[Value]) -> f64 {
 
 /// The failure bars of the dashboard, as Grafana would draw them at a step
 /// of `step` seconds ending at `end` (`$__interval` = the step), and the
-/// "Step failures in time range" stat over the same range, add up to
+/// "Failed executions in time range" stat over the same range, add up to
 /// `real` whole failures.
 async fn failure_bars_add_up(
     prom: &PromServer,
@@ -847,7 +847,7 @@ async fn failure_bars_add_up(
             }
         }
         // The stat: the same windows, added up (its reducer is "sum").
-        let t = panel_query(&targets, "Step failures in time range", "A");
+        let t = panel_query(&targets, "Failed executions in time range", "A");
         let q = grafana::interpolate(&t.expr, &vars, &all, &builtins);
         let stat = prom
             .query_range_between(&q, first, end, step as f64)
@@ -855,7 +855,7 @@ async fn failure_bars_add_up(
         let value = sum_of(&stat);
         if value != real as f64 {
             return Err(format!(
-                "\"Step failures in time range\" at a {step} s step shows {value}, {real} failed"
+                "\"Failed executions in time range\" at a {step} s step shows {value}, {real} failed"
             ));
         }
     }

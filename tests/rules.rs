@@ -639,3 +639,61 @@ fn no_expected_annotation_is_a_template_error() {
         assert!(!text.contains("<no value>"), "{file}");
     }
 }
+
+/// Each alert's `dashboard_url` opens the bundled dashboard; there, a panel
+/// queries every series family the alert reads (its recording rules
+/// followed), so that the on-call person sees its cause: the failure
+/// reason, the rollback status, the pipeline, the event queue, the overlap.
+/// The rules that only carry labels or say what is served (`…:tagged`,
+/// `…:served`) are not causes and are not followed.
+#[test]
+fn every_alert_has_its_cause_on_the_dashboard() {
+    const SCAFFOLDING: [&str; 5] = [
+        "imagebuilder:image:served",
+        "imagebuilder:image:tagged",
+        "imagebuilder:workflow_step:tagged",
+        "imagebuilder:image_pipeline:served",
+        "imagebuilder:image_pipeline:tagged",
+    ];
+    let records = records();
+    let dash = grafana::load(&repo("dashboards/imagebuilder.json"));
+    let shown: BTreeSet<String> = grafana::targets(&dash)
+        .iter()
+        .flat_map(|t| grafana::metric_names(&t.expr).expect("lexes"))
+        .flat_map(|m| {
+            // A histogram's series are one family (`…_count` may also be a
+            // gauge's own name: both are kept).
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| m.strip_suffix(s))
+                .map(str::to_string);
+            [Some(m), family].into_iter().flatten()
+        })
+        .collect();
+    let alerts = alerts();
+    assert!(alerts.len() >= 20, "{}", alerts.len());
+    for (name, block) in alerts {
+        let mut read = BTreeSet::new();
+        let mut todo: Vec<String> = vec![expr_of(&block)];
+        let mut followed = BTreeSet::new();
+        while let Some(expr) = todo.pop() {
+            for m in grafana::metric_names(&expr).expect("lexes") {
+                if is_record(&m) {
+                    if !SCAFFOLDING.contains(&m.as_str()) && followed.insert(m.clone()) {
+                        let rule = records.get(&m).unwrap_or_else(|| panic!("{m}"));
+                        todo.push(expr_of(rule));
+                    }
+                } else {
+                    read.insert(m);
+                }
+            }
+        }
+        assert!(!read.is_empty(), "{name} reads no series");
+        for family in read {
+            assert!(
+                shown.contains(&family),
+                "{name} reads {family}, which no dashboard panel shows"
+            );
+        }
+    }
+}

