@@ -28,7 +28,8 @@ enum Scenario {
 }
 
 /// What `--help` says the simulator is, and how to point the exporter at it.
-const ABOUT: &str = "Simulated AWS EC2 Image Builder, to try and test imagebuilder-exporter without an AWS account";
+const ABOUT: &str =
+    "Simulated AWS EC2 Image Builder, to try and test imagebuilder-exporter without an AWS account";
 const LONG_ABOUT: &str = "Simulated AWS EC2 Image Builder, to try and test imagebuilder-exporter without an AWS account.
 
 Serves, on one endpoint, Image Builder's rest-json API (the calls the exporter makes, whose builds move with time), STS AssumeRole (any role may be assumed unless --deny-role names it, so that targets with role_arn work) and, with --events-queue, an SQS queue of Image Builder's events. Any credentials are accepted. It prints the variables that point the exporter at it, e.g.:
