@@ -29,7 +29,9 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
+        version = imagebuilder_exporter::version::VERSION,
+        revision = imagebuilder_exporter::version::REVISION,
+        build_date = imagebuilder_exporter::version::BUILD_DATE,
         address = %opts.listen_address,
         telemetry_path = %opts.web.telemetry_path,
         demo = opts.demo,

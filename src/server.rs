@@ -164,7 +164,7 @@ fn landing<C: ImageBuilderApi>(exporter: &Exporter<C>, telemetry_path: &str) -> 
 <h1>Image Builder Exporter</h1><p>Version {}</p>\
 <p><a href=\"{p}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
 <h2>Targets</h2><ul>{targets}</ul></body></html>\n",
-        env!("CARGO_PKG_VERSION"),
+        crate::version::LONG,
         p = html_escape(telemetry_path),
     )
 }

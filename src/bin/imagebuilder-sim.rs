@@ -38,7 +38,7 @@ Serves, on one endpoint, Image Builder's rest-json API (the calls the exporter m
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test imagebuilder-exporter";
 
 #[derive(Debug, Parser)]
-#[command(name = "imagebuilder-sim", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "imagebuilder-sim", version = imagebuilder_exporter::version::LONG, about = ABOUT, long_about = LONG_ABOUT)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:4566")]

@@ -323,7 +323,9 @@ impl Harness {
             ("--aws.max-requests-per-second", "1000"),
             ("--aws.max-concurrency", "16"),
         ] {
-            if !args.contains(&flag) {
+            // A config file's targets name their regions (the flag is refused).
+            let region_given = flag == "--aws.region" && args.contains(&"--config.file");
+            if !args.contains(&flag) && !region_given {
                 all.extend([flag, value]);
             }
         }
