@@ -13,7 +13,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 
-use super::sdk::classify;
+use super::errors::classify;
 use super::{ApiError, Operation};
 
 /// Long polls wait this long at most (SQS's maximum).
