@@ -24,7 +24,8 @@ async fn main() -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(opts.listen_address).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(address = %opts.listen_address, error = %e, "cannot listen");
+            // Usually the port is taken: say which flag chooses another.
+            tracing::error!(address = %opts.listen_address, error = %e, "cannot listen: choose another address with --web.listen-address, or stop what holds this one");
             return ExitCode::from(1);
         }
     };
