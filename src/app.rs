@@ -143,6 +143,10 @@ pub async fn build(
             role,
             credentials: Some(credentials),
         };
+        let queue_context = ErrorContext {
+            endpoint: Some(Endpoint::of("SQS", explicit, &region, env)),
+            ..context.clone()
+        };
         let client = Arc::new(
             SdkClient::new(&sdk, &name, opts.limits.clone(), metrics.clone()).with_context(context),
         );
@@ -164,7 +168,8 @@ pub async fn build(
             metrics.clone(),
         );
         if let Some(url) = &spec.events_queue_url {
-            let queue = SqsQueue::new(&sdk, url, opts.aws.request_timeout);
+            let queue =
+                SqsQueue::new(&sdk, url, opts.aws.request_timeout).with_context(queue_context);
             let scope = Scope {
                 // A role names its account; otherwise what is tracked will.
                 account_id: spec

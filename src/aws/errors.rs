@@ -597,7 +597,7 @@ mod tests {
             Some(Box::new(
                 ErrorMetadata::builder()
                     .code("AccessDenied")
-                    .message(&format!(
+                    .message(format!(
                         "User is not authorized to perform: sts:AssumeRole on resource: {ROLE}"
                     ))
                     .build(),
