@@ -137,7 +137,7 @@ async fn a_denied_role_does_not_keep_the_other_targets_unready() {
 #[tokio::test]
 async fn a_target_failing_with_passing_errors_holds_readiness_for_the_bound_only() {
     let (logs, _guard) = Captured::start();
-    const MAX_WAIT: Duration = Duration::from_secs(3);
+    const MAX_WAIT: Duration = Duration::from_secs(5);
     let clock = ManualClock::new(at(160.0));
     let sim = Simulator::new(clock.clone(), sample_world(), 42);
     // Every listing answers 5xx: passing, retried, never fixed by itself.
@@ -149,7 +149,7 @@ async fn a_target_failing_with_passing_errors_holds_readiness_for_the_bound_only
     let h = Harness::start_with(
         sim,
         clock,
-        &["--readiness.max-wait", "3s", "--aws.max-attempts", "1"],
+        &["--readiness.max-wait", "5s", "--aws.max-attempts", "1"],
         |_| {},
     )
     .await;
@@ -175,7 +175,7 @@ async fn a_target_failing_with_passing_errors_holds_readiness_for_the_bound_only
     let (_, _, page) = get(&format!("{}/", h.url)).await;
     assert!(
         page.contains("<li>us-east-1: failing: ListImageBuildVersions failed: Service")
-            && page.contains("Still failing after --readiness.max-wait (3s), so readiness no longer waits for this target"),
+            && page.contains("Still failing after --readiness.max-wait (5s), so readiness no longer waits for this target"),
         "{page}"
     );
     let released = logs.lines_with(
@@ -183,7 +183,7 @@ async fn a_target_failing_with_passing_errors_holds_readiness_for_the_bound_only
         &[
             "target_name=us-east-1",
             "still failing after --readiness.max-wait",
-            "max_wait_s=3",
+            "max_wait_s=5",
         ],
     );
     assert_eq!(released.len(), 1, "{}", logs.text());
