@@ -37,6 +37,11 @@ RUN mkdir -p src/bin benches \
 
 # The real sources. COPY keeps their modification times, which may be older
 # than the stub build: touch the crate roots so that cargo rebuilds the crate.
+# build.rs puts the revision in --version: the context has no .git, so it
+# comes from the build argument (`unknown` without it).
+ARG REVISION=unknown
+ENV IMAGEBUILDER_EXPORTER_REVISION=${REVISION}
+COPY build.rs ./
 COPY src ./src
 RUN touch src/lib.rs src/main.rs \
     && cargo build --release --locked --target x86_64-unknown-linux-musl --config 'profile.release.strip="symbols"' --bin imagebuilder-exporter

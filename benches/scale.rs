@@ -689,7 +689,7 @@ async fn scrape_figures(
             let _ = stopped.await;
         },
     ));
-    built.exporter.warm_up(); // the one refresh
+    built.exporter.warm_up(Duration::from_secs(300)); // the one refresh
     wait_ready(&base_b).await;
     let body = scrape(&base_b).await;
     row.size = body.len();

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::aws::environment::{endpoint_overrides, CredentialSource, Endpoint};
+use crate::aws::errors::ErrorContext;
 use crate::aws::sdk::{load_sdk_config, AwsConfigError, SdkClient};
 use crate::aws::sqs::SqsQueue;
 use crate::clock::Clock;
@@ -88,6 +90,10 @@ pub async fn build(
         demo_queue = Some(running.queue_url(DEMO_QUEUE));
         simulator = Some(running);
     }
+    let env = &crate::aws::environment::process_env;
+    for (variable, url) in endpoint_overrides(env) {
+        tracing::info!(variable, url = %url, "AWS endpoint override");
+    }
     let mut targets = Vec::with_capacity(opts.targets.len());
     let mut followers = Vec::new();
     for spec in &opts.targets {
@@ -103,16 +109,47 @@ pub async fn build(
         let sdk = load_sdk_config(&settings).await?;
         let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
         let name = if spec.name.is_empty() {
-            region
+            region.clone()
         } else {
             spec.name.clone()
         };
-        let client = Arc::new(SdkClient::new(
-            &sdk,
-            &name,
-            opts.limits.clone(),
-            metrics.clone(),
-        ));
+        let role = spec.assume_role.as_ref().map(|r| r.role_arn.clone());
+        let credentials = CredentialSource::detect(
+            settings.static_credentials.is_some(),
+            settings.profile.as_deref(),
+            env,
+        );
+        let explicit = settings.endpoint_url.as_deref();
+        let endpoint = Endpoint::of("IMAGEBUILDER", explicit, &region, env);
+        // What a new user checks first: which account, region, role,
+        // credentials and endpoint each target uses, and whether it follows
+        // events.
+        tracing::info!(
+            target_name = %name,
+            account = role.as_deref().and_then(|r| r.split(':').nth(4)).unwrap_or("unknown"),
+            region = %region,
+            role = role.as_deref().unwrap_or("none"),
+            credentials = %credentials,
+            endpoint = %endpoint,
+            events = spec.events_queue_url.as_deref().unwrap_or("off"),
+            "target"
+        );
+        let context = ErrorContext {
+            region: Some(region.clone()),
+            endpoint: Some(endpoint),
+            sts: role
+                .as_ref()
+                .map(|_| Endpoint::of("STS", explicit, &region, env)),
+            role,
+            credentials: Some(credentials),
+        };
+        let queue_context = ErrorContext {
+            endpoint: Some(Endpoint::of("SQS", explicit, &region, env)),
+            ..context.clone()
+        };
+        let client = Arc::new(
+            SdkClient::new(&sdk, &name, opts.limits.clone(), metrics.clone()).with_context(context),
+        );
         let mut discovery = opts.discovery.clone();
         if let Some(f) = &spec.image_name_filter {
             discovery.image_filter = Some(f.clone());
@@ -131,7 +168,8 @@ pub async fn build(
             metrics.clone(),
         );
         if let Some(url) = &spec.events_queue_url {
-            let queue = SqsQueue::new(&sdk, url, opts.aws.request_timeout);
+            let queue =
+                SqsQueue::new(&sdk, url, opts.aws.request_timeout).with_context(queue_context);
             let scope = Scope {
                 // A role names its account; otherwise what is tracked will.
                 account_id: spec
@@ -166,7 +204,7 @@ pub async fn run(
     opts.web.load_security()?;
     let metrics = ExporterMetrics::new()?;
     let mut built = build(&opts, clock, metrics).await?;
-    built.exporter.warm_up();
+    built.exporter.warm_up(opts.ready_max_wait);
     crate::server::run(listener, built.exporter.clone(), opts.web, shutdown).await;
     if let Some(sim) = built.simulator.take() {
         sim.stop().await;

@@ -35,30 +35,99 @@ pub const DEFAULT_PORT: u16 = 9863;
 /// container and instance roles. AWS_ENDPOINT_URL_IMAGEBUILDER points the
 /// client at another endpoint.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "imagebuilder-exporter", version, about, long_about = None)]
+#[command(name = "imagebuilder-exporter", version = crate::version::LONG, about, long_about = None, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Address to listen on for the web interface and telemetry (`:PORT` listens on all interfaces).
-    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":9863", value_parser = parse_listen_address)]
+    #[arg(long = "web.listen-address", value_name = "ADDRESS", default_value = ":9863", value_parser = parse_listen_address, help_heading = WEB)]
     pub listen_address: SocketAddr,
 
     /// Path under which to expose metrics.
-    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = parse_telemetry_path)]
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = parse_telemetry_path, help_heading = WEB)]
     pub telemetry_path: String,
 
     /// Connections served at once; more wait in the listen backlog.
-    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_535), help_heading = WEB)]
     pub max_connections: u32,
 
     /// TLS and basic auth for the web server: a YAML file in the Prometheus exporter-toolkit's web configuration format, re-read when it changes and on SIGHUP.
-    #[arg(long = "web.config.file", value_name = "FILE", value_parser = crate::webconfig::parse_web_config_file)]
+    #[arg(long = "web.config.file", value_name = "FILE", value_parser = crate::webconfig::parse_web_config_file, help_heading = WEB)]
     pub web_config_file: Option<std::path::PathBuf>,
+
+    /// YAML file listing the accounts and regions to export, each with its own region and optional role (see the README); without it, one target from the flags and the default chain.
+    #[arg(long = "config.file", value_name = "FILE", value_parser = parse_targets_file, help_heading = TARGETS)]
+    pub targets: Option<TargetsFile>,
+
+    /// AWS region (default: AWS_REGION or the profile's region). Without --config.file only: there, each target has its own.
+    #[arg(long = "aws.region", value_name = "REGION", value_parser = parse_region, help_heading = AWS)]
+    pub region: Option<String>,
+
+    /// AWS profile from the shared config files (default: AWS_PROFILE).
+    #[arg(long = "aws.profile", value_name = "NAME", value_parser = parse_nonempty, help_heading = AWS)]
+    pub profile: Option<String>,
+
+    /// Client-side limit on Image Builder API requests per second; lowered automatically while the API throttles.
+    #[arg(long = "aws.max-requests-per-second", value_name = "RATE", default_value = "10", value_parser = parse_rate, help_heading = AWS)]
+    pub max_requests_per_second: f64,
+
+    /// Image Builder API requests in flight at once.
+    #[arg(long = "aws.max-concurrency", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64), help_heading = AWS)]
+    pub max_concurrency: u32,
+
+    /// Attempts per API call, the first included (throttling, 5xx, timeouts and connection errors are retried).
+    #[arg(long = "aws.max-attempts", value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20), help_heading = AWS)]
+    pub max_attempts: u32,
+
+    /// Timeout of one API request attempt.
+    #[arg(long = "aws.request-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration, help_heading = AWS)]
+    pub request_timeout: Duration,
+
+    /// How often to list image build versions to find new builds.
+    #[arg(long = "discovery.interval", value_name = "DURATION", default_value = "5m", value_parser = parse_positive_duration, help_heading = DISCOVERY)]
+    pub discovery_interval: Duration,
+
+    /// Track every build created within this window (plus the newest build of each image and builds in flight).
+    #[arg(long = "discovery.lookback", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration, help_heading = DISCOVERY)]
+    pub discovery_lookback: Duration,
+
+    /// Track at most this many builds; the oldest finished builds are dropped first.
+    #[arg(long = "discovery.max-builds", value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000), help_heading = DISCOVERY)]
+    pub max_builds: u32,
+
+    /// Only track images whose name matches this regular expression (anchored at both ends).
+    #[arg(long = "filter.image-name", value_name = "REGEX", value_parser = parse_image_regex, help_heading = DISCOVERY)]
+    pub image_filter: Option<Regex>,
+
+    /// Image tags to export as labels of imagebuilder_image_tags (tag_<key>), comma-separated, e.g. team,env; to route alerts by owner.
+    #[arg(long = "labels.image-tags", value_name = "KEYS", value_parser = TagAllowList::parse, help_heading = DISCOVERY)]
+    pub image_tags: Option<TagAllowList>,
+
+    /// Also track this step execution directly (repeatable), e.g. step-0123abcd-0123-4567-89ab-0123456789ab.
+    #[arg(long = "step-execution-id", value_name = "ID", value_parser = parse_step_execution_id, help_heading = DISCOVERY)]
+    pub step_execution_ids: Vec<String>,
+
+    /// Minimum time between two refreshes; scrapes in between get the current data.
+    #[arg(long = "refresh.min-interval", value_name = "DURATION", default_value = "30s", value_parser = parse_duration, help_heading = REFRESH)]
+    pub refresh_min_interval: Duration,
+
+    /// Longest a scrape waits for a refresh before it is served the last complete data.
+    #[arg(long = "scrape.timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration, help_heading = REFRESH)]
+    pub scrape_timeout: Duration,
+
+    /// Longest /-/ready waits, from start-up, for a target whose refreshes keep failing with passing errors (throttling, timeouts, connection); a target failing with an error retrying will not fix (access denied, no credentials, a role that cannot be assumed) never holds it.
+    #[arg(long = "readiness.max-wait", value_name = "DURATION", default_value = "5m", value_parser = parse_duration, help_heading = REFRESH)]
+    pub ready_max_wait: Duration,
+
+    /// SQS queue that receives Image Builder's EventBridge events: builds are read again within seconds of a change, and discovery runs every hour unless --discovery.interval is given. Without --config.file only (per target there).
+    #[arg(long = "events.sqs-queue-url", value_name = "URL", env = "IMAGEBUILDER_EVENTS_SQS_QUEUE_URL", value_parser = parse_optional_queue_url, help_heading = EVENTS)]
+    pub events_queue_url: Option<String>,
 
     /// Only log messages with this level or above.
     #[arg(
         long = "log.level",
         value_name = "LEVEL",
         default_value = "info",
-        value_enum
+        value_enum,
+        help_heading = LOGGING
     )]
     pub log_level: LogLevel,
 
@@ -67,78 +136,30 @@ pub struct Cli {
         long = "log.format",
         value_name = "FORMAT",
         default_value = "logfmt",
-        value_enum
+        value_enum,
+        help_heading = LOGGING
     )]
     pub log_format: LogFormat,
 
-    /// AWS region (default: AWS_REGION or the profile's region).
-    #[arg(long = "aws.region", value_name = "REGION", value_parser = parse_region)]
-    pub region: Option<String>,
-
-    /// AWS profile from the shared config files (default: AWS_PROFILE).
-    #[arg(long = "aws.profile", value_name = "NAME", value_parser = parse_nonempty)]
-    pub profile: Option<String>,
-
-    /// Client-side limit on Image Builder API requests per second; lowered automatically while the API throttles.
-    #[arg(long = "aws.max-requests-per-second", value_name = "RATE", default_value = "10", value_parser = parse_rate)]
-    pub max_requests_per_second: f64,
-
-    /// Image Builder API requests in flight at once.
-    #[arg(long = "aws.max-concurrency", value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub max_concurrency: u32,
-
-    /// Attempts per API call, the first included (throttling, 5xx, timeouts and connection errors are retried).
-    #[arg(long = "aws.max-attempts", value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
-    pub max_attempts: u32,
-
-    /// Timeout of one API request attempt.
-    #[arg(long = "aws.request-timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
-    pub request_timeout: Duration,
-
-    /// How often to list image build versions to find new builds.
-    #[arg(long = "discovery.interval", value_name = "DURATION", default_value = "5m", value_parser = parse_positive_duration)]
-    pub discovery_interval: Duration,
-
-    /// Track every build created within this window (plus the newest build of each image and builds in flight).
-    #[arg(long = "discovery.lookback", value_name = "DURATION", default_value = "24h", value_parser = parse_positive_duration)]
-    pub discovery_lookback: Duration,
-
-    /// Track at most this many builds; the oldest finished builds are dropped first.
-    #[arg(long = "discovery.max-builds", value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub max_builds: u32,
-
-    /// Only track images whose name matches this regular expression (anchored at both ends).
-    #[arg(long = "filter.image-name", value_name = "REGEX", value_parser = parse_image_regex)]
-    pub image_filter: Option<Regex>,
-
-    /// Image tags to export as labels of imagebuilder_image_tags (tag_<key>), comma-separated, e.g. team,env; to route alerts by owner.
-    #[arg(long = "labels.image-tags", value_name = "KEYS", value_parser = TagAllowList::parse)]
-    pub image_tags: Option<TagAllowList>,
-
-    /// Also track this step execution directly (repeatable), e.g. step-0123abcd-0123-4567-89ab-0123456789ab.
-    #[arg(long = "step-execution-id", value_name = "ID", value_parser = parse_step_execution_id)]
-    pub step_execution_ids: Vec<String>,
-
-    /// Minimum time between two refreshes; scrapes in between get the current data.
-    #[arg(long = "refresh.min-interval", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub refresh_min_interval: Duration,
-
-    /// Longest a scrape waits for a refresh before it is served the last complete data.
-    #[arg(long = "scrape.timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
-    pub scrape_timeout: Duration,
-
-    /// SQS queue that receives Image Builder's EventBridge events: builds are read again within seconds of a change, and discovery runs every hour unless --discovery.interval is given. Without --config.file only (per target there).
-    #[arg(long = "events.sqs-queue-url", value_name = "URL", env = "IMAGEBUILDER_EVENTS_SQS_QUEUE_URL", value_parser = parse_optional_queue_url)]
-    pub events_queue_url: Option<String>,
-
     /// Run against a built-in Image Builder simulator: no AWS account needed.
-    #[arg(long = "demo")]
+    #[arg(long = "demo", help_heading = DEMO)]
     pub demo: bool,
-
-    /// YAML file listing the accounts and regions to export (see the README); without it, one target from the flags and the default chain.
-    #[arg(long = "config.file", value_name = "FILE", value_parser = parse_targets_file)]
-    pub targets: Option<TargetsFile>,
 }
+
+/// The end of `--help`: where AWS settings come from, and the endpoint
+/// variables that point the exporter at the simulator.
+const AFTER_HELP: &str = "AWS credentials and region come from the default chain: the environment (AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), AWS_PROFILE and the shared files, web identity (EKS IRSA), container and instance roles. AWS_ENDPOINT_URL_IMAGEBUILDER and AWS_ENDPOINT_URL_STS (for targets with role_arn) point the clients at other endpoints, such as imagebuilder-sim's.";
+
+/// `--help`'s headings: the flags grouped by what they set, in the order
+/// a new user meets them.
+pub const WEB: &str = "Web server";
+pub const TARGETS: &str = "Accounts and regions";
+pub const AWS: &str = "AWS API";
+pub const DISCOVERY: &str = "Discovery: what is tracked";
+pub const REFRESH: &str = "Refresh and readiness";
+pub const EVENTS: &str = "Events";
+pub const LOGGING: &str = "Logging";
+pub const DEMO: &str = "Demo";
 
 /// A queue URL, or nothing: an empty `IMAGEBUILDER_EVENTS_SQS_QUEUE_URL`
 /// (a ConfigMap key left empty) turns events off rather than failing.
@@ -168,6 +189,9 @@ pub struct Options {
     pub discovery: DiscoveryConfig,
     pub refresh_min_interval: Duration,
     pub scrape_timeout: Duration,
+    /// `--readiness.max-wait`: how long a target failing with passing
+    /// errors may hold `/-/ready` at 503.
+    pub ready_max_wait: Duration,
     pub demo: bool,
     /// What to export: from `--config.file`, or one target from the flags.
     pub targets: Vec<TargetSpec>,
@@ -206,6 +230,14 @@ impl Cli {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
                 "--events.sqs-queue-url applies without --config.file; with a config file, give each target its own `events: { sqs_queue_url: ... }`",
+            ));
+        }
+        // Every target of a config file names its region: a flag that
+        // would be silently ignored is refused instead.
+        if cli.region.is_some() && cli.targets.is_some() {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--aws.region applies without --config.file; with a config file, each target's `region:` is used: remove --aws.region",
             ));
         }
         let opts = cli.clone().into_options(&matches);
@@ -280,6 +312,7 @@ impl Cli {
             },
             refresh_min_interval: min_interval,
             scrape_timeout: self.scrape_timeout,
+            ready_max_wait: self.ready_max_wait,
             demo: self.demo,
             events_discovery_interval: if given("discovery_interval") {
                 self.discovery_interval
@@ -408,6 +441,31 @@ mod tests {
         let e = Cli::try_parse_args(["x", "--events.sqs-queue-url", "queue"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("not an SQS queue URL"), "{e}");
+    }
+
+    #[test]
+    fn a_region_flag_with_a_config_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("targets.yml");
+        std::fs::write(&path, "targets:\n  - region: eu-west-1\n").unwrap();
+        let file = path.to_str().unwrap();
+        let (_, o) = Cli::try_parse_args(["x", "--config.file", file]).unwrap();
+        assert_eq!(o.targets[0].region.as_deref(), Some("eu-west-1"));
+        let e = Cli::try_parse_args(["x", "--config.file", file, "--aws.region", "us-east-1"])
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("each target's `region:` is used"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn readiness_waits_five_minutes_unless_told() {
+        let o = Options::from_args(Vec::<String>::new()).unwrap();
+        assert_eq!(o.ready_max_wait, Duration::from_secs(300));
+        let o = Options::from_args(["--readiness.max-wait", "30s"]).unwrap();
+        assert_eq!(o.ready_max_wait, Duration::from_secs(30));
     }
 
     #[test]

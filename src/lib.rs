@@ -8,7 +8,7 @@
 //! `crate::` paths of `src/` against this list, and sibling files of one
 //! module may not use each other both ways):
 //!
-//! 1. model and parsing: `allocator`, `clock`, `sync`, `model`, `parse`, `timestamp`, `metrics`, `gzip`, `loglimit`, `logging`, `httpserve`
+//! 1. model and parsing: `allocator`, `version`, `clock`, `sync`, `model`, `parse`, `timestamp`, `metrics`, `gzip`, `loglimit`, `logging`, `httpserve`
 //! 2. aws: `aws`, `simulator`
 //! 3. tracking and counters: `tracked`, `outcomes`, `counters`, `views`
 //! 4. snapshot: `snapshot`
@@ -48,5 +48,6 @@ pub(crate) mod sync;
 pub mod targets;
 pub mod timestamp;
 pub(crate) mod tracked;
+pub mod version;
 pub(crate) mod views;
 pub mod webconfig;

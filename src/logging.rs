@@ -37,24 +37,104 @@ pub fn init(level: LogLevel, format: LogFormat) {
         LogLevel::Warn => "warn",
         LogLevel::Error => "error",
     };
-    // Our own messages at the chosen level; the libraries' only when they warn.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!(
-            "warn,imagebuilder_exporter={level},imagebuilder_sim={level}"
-        ))
-    });
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // `try_init` fails only if a subscriber is already set (tests): keep it.
     let _ = match format {
         LogFormat::Logfmt => builder.event_format(Logfmt).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.event_format(Json).try_init(),
     };
+}
+
+/// The default filter: our own messages at `level`; the libraries' only
+/// when they warn. aws-config's warnings (the instance metadata tried for a
+/// region or credentials, STS refusing a role) are Debug dumps of what the
+/// exporter's own error line says with its fix: shown with `debug` only.
+fn directives(level: &str) -> String {
+    let aws_config = if level == "debug" { "warn" } else { "error" };
+    format!("warn,aws_config={aws_config},imagebuilder_exporter={level},imagebuilder_sim={level}")
+}
+
+/// One JSON object a line: `timestamp`, `level`, `message`, the event's
+/// fields, and `module` (the Rust module that logged it). tracing's own JSON
+/// calls the module `target`, which reads as the exporter's `target` (an
+/// account and region): `module`, as in logfmt.
+pub struct Json;
+
+impl<S, N> FormatEvent<S, N> for Json
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let mut v = JsonFields::default();
+        event.record(&mut v);
+        let string = |s: &str| serde_json::Value::from(s).to_string();
+        write!(
+            w,
+            "{{\"timestamp\":{},\"level\":{}",
+            string(&format_rfc3339_millis(SystemClock.now())),
+            string(meta.level().as_str())
+        )?;
+        if let Some(m) = &v.message {
+            write!(w, ",\"message\":{}", string(m))?;
+        }
+        w.write_str(&v.rest)?;
+        writeln!(w, ",\"module\":{}}}", string(meta.target()))
+    }
+}
+
+/// The fields of an event as JSON members, numbers and booleans as such.
+#[derive(Default)]
+struct JsonFields {
+    message: Option<String>,
+    rest: String,
+}
+
+impl JsonFields {
+    fn put(&mut self, name: &str, value: serde_json::Value) {
+        if name == "message" {
+            self.message = Some(match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            });
+        } else {
+            let _ = write!(self.rest, ",{}:{value}", serde_json::Value::from(name));
+        }
+    }
+}
+
+impl Visit for JsonFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field.name(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field.name(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field.name(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field.name(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // NaN and infinities are not JSON numbers.
+        let v = serde_json::Number::from_f64(value)
+            .map_or_else(|| value.to_string().into(), serde_json::Value::Number);
+        self.put(field.name(), v);
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.put(field.name(), format!("{value:?}").into());
+    }
 }
 
 /// `ts=… level=info msg="…" key=value …`
@@ -148,5 +228,44 @@ mod tests {
         assert_eq!(quote("two words"), "\"two words\"");
         assert_eq!(quote(""), "\"\"");
         assert_eq!(quote("a=\"b\"\n"), "\"a=\\\"b\\\"\\n\"");
+    }
+
+    /// A writer the tests read back.
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_calls_the_rust_module_module_and_keeps_value_types() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(Json)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(target_name = "prod-eu", calls = 3u64, took_s = 1.5, ok = true, error = %"a \"quoted\" cause", "could not read");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["message"], "could not read");
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["module"], "imagebuilder_exporter::logging::tests");
+        assert!(line.get("target").is_none(), "{line}");
+        assert_eq!(line["target_name"], "prod-eu");
+        assert_eq!(line["calls"], 3);
+        assert_eq!(line["took_s"], 1.5);
+        assert_eq!(line["ok"], true);
+        assert_eq!(line["error"], "a \"quoted\" cause");
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
     }
 }

@@ -24,12 +24,15 @@ async fn main() -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(opts.listen_address).await {
         Ok(l) => l,
         Err(e) => {
-            tracing::error!(address = %opts.listen_address, error = %e, "cannot listen");
+            // Usually the port is taken: say which flag chooses another.
+            tracing::error!(address = %opts.listen_address, error = %e, "cannot listen: choose another address with --web.listen-address, or stop what holds this one");
             return ExitCode::from(1);
         }
     };
     tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
+        version = imagebuilder_exporter::version::VERSION,
+        revision = imagebuilder_exporter::version::REVISION,
+        build_date = imagebuilder_exporter::version::BUILD_DATE,
         address = %opts.listen_address,
         telemetry_path = %opts.web.telemetry_path,
         demo = opts.demo,

@@ -116,6 +116,23 @@ pub fn parse_queue_url(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// A duration as the flags take it (`5m`, `1h30m`, `500ms`, `0s`), for
+/// messages that name a flag's value.
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
 /// An AWS region name.
 pub fn parse_region(s: &str) -> Result<String, String> {
     if matches(REGION, s)? {
@@ -238,5 +255,12 @@ mod tests {
             matches(ROLE_ARN, "arn:aws:iam::210987654321:role/exporter"),
             Ok(true)
         );
+    }
+
+    #[test]
+    fn durations_are_written_as_flags_take_them() {
+        for text in ["5m", "1h30m", "500ms", "0s", "2m3s", "90h"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
     }
 }

@@ -38,6 +38,66 @@ const BACKFILL_RETRY: Duration = Duration::from_secs(5);
 /// often; refreshes publish as usual.
 const BACKFILL_PUBLISH_EVERY: Duration = Duration::from_secs(5);
 
+/// Until a target is ready, a failed start-up refresh is tried again after
+/// this long, doubling up to [`STARTUP_RETRY_MAX`]: an unready exporter may
+/// not be scraped at all (a Kubernetes Service leaves it out), so it does
+/// not wait for a scrape to try again.
+const STARTUP_RETRY_FIRST: Duration = Duration::from_secs(2);
+const STARTUP_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// What kept a refresh from reading everything: the first failure, in one
+/// line (the first one retrying will not fix, if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trouble {
+    pub reason: String,
+    /// Retrying will not fix it (access denied, no credentials, a refused
+    /// role, an invalid region).
+    pub lasting: bool,
+    /// Failed reads in all.
+    pub failures: usize,
+}
+
+impl Trouble {
+    fn of(report: &RefreshReport) -> Option<Trouble> {
+        let first = report
+            .failures
+            .iter()
+            .find(|f| f.error.is_lasting())
+            .or(report.failures.first())?;
+        Some(Trouble {
+            reason: first.error.to_string(),
+            lasting: first.error.is_lasting(),
+            failures: report.failures.len(),
+        })
+    }
+}
+
+/// Why readiness stopped waiting for a target that has not completed a
+/// refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Its refresh failed with an error retrying will not fix.
+    Lasting,
+    /// It kept failing for `--readiness.max-wait` (this long).
+    Waited(Duration),
+}
+
+/// Where a target stands: what the landing page and `/-/ready` say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    /// Its first refresh runs.
+    Starting,
+    /// It has completed a refresh; `trouble` if the last one failed (the
+    /// last good data is served).
+    Ready { trouble: Option<Trouble> },
+    /// It has never completed a refresh; `released` once readiness no
+    /// longer waits for it.
+    Failing {
+        trouble: Trouble,
+        released: Option<Release>,
+    },
+}
+
 #[derive(Debug, Default)]
 struct Coordination {
     running: bool,
@@ -52,6 +112,11 @@ struct Coordination {
     backfilling: bool,
     /// The refresh the exporter started at start-up, before any scrape.
     startup: Option<u64>,
+    /// Why the last refresh was incomplete; `None` after a complete one.
+    trouble: Option<Trouble>,
+    /// Set when readiness stopped waiting for this target before it was
+    /// ready.
+    released: Option<Release>,
 }
 
 /// One target (an account and region) and everything it holds.
@@ -111,6 +176,28 @@ impl<C: ImageBuilderApi> Target<C> {
         self.coord().ready
     }
 
+    /// Where the target stands (see [`Standing`]).
+    pub fn standing(&self) -> Standing {
+        let c = self.coord();
+        match (&c.trouble, c.ready) {
+            (trouble, true) => Standing::Ready {
+                trouble: trouble.clone(),
+            },
+            (Some(trouble), false) => Standing::Failing {
+                trouble: trouble.clone(),
+                released: c.released,
+            },
+            (None, false) => Standing::Starting,
+        }
+    }
+
+    /// True while `/-/ready` waits for this target: it has not completed a
+    /// refresh, and neither failed for good nor for `--readiness.max-wait`.
+    pub fn holds_readiness(&self) -> bool {
+        let c = self.coord();
+        !c.ready && c.released.is_none()
+    }
+
     fn coord(&self) -> std::sync::MutexGuard<'_, Coordination> {
         crate::sync::lock(&self.coordination)
     }
@@ -122,11 +209,69 @@ impl<C: ImageBuilderApi> Target<C> {
     }
 
     /// Starts the start-up refresh: scrapes that arrive while it runs are
-    /// answered at once (see [`Target::scrape`]).
-    pub fn start_up(self: &Arc<Self>) {
-        if let Some((generation, true)) = self.start_refresh() {
-            self.coord().startup = Some(generation);
+    /// answered at once (see [`Target::scrape`]). Returns the refresh to
+    /// wait for, if one runs.
+    pub fn start_up(self: &Arc<Self>) -> Option<u64> {
+        match self.start_refresh() {
+            Some((generation, true)) => {
+                self.coord().startup = Some(generation);
+                Some(generation)
+            }
+            Some((generation, false)) => Some(generation),
+            None => None,
         }
+    }
+
+    /// Refreshes until the target is ready or readiness no longer waits
+    /// for it: a start-up refresh that failed with a passing error is tried
+    /// again with back-off (an unready exporter may never be scraped), and
+    /// once `max_wait` has passed since `started`, a target still failing
+    /// is released. A first refresh that is slow but not failing is never
+    /// released: a large account's cold start is not a failure. After this
+    /// returns, scrapes drive the refreshes as usual.
+    pub async fn settle(self: Arc<Self>, started: Instant, max_wait: Duration) {
+        let deadline = started + max_wait;
+        let mut delay = STARTUP_RETRY_FIRST;
+        loop {
+            if let Some(generation) = self.start_up() {
+                self.wait_for(generation).await;
+            }
+            if !self.holds_readiness() {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                self.release_after(max_wait);
+                return;
+            }
+            tokio::time::sleep(delay.min(deadline - now)).await;
+            delay = (delay * 2).min(STARTUP_RETRY_MAX);
+            if Instant::now() >= deadline && self.holds_readiness() {
+                // Do not start one more refresh first: the bound is the
+                // flag's, not the flag's plus a refresh.
+                self.release_after(max_wait);
+                return;
+            }
+        }
+    }
+
+    /// Stops readiness waiting for this target, still failing after
+    /// `max_wait`, and says so.
+    fn release_after(&self, max_wait: Duration) {
+        let reason = {
+            let mut c = self.coord();
+            if c.ready || c.released.is_some() {
+                return;
+            }
+            c.released = Some(Release::Waited(max_wait));
+            c.trouble.as_ref().map(|t| t.reason.clone())
+        };
+        tracing::warn!(
+            target_name = %self.name,
+            error = reason.as_deref().unwrap_or("its first refresh has not finished"),
+            max_wait_s = max_wait.as_secs_f64(),
+            "readiness no longer waits for this target: still failing after --readiness.max-wait; it is retried at each scrape"
+        );
     }
 
     /// [`Target::trigger`], saying whether this call started the refresh.
@@ -205,6 +350,17 @@ impl<C: ImageBuilderApi> Target<C> {
 
         let t = [&*self.name];
         let complete = report.complete();
+        let trouble = Trouble::of(&report);
+        let released = {
+            let mut c = self.coord();
+            c.trouble = trouble.clone();
+            let lasting = trouble.as_ref().is_some_and(|t| t.lasting);
+            let release = !c.ready && !complete && lasting && c.released.is_none();
+            if release {
+                c.released = Some(Release::Lasting);
+            }
+            release
+        };
         // Set from the end of the first refresh on: before it, the target
         // is starting, not failing (`imagebuilder_exporter_ready` says so).
         self.metrics
@@ -232,6 +388,9 @@ impl<C: ImageBuilderApi> Target<C> {
             }
         }
         self.log_report(&report, started.elapsed());
+        if let (true, Some(trouble)) = (released, &trouble) {
+            tracing::warn!(target_name = %self.name, error = %trouble.reason, "readiness no longer waits for this target: its refresh failed with an error retrying will not fix (imagebuilder_up 0 until it is fixed; the other targets are served)");
+        }
         done.2 = complete;
     }
 
@@ -335,6 +494,7 @@ impl<C: ImageBuilderApi> Target<C> {
     /// counts bad fields.
     fn log_failures(&self, report: &RefreshReport) {
         let t = [&*self.name];
+        let had_data = self.coord().ready;
         for f in &report.failures {
             let key = format!(
                 "fail|{}|{}|{}",
@@ -343,7 +503,13 @@ impl<C: ImageBuilderApi> Target<C> {
                 f.resource
             );
             if self.logs.allow(&key, Some(WARN_EVERY)) {
-                tracing::warn!(target_name = %self.name, operation = %f.error.operation(), code = f.error.code(), resource = %f.resource, error = %f.error, "could not read; keeping the last good data");
+                // "Last good data" only where there is some: before the
+                // first complete refresh there may be none.
+                if had_data {
+                    tracing::warn!(target_name = %self.name, operation = %f.error.operation(), code = f.error.code(), resource = %f.resource, error = %f.error, "could not read; keeping the last good data");
+                } else {
+                    tracing::warn!(target_name = %self.name, operation = %f.error.operation(), code = f.error.code(), resource = %f.resource, error = %f.error, "could not read; nothing read yet for this target");
+                }
             }
         }
         for id in &report.unknown_step_ids {
@@ -403,5 +569,198 @@ impl<C: ImageBuilderApi> Target<C> {
             complete = report.complete(),
             "refresh finished"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::{ApiError, Fetched, Operation, Page};
+    use crate::clock::ManualClock;
+    use crate::discovery::DiscoveryConfig;
+    use crate::model::{Build, Pipeline, StepDetail, StepExecution, WorkflowExecution};
+
+    /// An account with no builds whose listing fails with `fault` while
+    /// one is set, after `delay`.
+    #[derive(Default)]
+    struct Account {
+        fault: Mutex<Option<ApiError>>,
+        delay: Mutex<Duration>,
+        listings: Mutex<u32>,
+    }
+
+    impl Account {
+        fn fail_with(&self, e: Option<ApiError>) {
+            *self.fault.lock().unwrap() = e;
+        }
+        fn listings(&self) -> u32 {
+            *self.listings.lock().unwrap()
+        }
+    }
+
+    impl ImageBuilderApi for Account {
+        async fn list_image_build_versions(
+            &self,
+            _: Option<String>,
+            _: Option<String>,
+        ) -> Result<Page<Build>, ApiError> {
+            *self.listings.lock().unwrap() += 1;
+            let delay = *self.delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
+            match self.fault.lock().unwrap().clone() {
+                Some(e) => Err(e),
+                None => Ok(Page {
+                    items: Vec::new(),
+                    next_token: None,
+                    issues: Vec::new(),
+                }),
+            }
+        }
+        async fn list_workflow_executions(
+            &self,
+            _: String,
+            _: Option<String>,
+        ) -> Result<Page<WorkflowExecution>, ApiError> {
+            unreachable!("no builds")
+        }
+        async fn list_workflow_step_executions(
+            &self,
+            _: String,
+            _: Option<String>,
+        ) -> Result<Page<StepExecution>, ApiError> {
+            unreachable!("no builds")
+        }
+        async fn get_workflow_step_execution(
+            &self,
+            _: String,
+        ) -> Result<Fetched<StepDetail>, ApiError> {
+            unreachable!("no builds")
+        }
+        async fn list_image_pipelines(&self, _: Option<String>) -> Result<Page<Pipeline>, ApiError> {
+            match self.fault.lock().unwrap().clone() {
+                Some(e) => Err(e),
+                None => Ok(Page {
+                    items: Vec::new(),
+                    next_token: None,
+                    issues: Vec::new(),
+                }),
+            }
+        }
+    }
+
+    const OP: Operation = Operation::ListImageBuildVersions;
+    const MAX_WAIT: Duration = Duration::from_secs(300);
+
+    fn target(api: Arc<Account>) -> Arc<Target<Arc<Account>>> {
+        Target::new(
+            "prod-eu",
+            api,
+            Tracker::new(DiscoveryConfig::default()),
+            Duration::ZERO,
+            ManualClock::new(0),
+            ExporterMetrics::new().unwrap(),
+        )
+    }
+
+    fn denied() -> ApiError {
+        ApiError::Credentials {
+            operation: OP,
+            message: "cannot assume arn:aws:iam::210987654321:role/x: STS answered AccessDenied"
+                .into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_retrying_will_not_fix_settles_the_target_at_once() {
+        let api = Arc::new(Account::default());
+        api.fail_with(Some(denied()));
+        let t = target(api.clone());
+        assert!(t.holds_readiness());
+        assert_eq!(t.standing(), Standing::Starting);
+        let settling = tokio::spawn(t.clone().settle(Instant::now(), MAX_WAIT));
+        tokio::time::timeout(Duration::from_secs(1), settling)
+            .await
+            .expect("settled without waiting for --readiness.max-wait")
+            .unwrap();
+        assert!(!t.holds_readiness());
+        assert!(!t.is_ready(), "imagebuilder_exporter_ready stays 0");
+        assert_eq!(
+            t.standing(),
+            Standing::Failing {
+                trouble: Trouble {
+                    reason: denied().to_string(),
+                    lasting: true,
+                    failures: 1
+                },
+                released: Some(Release::Lasting)
+            }
+        );
+        assert_eq!(api.listings(), 1, "not retried");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_passing_failure_is_retried_and_holds_readiness_until_the_bound() {
+        let api = Arc::new(Account::default());
+        api.fail_with(Some(ApiError::Timeout { operation: OP }));
+        let t = target(api.clone());
+        let started = Instant::now();
+        let settling = tokio::spawn(t.clone().settle(started, MAX_WAIT));
+        tokio::time::sleep(MAX_WAIT - Duration::from_secs(1)).await;
+        assert!(t.holds_readiness(), "{:?}", t.standing());
+        assert!(
+            matches!(t.standing(), Standing::Failing { released: None, ref trouble } if !trouble.lasting)
+        );
+        // Retried with back-off (2 s, 4 s … a minute), not only at scrapes.
+        let tries = api.listings();
+        assert!((5..=12).contains(&tries), "{tries} listings");
+        settling.await.unwrap();
+        assert!(started.elapsed() <= MAX_WAIT + Duration::from_secs(1));
+        assert!(!t.holds_readiness());
+        assert_eq!(
+            t.standing(),
+            Standing::Failing {
+                trouble: Trouble {
+                    reason: "ListImageBuildVersions timed out (--aws.request-timeout)".into(),
+                    lasting: false,
+                    failures: 1
+                },
+                released: Some(Release::Waited(MAX_WAIT))
+            }
+        );
+        // Once it reads again, it is ready as any other.
+        api.fail_with(None);
+        let g = t.trigger().unwrap();
+        t.wait_for(g).await;
+        assert!(t.is_ready());
+        assert_eq!(t.standing(), Standing::Ready { trouble: None });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_target_that_recovers_in_time_is_ready_and_never_released() {
+        let api = Arc::new(Account::default());
+        api.fail_with(Some(ApiError::Timeout { operation: OP }));
+        let t = target(api.clone());
+        let settling = tokio::spawn(t.clone().settle(Instant::now(), MAX_WAIT));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        api.fail_with(None);
+        settling.await.unwrap();
+        assert!(t.is_ready());
+        assert!(!t.holds_readiness());
+        assert!(Instant::now().elapsed() < MAX_WAIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_cold_start_is_not_a_failure_and_keeps_holding_readiness() {
+        let api = Arc::new(Account::default());
+        *api.delay.lock().unwrap() = MAX_WAIT * 2;
+        let t = target(api.clone());
+        let started = Instant::now();
+        let settling = tokio::spawn(t.clone().settle(started, MAX_WAIT));
+        tokio::time::sleep(MAX_WAIT + Duration::from_secs(60)).await;
+        assert!(t.holds_readiness(), "its first refresh still runs");
+        assert_eq!(t.standing(), Standing::Starting);
+        settling.await.unwrap();
+        assert!(t.is_ready());
+        assert_eq!(api.listings(), 1);
     }
 }

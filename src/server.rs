@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::aws::ImageBuilderApi;
 use crate::httpserve::{respond, respond_chunks, serve_with_tls, Chunks, TlsConfigSource};
 use crate::metrics::text::CONTENT_TYPE;
+use crate::refresh::{Release, Standing};
 use crate::service::{Encoding, Exporter};
 use crate::webconfig::WebConfig;
 use crate::webconfig::WebSecurity;
@@ -119,11 +120,7 @@ async fn route<C: ImageBuilderApi>(
             "/-/ready" if exporter.is_ready() => {
                 respond(200, "text/plain; charset=utf-8", "Ready\n")
             }
-            "/-/ready" => respond(
-                503,
-                "text/plain; charset=utf-8",
-                "Not ready: no complete refresh yet\n",
-            ),
+            "/-/ready" => respond(503, "text/plain; charset=utf-8", not_ready(exporter)),
             _ => respond(404, "text/plain; charset=utf-8", "Not Found\n"),
         }
     };
@@ -149,22 +146,66 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
         })
 }
 
+/// What `/-/ready` says while it answers 503: which targets it waits for,
+/// and why.
+fn not_ready<C: ImageBuilderApi>(exporter: &Exporter<C>) -> String {
+    let mut out = String::from("Not ready: waiting for\n");
+    for t in exporter.targets().iter().filter(|t| t.holds_readiness()) {
+        out.push_str(&format!("- {}: {}\n", t.name(), describe(&t.standing())));
+    }
+    out
+}
+
+/// A target's state in words: whether it is served, what failed, and
+/// whether readiness waits for it.
+fn describe(standing: &Standing) -> String {
+    match standing {
+        Standing::Starting => "starting: its first refresh runs".into(),
+        Standing::Ready { trouble: None } => "ready".into(),
+        Standing::Ready { trouble: Some(t) } => format!(
+            "ready; its last refresh failed ({} failed reads; the last good data is served): {}",
+            t.failures, t.reason
+        ),
+        Standing::Failing {
+            trouble,
+            released: Some(Release::Lasting),
+        } => format!(
+            "failed: {}. Retrying will not fix this, so readiness does not wait for this target (imagebuilder_up 0)",
+            trouble.reason
+        ),
+        Standing::Failing {
+            trouble,
+            released: Some(Release::Waited(d)),
+        } => format!(
+            "failing: {}. Still failing after --readiness.max-wait ({}), so readiness no longer waits for this target; retried at each scrape",
+            trouble.reason,
+            crate::parse::format_duration(*d)
+        ),
+        Standing::Failing {
+            trouble,
+            released: None,
+        } => format!(
+            "failing: {}. Retried; readiness waits for this target up to --readiness.max-wait",
+            trouble.reason
+        ),
+    }
+}
+
 fn landing<C: ImageBuilderApi>(exporter: &Exporter<C>, telemetry_path: &str) -> String {
     let mut targets = String::new();
     for t in exporter.targets() {
-        let state = if t.is_ready() {
-            "ready"
-        } else {
-            "waiting for its first complete refresh"
-        };
-        targets.push_str(&format!("<li>{}: {state}</li>", html_escape(t.name())));
+        targets.push_str(&format!(
+            "<li>{}: {}</li>",
+            html_escape(t.name()),
+            html_escape(&describe(&t.standing()))
+        ));
     }
     format!(
         "<!DOCTYPE html>\n<html><head><title>Image Builder Exporter</title></head><body>\
 <h1>Image Builder Exporter</h1><p>Version {}</p>\
 <p><a href=\"{p}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Readiness</a></p>\
 <h2>Targets</h2><ul>{targets}</ul></body></html>\n",
-        env!("CARGO_PKG_VERSION"),
+        crate::version::LONG,
         p = html_escape(telemetry_path),
     )
 }

@@ -49,17 +49,67 @@ impl<C: ImageBuilderApi> Exporter<C> {
         &self.targets
     }
 
-    /// Ready once every target has completed a refresh.
+    /// Ready once no target holds readiness: each has completed a refresh,
+    /// or failed with an error retrying will not fix, or kept failing for
+    /// `--readiness.max-wait`. One bad target never keeps the others from
+    /// being scraped (a Kubernetes Service drops unready pods).
     pub fn is_ready(&self) -> bool {
-        self.targets.iter().all(|t| t.is_ready())
+        self.targets.iter().all(|t| !t.holds_readiness())
     }
 
     /// Starts a refresh of every target without waiting, so that the
     /// exporter becomes ready even before the first scrape (Kubernetes only
-    /// sends scrapes to ready pods).
-    pub fn warm_up(&self) {
-        for t in &self.targets {
-            t.start_up();
+    /// sends scrapes to ready pods); a failing one is tried again until it
+    /// is ready or readiness stops waiting for it after `max_wait` (see
+    /// [`Target::settle`]). Logs one `ready` line then, with the time and
+    /// the API calls it took.
+    pub fn warm_up(self: &Arc<Self>, max_wait: Duration) {
+        let started = tokio::time::Instant::now();
+        let settling: Vec<_> = self
+            .targets
+            .iter()
+            .map(|t| tokio::spawn(t.clone().settle(started, max_wait)))
+            .collect();
+        let me = self.clone();
+        tokio::spawn(async move {
+            for s in settling {
+                let _ = s.await;
+            }
+            me.log_ready(started.elapsed());
+        });
+    }
+
+    /// The `ready` line: how long it took, how many requests, and which
+    /// targets it is ready without.
+    fn log_ready(&self, took: Duration) {
+        let calls: u64 = self
+            .targets
+            .iter()
+            .flat_map(|t| {
+                crate::model::Operation::ALL.iter().map(|op| {
+                    self.metrics
+                        .api_requests
+                        .with_label_values(&[t.name(), op.as_str()])
+                        .get()
+                })
+            })
+            .sum();
+        let failing: Vec<&str> = self
+            .targets
+            .iter()
+            .filter(|t| !t.is_ready())
+            .map(|t| t.name())
+            .collect();
+        let took_s = (took.as_secs_f64() * 1000.0).round() / 1000.0;
+        if failing.is_empty() {
+            tracing::info!(
+                took_s,
+                api_calls = calls,
+                targets = self.targets.len(),
+                "ready"
+            );
+        } else {
+            tracing::warn!(took_s, api_calls = calls, targets = self.targets.len(), failing_targets = %failing.join(","), "ready");
         }
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::http::free_port;
+use common::process::exporter;
 use common::{get, readme, tools, try_request, Metrics, Running};
 use imagebuilder_exporter::clock::{Clock, SystemClock};
 use imagebuilder_exporter::simulator::{scenario, Simulator};
@@ -24,14 +25,126 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `build.rs`, whose fallbacks are tested here.
+#[path = "../build.rs"]
+#[allow(dead_code)]
+mod build_script;
+
 #[test]
-fn version_and_help() {
+fn version_names_the_git_revision_and_the_build_date() {
     let (code, out, _) = run(&["--version"]);
     assert_eq!(code, 0);
+    let re = regex::Regex::new(
+        r"^imagebuilder-exporter (\S+) \(revision ([0-9a-f]{7,40}|unknown), built (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)\)$",
+    )
+    .unwrap();
+    let caps = re
+        .captures(out.trim())
+        .unwrap_or_else(|| panic!("--version: {out}"));
+    assert_eq!(&caps[1], env!("CARGO_PKG_VERSION"));
+    // Built from this repository: its checked-out commit.
+    let head = Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        Some(head) if std::env::var_os("IMAGEBUILDER_EXPORTER_REVISION").is_none() => {
+            assert!(
+                head.starts_with(&caps[2]),
+                "{} is not HEAD {head}",
+                &caps[2]
+            )
+        }
+        _ => eprintln!("no git here: revision {}", &caps[2]),
+    }
+    let sim = Command::new(env!("CARGO_BIN_EXE_imagebuilder-sim"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let sim = String::from_utf8_lossy(&sim.stdout);
     assert_eq!(
-        out.trim(),
-        format!("imagebuilder-exporter {}", env!("CARGO_PKG_VERSION"))
+        sim.trim(),
+        out.trim()
+            .replace("imagebuilder-exporter", "imagebuilder-sim")
     );
+}
+
+#[test]
+fn the_build_script_falls_back_without_a_repository_of_its_own() {
+    // A tarball: no repository at all.
+    let outside = tempfile::tempdir().unwrap();
+    assert_eq!(build_script::revision(outside.path()), None);
+    // A tarball unpacked inside another repository (this one): not its
+    // revision either.
+    let inside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    assert_eq!(build_script::revision(inside.path()), None);
+    assert_eq!(build_script::utc_date(0), "1970-01-01T00:00:00Z");
+    assert_eq!(
+        build_script::utc_date(1_788_981_143),
+        "2026-09-09T19:12:23Z"
+    );
+    assert_eq!(build_script::utc_date(951_782_400), "2000-02-29T00:00:00Z");
+}
+
+/// Which `--help` heading each group of flags belongs under.
+fn heading_of(flag: &str) -> &'static str {
+    let prefix = flag.split('.').next().unwrap_or(flag);
+    match prefix {
+        "web" => "Web server:",
+        "config" => "Accounts and regions:",
+        "aws" => "AWS API:",
+        "discovery" | "filter" | "labels" | "step-execution-id" => "Discovery: what is tracked:",
+        "refresh" | "scrape" | "readiness" => "Refresh and readiness:",
+        "events" => "Events:",
+        "log" => "Logging:",
+        "demo" => "Demo:",
+        _ => "Options:",
+    }
+}
+
+#[test]
+fn help_groups_the_flags_under_headings() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    let mut heading = "";
+    let mut seen = std::collections::BTreeSet::new();
+    for line in out.lines() {
+        if !line.starts_with(' ') && line.ends_with(':') {
+            heading = line;
+            seen.insert(line.to_string());
+            continue;
+        }
+        let text = line.trim_start();
+        if !text.starts_with('-') {
+            continue; // a description
+        }
+        let Some(flag) = text.split_whitespace().find_map(|w| w.strip_prefix("--")) else {
+            continue;
+        };
+        assert_eq!(heading, heading_of(flag), "--{flag} is under {heading:?}");
+    }
+    for h in [
+        "Web server:",
+        "Accounts and regions:",
+        "AWS API:",
+        "Discovery: what is tracked:",
+        "Refresh and readiness:",
+        "Events:",
+        "Logging:",
+        "Demo:",
+    ] {
+        assert!(seen.contains(h), "no {h} in --help:\n{out}");
+    }
+    assert!(
+        out.contains("AWS_ENDPOINT_URL_IMAGEBUILDER and AWS_ENDPOINT_URL_STS"),
+        "{out}"
+    );
+}
+
+#[test]
+fn every_flag_of_help_is_in_the_readme() {
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
     for flag in [
@@ -230,6 +343,23 @@ async fn uses_the_standard_aws_environment_and_stops_on_sigterm() {
             .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
         "JSON logs: {logs}"
     );
+    // The Rust module is `module`, as in logfmt: `target` would read as
+    // the exporter's target.
+    for l in logs.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(
+            v["module"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("imagebuilder_exporter"))
+                && v.get("target").is_none(),
+            "{l}"
+        );
+    }
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"message\":\"ready\"") && l.contains("\"api_calls\":")),
+        "{logs}"
+    );
     assert!(!logs.contains("super-secret-value"), "secrets never logged");
 }
 
@@ -364,4 +494,185 @@ async fn demo_serves_every_metric_family() {
             "{name} is served but not in the README's metrics"
         );
     }
+}
+
+/// The role of the start-up log test's second target.
+const ROLE: &str = "arn:aws:iam::210987654321:role/imagebuilder-exporter";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_start_up_log_says_what_is_exported_how_and_when_it_is_ready() {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), 3), 3);
+    sim.allow_role(ROLE, None);
+    sim.enable_events("imagebuilder-events");
+    let running = sim.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let url = running.url();
+    let queue = running.queue_url("imagebuilder-events");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("targets.yml");
+    std::fs::write(
+        &config,
+        format!("targets:\n  - region: us-east-1\n    events:\n      sqs_queue_url: {queue}\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n"),
+    )
+    .unwrap();
+    let run = exporter(
+        &[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--aws.max-requests-per-second",
+            "200",
+        ],
+        &[
+            ("AWS_ENDPOINT_URL_IMAGEBUILDER", &url),
+            ("AWS_ENDPOINT_URL_STS", &url),
+            ("AWS_ENDPOINT_URL_SQS", &url),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ],
+    );
+    let ready = run
+        .line(|l| l.contains("msg=ready"), Duration::from_secs(60))
+        .await;
+    let lines = run.lines();
+    let one = |needles: &[&str]| {
+        let found: Vec<&String> = lines
+            .iter()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .collect();
+        assert_eq!(found.len(), 1, "{needles:?}:\n{}", lines.join("\n"));
+        found[0].clone()
+    };
+    let start = one(&["msg=\"starting imagebuilder-exporter\""]);
+    assert!(
+        start.contains(&format!("version={}", env!("CARGO_PKG_VERSION")))
+            && start.contains("revision=")
+            && start.contains("build_date="),
+        "{start}"
+    );
+    for variable in [
+        "AWS_ENDPOINT_URL_IMAGEBUILDER",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_ENDPOINT_URL_SQS",
+    ] {
+        one(&[
+            "msg=\"AWS endpoint override\"",
+            &format!("variable={variable} url={url}"),
+        ]);
+    }
+    let credentials = "credentials=\"the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)\"";
+    let endpoint = format!("endpoint=\"{url} (AWS_ENDPOINT_URL_IMAGEBUILDER)\"");
+    one(&[
+        "msg=target target_name=us-east-1 account=unknown region=us-east-1 role=none",
+        credentials,
+        &endpoint,
+        &format!("events={queue}"),
+    ]);
+    one(&[
+        &format!(
+            "msg=target target_name=prod-eu account=210987654321 region=eu-west-1 role={ROLE}"
+        ),
+        credentials,
+        &endpoint,
+        "events=off",
+    ]);
+    // One ready line, with the time and the calls it took.
+    one(&["msg=ready"]);
+    assert!(
+        ready.contains("level=info") && ready.contains("targets=2"),
+        "{ready}"
+    );
+    let field = |name: &str| -> f64 {
+        ready
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {ready}"))
+    };
+    assert!(field("took_s") > 0.0, "{ready}");
+    let calls = field("api_calls");
+    let (_, _, body) = get(&format!("{}/metrics", run.base)).await;
+    let m = Metrics::parse(&body);
+    let total = m.sum("imagebuilder_exporter_api_requests_total", &[]);
+    assert!(
+        calls >= 2.0 && calls <= total,
+        "{calls} calls at ready, {total} since"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_in_use_names_the_flag_that_chooses_another() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let mut run = exporter(
+        &["--web.listen-address", &address],
+        &[("AWS_REGION", "us-east-1")],
+    );
+    let status = run.exit(Duration::from_secs(60)).await;
+    assert_eq!(status.code(), Some(1), "{}", run.text());
+    let line = run
+        .line(|l| l.contains("level=error"), Duration::from_secs(5))
+        .await;
+    assert!(
+        line.contains("--web.listen-address")
+            && line.contains(&format!("address={address}"))
+            && line.contains("in use"),
+        "{line}"
+    );
+}
+
+#[test]
+fn the_simulators_help_describes_it_and_its_demo_as_served() {
+    let out = Command::new(env!("CARGO_BIN_EXE_imagebuilder-sim"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.starts_with("Simulated AWS EC2 Image Builder")
+            && !help.contains("Prometheus exporter for"),
+        "{help}"
+    );
+    for said in ["--deny-role", "AWS_ENDPOINT_URL_STS", "STS AssumeRole"] {
+        assert!(help.contains(said), "{said}: {help}");
+    }
+    // "- demo: Nine images in account 123456789012, us-east-1: a day of
+    // history, a new build every 90 s …": what the demo world holds.
+    let demo = help
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("- demo:"))
+        .expect("the demo scenario described")
+        .trim();
+    let words = [
+        "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten", "Eleven",
+        "Twelve",
+    ];
+    let said = words
+        .iter()
+        .position(|w| demo.starts_with(&format!("{w} images in account ")))
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("how many images? {demo}"));
+    let now = SystemClock.now();
+    let store = scenario::demo(now, 7);
+    let day = 25 * 3600 * 1_000_000_000;
+    let builds: Vec<_> = store.visible(now + day).collect();
+    let images: std::collections::BTreeSet<&str> = builds.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(images.len(), said, "{images:?} against {demo}");
+    let place = format!("account {}, {}:", scenario::ACCOUNT, scenario::REGION);
+    assert!(demo.contains(&place), "{demo}");
+    assert!(builds.iter().all(|b| b.arn.starts_with(&format!(
+        "arn:aws:imagebuilder:{}:{}:",
+        scenario::REGION,
+        scenario::ACCOUNT
+    ))));
+    // New builds every 90 s from now on.
+    assert!(demo.contains("a new build every 90 s"), "{demo}");
+    let mut future: Vec<i64> = builds
+        .iter()
+        .map(|b| b.date_created)
+        .filter(|t| *t > now)
+        .collect();
+    future.sort();
+    assert!(future.len() > 100);
+    assert!(future.windows(2).all(|w| w[1] - w[0] == 90 * 1_000_000_000));
 }

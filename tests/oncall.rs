@@ -450,7 +450,7 @@ async fn a_scrape_during_the_start_up_refresh_is_answered_at_once() {
         latency: Duration::from_secs(2),
         ..Faults::default()
     });
-    h.exporter.warm_up();
+    h.exporter.warm_up(std::time::Duration::from_secs(300));
     // Had the scrape waited for the refresh (up to 60 s), it would read a
     // ready target with its steps.
     let m = h.scrape().await;

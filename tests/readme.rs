@@ -42,6 +42,114 @@ fn every_targets_file_in_the_readme_is_accepted() {
     }
 }
 
+/// Each targets file of the README, as a user copies it, run by the
+/// exporter binary against the simulator binary (which lets any role be
+/// assumed) with the endpoint variables the README gives: every target of
+/// every file is read, and the exporter gets ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_targets_file_in_the_readme_starts_and_gets_ready_against_the_simulator() {
+    let dir = scratch("readme-targets-run");
+    let files: Vec<String> = readme::code_blocks("yaml")
+        .into_iter()
+        .filter(|b| b.lines().any(|l| l.starts_with("targets:")))
+        .collect();
+    assert!(files.len() >= 3, "found {} targets files", files.len());
+    // A small account, so that each cold start takes a moment.
+    let (_sim, url) = common::process::simulator(&[
+        "--scenario",
+        "sized",
+        "--builds",
+        "20",
+        "--images",
+        "2",
+        "--running",
+        "1",
+        "--events-queue",
+        "imagebuilder-events",
+    ]);
+    let env = [
+        ("AWS_ENDPOINT_URL_IMAGEBUILDER", url.as_str()),
+        ("AWS_ENDPOINT_URL_STS", url.as_str()),
+        ("AWS_ENDPOINT_URL_SQS", url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let mut runs = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let path = dir.join(format!("targets-{i}.yml"));
+        std::fs::write(&path, file).unwrap();
+        let names: Vec<String> = imagebuilder_exporter::targets::load(&path)
+            .unwrap_or_else(|e| panic!("README targets file {i} refused: {e}\n{file}"))
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let run = common::process::exporter(
+            &[
+                "--config.file",
+                path.to_str().unwrap(),
+                "--aws.max-requests-per-second",
+                "200",
+            ],
+            &env,
+        );
+        runs.push((file, names, run));
+    }
+    for (file, names, run) in &runs {
+        run.ready(std::time::Duration::from_secs(90)).await;
+        let (status, _, body) = common::get(&format!("{}/metrics", run.base)).await;
+        assert_eq!(status, 200);
+        let m = common::Metrics::parse(&body);
+        for name in names {
+            assert_eq!(
+                m.get("imagebuilder_up", &[("target", name)]),
+                Some(1.0),
+                "{name} of\n{file}\n{}",
+                run.text()
+            );
+        }
+        let ready = run
+            .line(
+                |l| l.contains("msg=ready"),
+                std::time::Duration::from_secs(10),
+            )
+            .await;
+        assert!(
+            ready.contains("level=info") && ready.contains(&format!("targets={}", names.len())),
+            "{ready}"
+        );
+    }
+}
+
+/// The README's basic-auth example says which password its hash is of, so
+/// that a user can try it: checked with bcrypt.
+#[test]
+fn the_basic_auth_example_states_the_password_of_its_hash() {
+    let blocks: Vec<String> = readme::code_blocks("yaml")
+        .into_iter()
+        .filter(|b| b.contains("basic_auth_users:"))
+        .collect();
+    assert!(!blocks.is_empty(), "no basic auth example");
+    for block in blocks {
+        let password = block
+            .lines()
+            .find_map(|l| l.split_once("hash of the password ").map(|(_, rest)| rest))
+            .and_then(|rest| rest.split([':', ' ']).next())
+            .unwrap_or_else(|| panic!("the example does not state its password:\n{block}"));
+        let config: serde_yaml::Value = serde_yaml::from_str(&block).expect("YAML");
+        let users = config["basic_auth_users"]
+            .as_mapping()
+            .expect("basic_auth_users");
+        assert!(!users.is_empty());
+        for (user, hash) in users {
+            let hash = hash.as_str().expect("a hash");
+            assert!(
+                bcrypt::verify(password, hash).unwrap_or(false),
+                "{user:?}'s hash is not of {password:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_prometheus_configuration_in_the_readme_is_valid() {
     let Some(promtool) = tools::require("promtool") else {

@@ -6,6 +6,8 @@
 //! concurrency limit; tests can substitute a fake without HTTP.
 
 pub mod convert;
+pub mod environment;
+pub mod errors;
 pub mod ratelimit;
 pub mod retry;
 pub mod sdk;
@@ -27,27 +29,31 @@ pub struct AssumeRole {
 }
 
 /// A call that failed after retries. `code()` is the `code` label of
-/// `imagebuilder_exporter_api_errors_total`.
+/// `imagebuilder_exporter_api_errors_total`. Each reads as one line that
+/// names the cause and, where it is the configuration's, the fix (see
+/// [`errors`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     /// The service answered with an error (`x-amzn-ErrorType`).
-    #[error("{operation} failed: {code}: {message}")]
+    #[error("{operation} failed: {}", errors::service_line(*.operation, .code, .message, *.status))]
     Service {
         operation: Operation,
         code: String,
         message: String,
         status: u16,
     },
-    #[error("{operation} timed out")]
+    #[error("{operation} timed out (--aws.request-timeout)")]
     Timeout { operation: Operation },
-    #[error("{operation} could not connect: {message}")]
+    /// The endpoint could not be reached: the message names the host, the
+    /// region and what to check.
+    #[error("{operation}: {message}")]
     Connection {
         operation: Operation,
         message: String,
     },
     /// No credentials could be had: none in the chain, or a role that
     /// cannot be assumed. Not retried: it is the configuration's to fix.
-    #[error("{operation} had no credentials: {message}")]
+    #[error("{operation}: {message}")]
     Credentials {
         operation: Operation,
         message: String,
@@ -56,6 +62,13 @@ pub enum ApiError {
     /// pagination token that never ends.
     #[error("{operation} returned a malformed answer: {message}")]
     Parse {
+        operation: Operation,
+        message: String,
+    },
+    /// The request could not be built from the configuration (an invalid
+    /// region): nothing was sent, and retrying will not help.
+    #[error("{operation}: {message}")]
+    Configuration {
         operation: Operation,
         message: String,
     },
@@ -69,6 +82,7 @@ impl ApiError {
             ApiError::Connection { .. } => "connection",
             ApiError::Credentials { .. } => "credentials",
             ApiError::Parse { .. } => "parse",
+            ApiError::Configuration { .. } => "configuration",
         }
     }
 
@@ -78,7 +92,8 @@ impl ApiError {
             | ApiError::Timeout { operation }
             | ApiError::Connection { operation, .. }
             | ApiError::Credentials { operation, .. }
-            | ApiError::Parse { operation, .. } => *operation,
+            | ApiError::Parse { operation, .. }
+            | ApiError::Configuration { operation, .. } => *operation,
         }
     }
 
@@ -94,8 +109,15 @@ impl ApiError {
         match self {
             ApiError::Service { status, .. } => self.is_throttle() || *status >= 500,
             ApiError::Timeout { .. } | ApiError::Connection { .. } | ApiError::Parse { .. } => true,
-            ApiError::Credentials { .. } => false,
+            ApiError::Credentials { .. } | ApiError::Configuration { .. } => false,
         }
+    }
+
+    /// Retrying will not fix it: a denied action, missing credentials, a
+    /// refused role, an invalid region. A target whose first refresh ends
+    /// so does not hold the exporter's readiness (see `refresh`).
+    pub fn is_lasting(&self) -> bool {
+        !self.is_retryable()
     }
 
     /// The resource does not exist (any more): a definite answer, not an outage.

@@ -8,14 +8,17 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_imagebuilder::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_imagebuilder::Client;
 use tokio::sync::Semaphore;
 
 use super::convert::{self, Issues};
+/// Where it always was: the event queue's client and others classify
+/// with it.
+pub use super::errors::classify;
+use super::errors::{ErrorContext, IntoApiError};
 use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
-use super::{shorten, ApiError, AssumeRole, Fetched, ImageBuilderApi, Operation, Page};
+use super::{ApiError, AssumeRole, Fetched, ImageBuilderApi, Operation, Page};
 use crate::metrics::ExporterMetrics;
 use crate::model::{Build, Pipeline, StepDetail, StepExecution, WorkflowExecution};
 
@@ -42,8 +45,15 @@ pub struct AwsSettings {
 /// Errors setting up the AWS client: all are configuration problems.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsConfigError {
-    #[error("no AWS region: set AWS_REGION, a region in the AWS profile, or --aws.region")]
+    #[error("no AWS region: set --aws.region, AWS_REGION, or a region in the AWS profile")]
     NoRegion,
+    /// An empty or malformed region from the environment or a profile:
+    /// every request would fail to be built, so it is refused at start-up.
+    #[error("{origin} is {region:?}, which is not an AWS region name like us-east-1: correct it, or set --aws.region")]
+    BadRegion {
+        region: String,
+        origin: super::environment::RegionSource,
+    },
 }
 
 /// Limits applied to every call of one client.
@@ -80,8 +90,19 @@ pub async fn load_sdk_config(s: &AwsSettings) -> Result<aws_config::SdkConfig, A
         ));
     }
     let config = loader.load().await;
-    if config.region().is_none() {
+    let Some(region) = config.region() else {
         return Err(AwsConfigError::NoRegion);
+    };
+    // A flag or a config file's region was checked with the flags; the
+    // default chain's is checked here.
+    if s.region.is_none() && crate::parse::parse_region(region.as_ref()).is_err() {
+        return Err(AwsConfigError::BadRegion {
+            region: region.to_string(),
+            origin: super::environment::RegionSource::detect(
+                s.profile.as_deref(),
+                &super::environment::process_env,
+            ),
+        });
     }
     let Some(role) = &s.assume_role else {
         return Ok(config);
@@ -112,6 +133,8 @@ pub struct SdkClient {
     retry: RetryPolicy,
     metrics: ExporterMetrics,
     rng: Mutex<fastrand::Rng>,
+    /// Names the host, region and credentials in error lines.
+    context: ErrorContext,
 }
 
 impl SdkClient {
@@ -133,15 +156,25 @@ impl SdkClient {
             retry: limits.retry,
             metrics,
             rng: Mutex::new(fastrand::Rng::new()),
+            context: ErrorContext::default(),
         }
     }
 
+    /// What the errors of this client name: its endpoint, region, role
+    /// and credential source.
+    pub fn with_context(mut self, context: ErrorContext) -> Self {
+        self.context = context;
+        self
+    }
+
     /// Runs one logical call: waits for a concurrency permit and a rate
-    /// slot, sends, records the attempt, and retries per the policy.
-    async fn call<T, F, Fut>(&self, op: Operation, mut send: F) -> Result<T, ApiError>
+    /// slot, sends, records the attempt, and retries per the policy. The
+    /// SDK's errors are classified with the client's context.
+    async fn call<T, E, F, Fut>(&self, op: Operation, mut send: F) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, ApiError>>,
+        Fut: Future<Output = Result<T, E>>,
+        E: IntoApiError,
     {
         let labels = [self.target.as_str(), op.as_str()];
         let mut attempt = 0;
@@ -150,7 +183,9 @@ impl SdkClient {
                 let _permit = self.concurrency.acquire().await;
                 self.limiter.acquire().await;
                 let started = tokio::time::Instant::now();
-                let r = send().await;
+                let r = send()
+                    .await
+                    .map_err(|e| e.into_api_error(op, &self.context));
                 self.metrics.api_requests.with_label_values(&labels).inc();
                 self.metrics
                     .api_duration
@@ -197,58 +232,6 @@ impl SdkClient {
     }
 }
 
-/// Maps an SDK error to the exporter's error, keeping the AWS error code.
-pub fn classify<E>(
-    op: Operation,
-    err: SdkError<E, aws_sdk_imagebuilder::config::http::HttpResponse>,
-) -> ApiError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let message = || shorten(&DisplayErrorContext(&err).to_string(), 300);
-    match &err {
-        SdkError::ServiceError(se) => {
-            let status = se.raw().status().as_u16();
-            match se.err().code() {
-                Some(code) => ApiError::Service {
-                    operation: op,
-                    code: code.to_string(),
-                    message: shorten(se.err().message().unwrap_or_default(), 300),
-                    status,
-                },
-                // A success status whose body could not be deserialized.
-                None if status < 300 => ApiError::Parse {
-                    operation: op,
-                    message: message(),
-                },
-                None => ApiError::Service {
-                    operation: op,
-                    code: format!("HTTP{status}"),
-                    message: message(),
-                    status,
-                },
-            }
-        }
-        SdkError::TimeoutError(_) => ApiError::Timeout { operation: op },
-        SdkError::DispatchFailure(d) if d.is_timeout() => ApiError::Timeout { operation: op },
-        SdkError::ResponseError(_) => ApiError::Parse {
-            operation: op,
-            message: message(),
-        },
-        // Identity resolution fails before anything is sent.
-        SdkError::DispatchFailure(_) if message().contains("loading credentials") => {
-            ApiError::Credentials {
-                operation: op,
-                message: message(),
-            }
-        }
-        _ => ApiError::Connection {
-            operation: op,
-            message: message(),
-        },
-    }
-}
-
 impl ImageBuilderApi for SdkClient {
     async fn list_image_build_versions(
         &self,
@@ -265,7 +248,6 @@ impl ImageBuilderApi for SdkClient {
                     .set_next_token(next_token.clone())
                     .send()
                     .await
-                    .map_err(|e| classify(op, e))
             })
             .await?;
         Ok(page(
@@ -291,7 +273,6 @@ impl ImageBuilderApi for SdkClient {
                     .set_next_token(next_token.clone())
                     .send()
                     .await
-                    .map_err(|e| classify(op, e))
             })
             .await?;
         Ok(page(
@@ -317,7 +298,6 @@ impl ImageBuilderApi for SdkClient {
                     .set_next_token(next_token.clone())
                     .send()
                     .await
-                    .map_err(|e| classify(op, e))
             })
             .await?;
         Ok(page(
@@ -340,7 +320,6 @@ impl ImageBuilderApi for SdkClient {
                     .step_execution_id(&step_execution_id)
                     .send()
                     .await
-                    .map_err(|e| classify(op, e))
             })
             .await?;
         let mut issues = Issues::new(op);

@@ -13,7 +13,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 
-use super::sdk::classify;
+use super::errors::{classify_in, ErrorContext};
 use super::{ApiError, Operation};
 
 /// Long polls wait this long at most (SQS's maximum).
@@ -49,6 +49,8 @@ pub trait EventQueue: Send + Sync + 'static {
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
     url: String,
+    /// Names the host, region and credentials in error lines.
+    context: ErrorContext,
 }
 
 impl SqsQueue {
@@ -71,7 +73,15 @@ impl SqsQueue {
         Self {
             client: aws_sdk_sqs::Client::from_conf(config),
             url: url.to_string(),
+            context: ErrorContext::default(),
         }
+    }
+
+    /// What the errors of this queue's client name: its endpoint, region,
+    /// role and credential source.
+    pub fn with_context(mut self, context: ErrorContext) -> Self {
+        self.context = context;
+        self
     }
 }
 
@@ -86,7 +96,7 @@ impl EventQueue for SqsQueue {
             .wait_time_seconds(wait.as_secs().min(WAIT.as_secs()) as i32)
             .send()
             .await
-            .map_err(|e| classify(op, e))?;
+            .map_err(|e| classify_in(&self.context, op, e))?;
         Ok(out
             .messages()
             .iter()
@@ -116,7 +126,10 @@ impl EventQueue for SqsQueue {
                     })?;
                 req = req.entries(entry);
             }
-            let out = req.send().await.map_err(|e| classify(op, e))?;
+            let out = req
+                .send()
+                .await
+                .map_err(|e| classify_in(&self.context, op, e))?;
             failed += out.failed().len();
         }
         Ok(failed)

@@ -1,5 +1,6 @@
 //! `imagebuilder-sim`: the Image Builder simulator as a standalone server,
-//! for end-to-end tests, benchmarks and trying things by hand.
+//! for trying the exporter without an AWS account, end-to-end tests and
+//! benchmarks.
 //!
 //! ```text
 //! imagebuilder-sim --listen 127.0.0.1:4566 --scenario demo --events-queue imagebuilder-events
@@ -20,19 +21,29 @@ use imagebuilder_exporter::simulator::{queue_url, scenario, Faults, Simulator};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
-    /// Five images with a day of history and new builds every 90 s.
+    /// Nine images in account 123456789012, us-east-1: a day of history, a new build every 90 s (some fail), a step waiting for approval, a failed rollback, a retried step, a build that failed before its workflows, and an image not built for 8 days.
     Demo,
     /// `--builds` finished builds over `--images` images, plus `--running`.
     Sized,
 }
 
-/// Image Builder simulator speaking the service's rest-json protocol.
+/// What `--help` says the simulator is, and how to point the exporter at it.
+const ABOUT: &str =
+    "Simulated AWS EC2 Image Builder, to try and test imagebuilder-exporter without an AWS account";
+const LONG_ABOUT: &str = "Simulated AWS EC2 Image Builder, to try and test imagebuilder-exporter without an AWS account.
+
+Serves, on one endpoint, Image Builder's rest-json API (the calls the exporter makes, whose builds move with time), STS AssumeRole (any role may be assumed unless --deny-role names it, so that targets with role_arn work) and, with --events-queue, an SQS queue of Image Builder's events. Any credentials are accepted. It prints the variables that point the exporter at it, e.g.:
+
+  AWS_ENDPOINT_URL_IMAGEBUILDER=http://127.0.0.1:4566 AWS_ENDPOINT_URL_STS=http://127.0.0.1:4566 \\
+  AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test imagebuilder-exporter";
+
 #[derive(Debug, Parser)]
-#[command(name = "imagebuilder-sim", version, about)]
+#[command(name = "imagebuilder-sim", version = imagebuilder_exporter::version::LONG, about = ABOUT, long_about = LONG_ABOUT)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:4566")]
     listen: SocketAddr,
+    /// The simulated account's builds.
     #[arg(long, value_enum, default_value = "demo")]
     scenario: Scenario,
     /// Finished builds (sized scenario).
@@ -59,12 +70,26 @@ struct Args {
     /// Latency added to every answer.
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     latency: Duration,
+    /// Only log messages with this level or above.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     log_level: LogLevel,
     /// Serve an SQS queue of this name and publish Image Builder's
     /// EventBridge events to it (state changes, steps waiting).
     #[arg(long = "events-queue", value_name = "NAME", value_parser = queue_name)]
     events_queue: Option<String>,
+    /// Refuse sts:AssumeRole for this role (repeatable), as a trust policy
+    /// that does not name the exporter would: to try a target whose role is
+    /// denied. Every other role may be assumed.
+    #[arg(long = "deny-role", value_name = "ARN", value_parser = role_arn)]
+    deny_roles: Vec<String>,
+}
+
+/// An IAM role ARN, as the exporter's `role_arn` takes it.
+fn role_arn(s: &str) -> Result<String, String> {
+    match regex::Regex::new(imagebuilder_exporter::parse::ROLE_ARN) {
+        Ok(re) if re.is_match(s) => Ok(s.to_string()),
+        _ => Err("an IAM role ARN like arn:aws:iam::123456789012:role/name".into()),
+    }
 }
 
 /// SQS's rule for queue names: 1 to 80 letters, digits, `-` and `_`.
@@ -107,6 +132,10 @@ async fn main() -> ExitCode {
         ),
     };
     let sim = Simulator::new(clock, store, args.seed);
+    sim.allow_any_role();
+    for role in &args.deny_roles {
+        sim.deny_role(role);
+    }
     sim.set_faults(Faults {
         throttle_ratio: args.throttle_ratio,
         server_error_ratio: args.server_error_ratio,
@@ -129,6 +158,7 @@ async fn main() -> ExitCode {
     );
     tracing::info!(endpoint = %url, "simulator ready");
     println!("AWS_ENDPOINT_URL_IMAGEBUILDER={url}");
+    println!("AWS_ENDPOINT_URL_STS={url}");
     if let Some(name) = &args.events_queue {
         sim.enable_events(name);
         let queue = queue_url(&url, name);

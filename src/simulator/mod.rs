@@ -70,8 +70,8 @@ pub(crate) struct SimState {
     pub(crate) store: RwLock<Store>,
     /// Other accounts' builds, by (account, region).
     pub(crate) accounts: RwLock<HashMap<(String, String), Store>>,
-    /// Roles that may be assumed, with the external ID they require.
-    pub(crate) roles: Mutex<HashMap<String, Option<String>>>,
+    /// Roles that may be assumed.
+    pub(crate) roles: Mutex<sts::Roles>,
     /// Access keys handed out by AssumeRole, and their account.
     pub(crate) assumed: Mutex<HashMap<String, String>>,
     faults: RwLock<Faults>,
@@ -164,7 +164,7 @@ impl Simulator {
             state: Arc::new(SimState {
                 store: RwLock::new(store),
                 accounts: RwLock::new(HashMap::new()),
-                roles: Mutex::new(HashMap::new()),
+                roles: Mutex::new(sts::Roles::default()),
                 assumed: Mutex::new(HashMap::new()),
                 faults: RwLock::new(Faults::default()),
                 calls: Mutex::new(BTreeMap::new()),
@@ -289,9 +289,24 @@ impl Simulator {
     }
 
     /// Lets `sts:AssumeRole` succeed for `role_arn` (with this external ID,
-    /// if one is given); other roles are denied.
+    /// if one is given); other roles are denied unless
+    /// [`Simulator::allow_any_role`] was called.
     pub fn allow_role(&self, role_arn: &str, external_id: Option<&str>) {
-        lock(&self.state.roles).insert(role_arn.into(), external_id.map(str::to_string));
+        lock(&self.state.roles).allow(role_arn, external_id);
+    }
+
+    /// Lets `sts:AssumeRole` succeed for any role, with any external ID,
+    /// except those given to [`Simulator::deny_role`]: the standalone
+    /// simulator's default. The role's account is served the builds added
+    /// for it with [`Simulator::add_account`], or the default account's.
+    pub fn allow_any_role(&self) {
+        lock(&self.state.roles).allow_any();
+    }
+
+    /// Refuses `sts:AssumeRole` for `role_arn` (`AccessDenied`), whatever
+    /// else allows it.
+    pub fn deny_role(&self, role_arn: &str) {
+        lock(&self.state.roles).deny(role_arn);
     }
 
     pub fn set_faults(&self, f: Faults) {

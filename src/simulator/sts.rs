@@ -3,6 +3,8 @@
 //! SDK's assume-role path. The credentials it hands out sign later requests:
 //! the simulator then serves the role's account.
 
+use std::collections::{HashMap, HashSet};
+
 use bytes::Bytes;
 use hyper::Response;
 
@@ -32,6 +34,49 @@ fn xml_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// Which roles `sts:AssumeRole` may assume, as the roles' trust policies
+/// would say.
+#[derive(Debug, Default)]
+pub(crate) struct Roles {
+    /// Roles allowed by name, with the external ID their trust policy
+    /// requires, if any.
+    allowed: HashMap<String, Option<String>>,
+    /// Every other role too, whatever the external ID: the standalone
+    /// simulator's default, so that the README's multi-account examples
+    /// run as written.
+    any: bool,
+    /// Roles always refused, to try a target whose role is denied.
+    denied: HashSet<String>,
+}
+
+impl Roles {
+    pub(crate) fn allow(&mut self, role_arn: &str, external_id: Option<&str>) {
+        self.allowed
+            .insert(role_arn.into(), external_id.map(str::to_string));
+    }
+
+    pub(crate) fn allow_any(&mut self) {
+        self.any = true;
+    }
+
+    pub(crate) fn deny(&mut self, role_arn: &str) {
+        self.denied.insert(role_arn.into());
+    }
+
+    /// True if `role_arn` may be assumed with this external ID.
+    fn permit(&self, role_arn: &str, external_id: Option<&str>) -> bool {
+        if self.denied.contains(role_arn) {
+            return false;
+        }
+        match self.allowed.get(role_arn) {
+            Some(required) => required
+                .as_deref()
+                .is_none_or(|want| external_id == Some(want)),
+            None => self.any,
+        }
+    }
 }
 
 pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
@@ -80,19 +125,7 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
             );
         }
     }
-    let roles = crate::sync::lock(&state.roles);
-    let Some(required_external_id) = roles.get(role) else {
-        return error(
-            state,
-            403,
-            "AccessDenied",
-            &format!("User is not authorized to perform: sts:AssumeRole on resource: {role}"),
-        );
-    };
-    if required_external_id
-        .as_deref()
-        .is_some_and(|want| get("ExternalId") != Some(want))
-    {
+    if !crate::sync::lock(&state.roles).permit(role, get("ExternalId")) {
         return error(
             state,
             403,
@@ -100,7 +133,6 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
             &format!("User is not authorized to perform: sts:AssumeRole on resource: {role}"),
         );
     }
-    drop(roles);
     let account = role.split(':').nth(4).unwrap_or_default().to_string();
     let n = state.request_id().replace('-', "").to_uppercase();
     let access_key = format!("ASIA{}", &n[n.len() - 16..]);
@@ -117,4 +149,32 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
         state.request_id()
     );
     respond(200, "text/xml", Bytes::from(xml))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Roles;
+
+    const ROLE: &str = "arn:aws:iam::210987654321:role/exporter";
+
+    #[test]
+    fn roles_are_denied_unless_allowed() {
+        let mut roles = Roles::default();
+        assert!(!roles.permit(ROLE, None));
+        roles.allow(ROLE, Some("id-1"));
+        assert!(roles.permit(ROLE, Some("id-1")));
+        assert!(!roles.permit(ROLE, Some("id-2")), "the external ID counts");
+        assert!(!roles.permit(ROLE, None));
+    }
+
+    #[test]
+    fn any_role_but_the_denied_ones() {
+        let mut roles = Roles::default();
+        roles.allow_any();
+        assert!(roles.permit(ROLE, None));
+        assert!(roles.permit(ROLE, Some("whatever")));
+        roles.deny(ROLE);
+        assert!(!roles.permit(ROLE, None));
+        assert!(roles.permit("arn:aws:iam::111111111111:role/x", None));
+    }
 }

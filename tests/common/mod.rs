@@ -5,6 +5,7 @@
 pub mod grafana;
 pub mod http;
 pub mod logs;
+pub mod process;
 pub mod promapi;
 pub mod readme;
 pub mod tools;
@@ -283,6 +284,8 @@ pub struct Harness {
     _running_sim: RunningSimulator,
     /// The exporter's event followers live as long as this.
     _built: app::Built,
+    /// `--readiness.max-wait`, for [`Harness::warm_up`].
+    ready_max_wait: Duration,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -323,7 +326,9 @@ impl Harness {
             ("--aws.max-requests-per-second", "1000"),
             ("--aws.max-concurrency", "16"),
         ] {
-            if !args.contains(&flag) {
+            // A config file's targets name their regions (the flag is refused).
+            let region_given = flag == "--aws.region" && args.contains(&"--config.file");
+            if !args.contains(&flag) && !region_given {
                 all.extend([flag, value]);
             }
         }
@@ -360,11 +365,18 @@ impl Harness {
             clock,
             exporter: built.exporter.clone(),
             _built: built,
+            ready_max_wait: opts.ready_max_wait,
             url,
             _running_sim: running,
             stop: Some(tx),
             server: Some(server),
         }
+    }
+
+    /// Starts the targets' start-up refreshes, as the exporter does when it
+    /// starts (the harness leaves it to tests).
+    pub fn warm_up(&self) {
+        self.exporter.warm_up(self.ready_max_wait);
     }
 
     /// GETs `/metrics` and parses it.
