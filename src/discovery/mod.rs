@@ -177,10 +177,13 @@ impl Tracker {
                     self.learn_image_names(&builds);
                     self.apply_discovery(builds, now, complete, &mut report);
                     self.last_discovery = Some(Instant::now());
+                    // With the listing, not without it: a listing that
+                    // fails (denied, unreachable) would fail this one too,
+                    // and discovery is due again at the next refresh.
+                    self.refresh_pipelines(api, &mut report).await;
                 }
                 Err(e) => report.fail(e, "the account's image build versions"),
             }
-            self.refresh_pipelines(api, &mut report).await;
         }
 
         self.refresh_workflows(api, &mut report).await;
