@@ -22,6 +22,7 @@
 //! ```
 
 pub mod admin;
+pub mod build;
 pub(crate) mod events;
 pub mod faults;
 pub mod http;

@@ -1,0 +1,456 @@
+//! A build of the simulator's world: its workflow executions and steps,
+//! and their state at any time.
+//!
+//! A build is either *planned* (start times, durations and outcomes, so the
+//! scenario moves with time) or *fixed* (literal API values, possibly
+//! malformed, for exact assertions).
+
+use std::collections::BTreeMap;
+
+/// How long a failed workflow's rollback runs before it ends.
+pub const ROLLBACK: Nanos = 10 * NANOS_PER_SEC;
+
+use crate::clock::{Nanos, NANOS_PER_SEC};
+use crate::timestamp::format_rfc3339_millis;
+
+/// How a planned step ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl Outcome {
+    fn status(self) -> &'static str {
+        match self {
+            Outcome::Completed => "COMPLETED",
+            Outcome::Failed => "FAILED",
+            Outcome::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+/// A step as the API describes it, with literal field values.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FixedStep {
+    pub status: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub rollback_status: Option<String>,
+    pub message: Option<String>,
+}
+
+/// How a step's status and times come about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepPlan {
+    /// Runs for `duration` after the previous step of its workflow, then
+    /// ends with `outcome`. While running it reports `running_status`
+    /// (RUNNING, or WAITING for a `WaitForAction` step).
+    Timed {
+        duration: Nanos,
+        outcome: Outcome,
+        running_status: &'static str,
+    },
+    Fixed(FixedStep),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimStep {
+    pub id: String,
+    pub name: String,
+    pub action: String,
+    pub description: String,
+    pub timeout_seconds: Option<i64>,
+    pub on_failure: String,
+    pub plan: StepPlan,
+    /// What a planned step reports when it fails (`message`).
+    pub failure_message: String,
+    /// The planned rollback of this step when its workflow fails:
+    /// COMPLETED, or FAILED (resources left behind).
+    pub rollback: &'static str,
+    /// `attemptNumber` and `maxAttempts`.
+    pub attempt: i32,
+    pub max_attempts: i32,
+}
+
+/// Literal workflow-execution values (for fixed builds).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FixedWorkflow {
+    pub status: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimWorkflow {
+    pub id: String,
+    pub arn: String,
+    pub workflow_type: String,
+    pub steps: Vec<SimStep>,
+    /// `None`: derived from the steps (planned builds).
+    pub fixed: Option<FixedWorkflow>,
+    /// A retry of the build superseded this execution.
+    pub retried: bool,
+    pub parallel_group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimBuild {
+    pub arn: String,
+    pub name: String,
+    pub version: String,
+    pub date_created: Nanos,
+    /// Workflows run one after the other from `date_created`, each only if
+    /// the previous one completed (planned builds).
+    pub workflows: Vec<SimWorkflow>,
+    /// A literal image status; `None`: derived from the workflows.
+    pub fixed_status: Option<String>,
+    /// A literal `state.reason`; `None`: derived from a failed workflow.
+    pub reason: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// `loggingConfiguration.logGroupName`, when not the default.
+    pub log_group: Option<String>,
+    pub build_type: String,
+}
+
+/// A step's state at some time.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepState {
+    pub status: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub rollback_status: Option<String>,
+    pub message: Option<String>,
+    /// When it ended, for `/_sim/failures`.
+    pub ended_at: Option<Nanos>,
+}
+
+/// A workflow execution's state at some time (`None` if not started).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowState {
+    pub status: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub steps: Vec<StepState>,
+    pub ended_at: Option<Nanos>,
+    pub failed: bool,
+    pub message: Option<String>,
+}
+
+fn fmt(t: Nanos) -> String {
+    format_rfc3339_millis(t)
+}
+
+fn fixed_state(x: &FixedStep) -> StepState {
+    StepState {
+        status: x.status.clone(),
+        start: x.start.clone(),
+        end: x.end.clone(),
+        rollback_status: x.rollback_status.clone(),
+        message: x.message.clone(),
+        ended_at: None,
+    }
+}
+
+fn pending(status: &str) -> StepState {
+    StepState {
+        status: status.into(),
+        ..StepState::default()
+    }
+}
+
+impl SimWorkflow {
+    /// Evaluates a planned workflow that started at `start`.
+    fn evaluate(&self, start: Nanos, now: Nanos) -> WorkflowState {
+        if let Some(f) = &self.fixed {
+            let steps = self
+                .steps
+                .iter()
+                .map(|s| match &s.plan {
+                    StepPlan::Fixed(x) => fixed_state(x),
+                    StepPlan::Timed { .. } => pending("PENDING"),
+                })
+                .collect();
+            return WorkflowState {
+                status: f.status.clone(),
+                start: f.start.clone(),
+                end: f.end.clone(),
+                steps,
+                ended_at: None,
+                failed: f.status == "FAILED",
+                message: f.message.clone(),
+            };
+        }
+        let mut t = start;
+        let mut stopped: Option<(Nanos, Outcome, usize)> = None;
+        let mut running = false;
+        let mut steps = Vec::with_capacity(self.steps.len());
+        for (i, s) in self.steps.iter().enumerate() {
+            let st = match (&s.plan, stopped) {
+                (StepPlan::Fixed(x), _) => fixed_state(x),
+                // After a failure the rest is skipped, once the failure happened.
+                (StepPlan::Timed { .. }, Some((at, _, _))) => {
+                    pending(if now >= at { "SKIPPED" } else { "PENDING" })
+                }
+                (
+                    StepPlan::Timed {
+                        duration,
+                        outcome,
+                        running_status,
+                    },
+                    None,
+                ) => {
+                    let end = t + duration;
+                    let st = if now < t {
+                        pending("PENDING")
+                    } else if now < end {
+                        running = true;
+                        StepState {
+                            status: (*running_status).into(),
+                            start: Some(fmt(t)),
+                            ..StepState::default()
+                        }
+                    } else {
+                        StepState {
+                            status: outcome.status().into(),
+                            start: Some(fmt(t)),
+                            end: Some(fmt(end)),
+                            message: (*outcome == Outcome::Failed)
+                                .then(|| s.failure_message.clone()),
+                            ended_at: Some(end),
+                            ..StepState::default()
+                        }
+                    };
+                    if *outcome != Outcome::Completed {
+                        stopped = Some((end, *outcome, i));
+                    }
+                    t = end;
+                    st
+                }
+            };
+            steps.push(st);
+        }
+        let end_time = stopped.map(|(at, _, _)| at).unwrap_or(t);
+        let (status, end) = if now >= end_time && !running {
+            let status = match stopped {
+                Some((_, Outcome::Failed, _)) => "FAILED",
+                Some((_, Outcome::Cancelled, _)) => "CANCELLED",
+                _ => "COMPLETED",
+            };
+            (status, Some(fmt(end_time)))
+        } else {
+            ("RUNNING", None)
+        };
+        let mut message = None;
+        if let Some((at, Outcome::Failed, failed)) = stopped.filter(|(at, _, _)| now >= *at) {
+            // The steps that ran are rolled back after the failure.
+            let rollback = if now >= at + ROLLBACK {
+                None
+            } else {
+                Some("RUNNING")
+            };
+            for (s, st) in self.steps.iter().zip(&mut steps).take(failed + 1) {
+                if matches!(s.plan, StepPlan::Timed { .. }) {
+                    st.rollback_status = Some(rollback.unwrap_or(s.rollback).into());
+                }
+            }
+            let f = &self.steps[failed];
+            message = Some(format!(
+                "Workflow step {} failed: {}",
+                f.name, f.failure_message
+            ));
+        }
+        WorkflowState {
+            status: status.into(),
+            start: Some(fmt(start)),
+            end,
+            steps,
+            ended_at: (now >= end_time).then_some(end_time),
+            failed: status != "COMPLETED" && now >= end_time,
+            message,
+        }
+    }
+}
+
+/// Delay between a build's creation and its first workflow.
+pub const QUEUE_DELAY: Nanos = 5 * NANOS_PER_SEC;
+
+impl SimBuild {
+    /// The workflow executions started by `now`, with their state.
+    pub fn workflow_states(&self, now: Nanos) -> Vec<(&SimWorkflow, WorkflowState)> {
+        let mut out = Vec::new();
+        let mut t = self.date_created + QUEUE_DELAY;
+        for w in &self.workflows {
+            if w.fixed.is_none() && now < t {
+                break;
+            }
+            let st = w.evaluate(t, now);
+            let next = st.ended_at;
+            let failed = st.failed;
+            out.push((w, st));
+            match next {
+                Some(e) if !failed => t = e,
+                _ if w.fixed.is_some() => {}
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// The image status at `now`.
+    pub fn status(&self, now: Nanos) -> String {
+        self.status_of(&self.workflow_states(now))
+    }
+
+    /// The image status, given its `workflow_states` at some time.
+    pub fn status_of(&self, states: &[(&SimWorkflow, WorkflowState)]) -> String {
+        if let Some(s) = &self.fixed_status {
+            return s.clone();
+        }
+        let Some((w, last)) = states.last() else {
+            return "PENDING".into();
+        };
+        match last.status.as_str() {
+            "FAILED" => "FAILED".into(),
+            "CANCELLED" => "CANCELLED".into(),
+            "COMPLETED" if states.len() == self.workflows.len() => "AVAILABLE".into(),
+            _ => match w.workflow_type.as_str() {
+                "TEST" => "TESTING",
+                "DISTRIBUTION" => "DISTRIBUTING",
+                _ => "BUILDING",
+            }
+            .into(),
+        }
+    }
+
+    /// `state.reason` at `now`: the literal one, or the failed workflow's
+    /// message once the build failed.
+    pub fn reason(&self, now: Nanos) -> Option<String> {
+        if self.reason.is_some() {
+            return self.reason.clone();
+        }
+        if self.status(now) != "FAILED" {
+            return None;
+        }
+        self.workflow_states(now)
+            .into_iter()
+            .rev()
+            .find_map(|(_, st)| st.message)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const S: Nanos = 1_788_981_143_418_000_000;
+
+    pub(crate) fn step(id: &str, secs: i64, outcome: Outcome) -> SimStep {
+        SimStep {
+            id: id.into(),
+            name: format!("Step{id}"),
+            action: "ExecuteComponents".into(),
+            description: String::new(),
+            timeout_seconds: Some(600),
+            on_failure: "Abort".into(),
+            plan: StepPlan::Timed {
+                duration: secs * NANOS_PER_SEC,
+                outcome,
+                running_status: "RUNNING",
+            },
+            failure_message: format!("step {id} broke"),
+            rollback: "COMPLETED",
+            attempt: 1,
+            max_attempts: 1,
+        }
+    }
+
+    pub(crate) fn build(outcome2: Outcome) -> SimBuild {
+        SimBuild {
+            arn: "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1".into(),
+            name: "web".into(),
+            version: "1.0.0/1".into(),
+            date_created: S,
+            workflows: vec![
+                SimWorkflow {
+                    id: "wf-1".into(),
+                    arn: "arn:wf/build".into(),
+                    workflow_type: "BUILD".into(),
+                    steps: vec![
+                        step("1", 10, Outcome::Completed),
+                        step("2", 20, outcome2),
+                        step("3", 5, Outcome::Completed),
+                    ],
+                    fixed: None,
+                    retried: false,
+                    parallel_group: None,
+                },
+                SimWorkflow {
+                    id: "wf-2".into(),
+                    arn: "arn:wf/test".into(),
+                    workflow_type: "TEST".into(),
+                    steps: vec![step("4", 10, Outcome::Completed)],
+                    fixed: None,
+                    retried: false,
+                    parallel_group: None,
+                },
+            ],
+            fixed_status: None,
+            reason: None,
+            tags: BTreeMap::new(),
+            log_group: None,
+            build_type: "SCHEDULED".into(),
+        }
+    }
+
+    pub(crate) fn at(s: i64) -> Nanos {
+        S + s * NANOS_PER_SEC
+    }
+
+    #[test]
+    fn a_planned_build_moves_with_time() {
+        let b = build(Outcome::Completed);
+        assert_eq!(b.status(at(0)), "PENDING");
+        assert!(b.workflow_states(at(0)).is_empty());
+        let w = b.workflow_states(at(20));
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].1.status, "RUNNING");
+        let s: Vec<&str> = w[0].1.steps.iter().map(|s| s.status.as_str()).collect();
+        assert_eq!(s, ["COMPLETED", "RUNNING", "PENDING"]);
+        assert_eq!(b.status(at(20)), "BUILDING");
+        assert_eq!(b.status(at(45)), "TESTING");
+        assert_eq!(b.status(at(50)), "AVAILABLE");
+        let w = b.workflow_states(at(50));
+        assert_eq!(w[1].1.end.as_deref(), Some(fmt(at(50)).as_str()));
+    }
+
+    #[test]
+    fn a_failure_skips_the_rest_and_stops_the_build() {
+        let b = build(Outcome::Failed);
+        let w = b.workflow_states(at(100));
+        assert_eq!(w.len(), 1, "TEST never ran");
+        let s: Vec<&str> = w[0].1.steps.iter().map(|s| s.status.as_str()).collect();
+        assert_eq!(s, ["COMPLETED", "FAILED", "SKIPPED"]);
+        assert_eq!(w[0].1.status, "FAILED");
+        assert_eq!(b.status(at(100)), "FAILED");
+        // The steps that ran were rolled back; the failure says why.
+        let r: Vec<Option<&str>> = w[0]
+            .1
+            .steps
+            .iter()
+            .map(|s| s.rollback_status.as_deref())
+            .collect();
+        assert_eq!(r, [Some("COMPLETED"), Some("COMPLETED"), None]);
+        assert_eq!(w[0].1.steps[1].message.as_deref(), Some("step 2 broke"));
+        assert_eq!(
+            b.reason(at(100)).as_deref(),
+            Some("Workflow step Step2 failed: step 2 broke")
+        );
+        // During the rollback, right after the failure.
+        let w = b.workflow_states(at(36));
+        assert_eq!(w[0].1.steps[0].rollback_status.as_deref(), Some("RUNNING"));
+        assert_eq!(b.reason(at(20)), None);
+    }
+}
