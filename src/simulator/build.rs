@@ -7,11 +7,15 @@
 
 use std::collections::BTreeMap;
 
+pub use super::failure::{DistributionPlan, SimFailureContext, SimRegionFailure};
+use crate::clock::{Nanos, NANOS_PER_SEC};
+use crate::timestamp::format_rfc3339_millis;
+
 /// How long a failed workflow's rollback runs before it ends.
 pub const ROLLBACK: Nanos = 10 * NANOS_PER_SEC;
 
-use crate::clock::{Nanos, NANOS_PER_SEC};
-use crate::timestamp::format_rfc3339_millis;
+/// The statuses a build ends in, from which it never moves by itself.
+pub const FINAL_STATUSES: [&str; 3] = ["AVAILABLE", "FAILED", "CANCELLED"];
 
 /// How a planned step ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +117,14 @@ pub struct SimBuild {
     /// `loggingConfiguration.logGroupName`, when not the default.
     pub log_group: Option<String>,
     pub build_type: String,
+    /// The pipeline that started it (its builds count towards the
+    /// pipeline's `consecutiveFailures`); `None`: no pipeline.
+    pub pipeline_arn: Option<String>,
+    /// A literal `state.failureContext`; `None`: derived from the failed
+    /// step of a planned build, or from its `distribution`.
+    pub failure_context: Option<SimFailureContext>,
+    /// A distribution that fails after the workflows complete.
+    pub distribution: Option<DistributionPlan>,
 }
 
 /// A step's state at some time.
@@ -301,13 +313,51 @@ impl SimBuild {
 
     /// The image status at `now`.
     pub fn status(&self, now: Nanos) -> String {
-        self.status_of(&self.workflow_states(now))
+        self.status_of(&self.workflow_states(now), now)
     }
 
-    /// The image status, given its `workflow_states` at some time.
-    pub fn status_of(&self, states: &[(&SimWorkflow, WorkflowState)]) -> String {
+    /// When every workflow had completed, given their states at some time
+    /// (at creation for fixed workflows, whose times are literal).
+    fn completed_at(&self, states: &[(&SimWorkflow, WorkflowState)]) -> Option<Nanos> {
+        if states.len() != self.workflows.len() {
+            return None;
+        }
+        match states.last() {
+            None => Some(self.date_created + QUEUE_DELAY),
+            Some((_, st)) if st.status == "COMPLETED" => {
+                Some(st.ended_at.unwrap_or(self.date_created))
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// True once the planned distribution has failed, given the workflow
+    /// states at `now`.
+    pub fn distribution_failed(
+        &self,
+        states: &[(&SimWorkflow, WorkflowState)],
+        now: Nanos,
+    ) -> bool {
+        match (&self.distribution, self.completed_at(states)) {
+            (Some(d), Some(done)) => self.fixed_status.is_none() && now >= done + d.duration,
+            _ => false,
+        }
+    }
+
+    /// The image status, given its `workflow_states` at `now`.
+    pub fn status_of(&self, states: &[(&SimWorkflow, WorkflowState)], now: Nanos) -> String {
         if let Some(s) = &self.fixed_status {
             return s.clone();
+        }
+        if let (Some(d), Some(done)) = (&self.distribution, self.completed_at(states)) {
+            return if now < done {
+                "PENDING"
+            } else if now < done + d.duration {
+                "DISTRIBUTING"
+            } else {
+                "FAILED"
+            }
+            .into();
         }
         let Some((w, last)) = states.last() else {
             return "PENDING".into();
@@ -325,19 +375,76 @@ impl SimBuild {
         }
     }
 
-    /// `state.reason` at `now`: the literal one, or the failed workflow's
-    /// message once the build failed.
+    /// `state.reason` at `now`: the literal one, or once the build failed,
+    /// the failed distribution's message or the failed workflow's.
     pub fn reason(&self, now: Nanos) -> Option<String> {
         if self.reason.is_some() {
             return self.reason.clone();
         }
-        if self.status(now) != "FAILED" {
+        let states = self.workflow_states(now);
+        if self.status_of(&states, now) != "FAILED" {
             return None;
         }
-        self.workflow_states(now)
-            .into_iter()
-            .rev()
-            .find_map(|(_, st)| st.message)
+        if self.distribution_failed(&states, now) {
+            return self
+                .distribution
+                .as_ref()
+                .map(|d| d.message.clone())
+                .filter(|m| !m.is_empty());
+        }
+        states.into_iter().rev().find_map(|(_, st)| st.message)
+    }
+
+    /// Every time at which the state of the build as the API shows it can
+    /// change: it appears, a planned workflow or step starts or ends, a
+    /// rollback ends, a distribution starts or ends. Between two
+    /// consecutive times every status and time it reports is constant
+    /// (evaluation compares `now` with exactly these times; a test in
+    /// `events.rs` checks it). Fixed values never change with time.
+    pub fn change_times(&self) -> Vec<Nanos> {
+        let mut out = vec![self.date_created];
+        let mut t = self.date_created + QUEUE_DELAY;
+        for w in self.workflows.iter().filter(|w| w.fixed.is_none()) {
+            out.push(t);
+            let mut stopped = None;
+            for s in &w.steps {
+                if let StepPlan::Timed {
+                    duration, outcome, ..
+                } = s.plan
+                {
+                    out.push(t);
+                    t += duration;
+                    out.push(t);
+                    if outcome != Outcome::Completed {
+                        stopped = Some(t);
+                        break;
+                    }
+                }
+            }
+            // A workflow that failed or was cancelled stops the build.
+            if let Some(at) = stopped {
+                out.push(at + ROLLBACK);
+                break;
+            }
+        }
+        if let Some(d) = &self.distribution {
+            if let Some(done) = self.completed_at(&self.workflow_states(Nanos::MAX)) {
+                out.extend([done, done + d.duration]);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// When the build reached the status it ends in (one of
+    /// [`FINAL_STATUSES`]), and that status; `None` if it never does.
+    /// Pipelines count their builds at these times.
+    pub fn finished(&self) -> Option<(Nanos, String)> {
+        self.change_times().into_iter().find_map(|t| {
+            let s = self.status(t);
+            FINAL_STATUSES.contains(&s.as_str()).then_some((t, s))
+        })
     }
 }
 
@@ -402,6 +509,9 @@ pub(crate) mod tests {
             tags: BTreeMap::new(),
             log_group: None,
             build_type: "SCHEDULED".into(),
+            pipeline_arn: None,
+            failure_context: None,
+            distribution: None,
         }
     }
 
@@ -452,5 +562,66 @@ pub(crate) mod tests {
         let w = b.workflow_states(at(36));
         assert_eq!(w[0].1.steps[0].rollback_status.as_deref(), Some("RUNNING"));
         assert_eq!(b.reason(at(20)), None);
+    }
+
+    fn distributing(outcome2: Outcome) -> SimBuild {
+        let mut b = build(outcome2);
+        b.distribution = Some(DistributionPlan {
+            duration: 60 * NANOS_PER_SEC,
+            message: "Distribution failed in eu-west-1".into(),
+            regions: Vec::new(),
+        });
+        b
+    }
+
+    #[test]
+    fn a_distribution_follows_the_workflows_then_fails() {
+        // BUILD ends at 40 s, TEST at 50 s; the distribution runs 60 s.
+        let b = distributing(Outcome::Completed);
+        assert_eq!(b.status(at(49)), "TESTING");
+        assert_eq!(b.status(at(50)), "DISTRIBUTING");
+        assert_eq!(b.status(at(109)), "DISTRIBUTING");
+        assert_eq!(b.reason(at(109)), None);
+        assert_eq!(b.status(at(110)), "FAILED");
+        assert_eq!(
+            b.reason(at(110)).as_deref(),
+            Some("Distribution failed in eu-west-1")
+        );
+        assert!(b.distribution_failed(&b.workflow_states(at(110)), at(110)));
+        assert!(!b.distribution_failed(&b.workflow_states(at(109)), at(109)));
+        let times = b.change_times();
+        assert!(
+            times.contains(&at(50)) && times.contains(&at(110)),
+            "{times:?}"
+        );
+        assert_eq!(b.finished(), Some((at(110), "FAILED".to_string())));
+        // Without one, the same build is AVAILABLE when TEST ends.
+        assert_eq!(
+            build(Outcome::Completed).finished(),
+            Some((at(50), "AVAILABLE".to_string()))
+        );
+    }
+
+    #[test]
+    fn a_build_that_fails_first_never_distributes() {
+        let b = distributing(Outcome::Failed);
+        assert_eq!(b.finished(), Some((at(35), "FAILED".to_string())));
+        assert_eq!(b.status(at(1000)), "FAILED");
+        assert!(!b.distribution_failed(&b.workflow_states(at(1000)), at(1000)));
+        assert_eq!(
+            b.reason(at(1000)).as_deref(),
+            Some("Workflow step Step2 failed: step 2 broke")
+        );
+    }
+
+    #[test]
+    fn a_fixed_status_is_final_from_creation_or_never() {
+        let mut b = build(Outcome::Completed);
+        b.fixed_status = Some("FAILED".into());
+        b.distribution = distributing(Outcome::Completed).distribution;
+        assert_eq!(b.finished(), Some((S, "FAILED".to_string())));
+        assert!(!b.distribution_failed(&b.workflow_states(at(1000)), at(1000)));
+        b.fixed_status = Some("BUILDING".into());
+        assert_eq!(b.finished(), None);
     }
 }

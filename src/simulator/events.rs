@@ -7,57 +7,21 @@
 //! Planned builds change with the simulator's clock, so the publisher is
 //! ticked (every 100 ms of real time while a queue takes events). A tick must
 //! stay cheap with thousands of builds, most finished or not created yet: the
-//! times at which each build's state can change are known from its plan, so
-//! only builds with such a time since the last tick, and builds changed
-//! through `Simulator::update`, are evaluated.
+//! times at which each build's state can change are known from its plan
+//! (`SimBuild::change_times`), so only builds with such a time since the
+//! last tick, and builds changed through `Simulator::update`, are evaluated.
 
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
 use super::scenario::{ACCOUNT, REGION};
-use super::store::{Outcome, SimBuild, StepPlan, Store, QUEUE_DELAY, ROLLBACK};
+use super::store::{SimBuild, Store};
 use crate::clock::Nanos;
 use crate::timestamp::format_rfc3339_millis;
 
 pub const STATE_CHANGE: &str = "EC2 Image Builder Image State Change";
 pub const STEP_WAITING: &str = "EC2 Image Builder Workflow Step Waiting";
-
-/// Every time at which the state of `b` as the API shows it can change:
-/// it appears, a planned workflow or step starts or ends, a rollback ends.
-/// Between two consecutive times every status and time it reports is
-/// constant (`store.rs` compares `now` with exactly these times; the test
-/// below checks it). Fixed values never change with time.
-pub(crate) fn change_times(b: &SimBuild) -> Vec<Nanos> {
-    let mut out = vec![b.date_created];
-    let mut t = b.date_created + QUEUE_DELAY;
-    for w in b.workflows.iter().filter(|w| w.fixed.is_none()) {
-        out.push(t);
-        let mut stopped = None;
-        for s in &w.steps {
-            if let StepPlan::Timed {
-                duration, outcome, ..
-            } = s.plan
-            {
-                out.push(t);
-                t += duration;
-                out.push(t);
-                if outcome != Outcome::Completed {
-                    stopped = Some(t);
-                    break;
-                }
-            }
-        }
-        // A workflow that failed or was cancelled stops the build.
-        if let Some(at) = stopped {
-            out.push(at + ROLLBACK);
-            break;
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
-}
 
 /// What was last published of a build.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,7 +114,7 @@ impl Publisher {
                 self.unschedule(&arn);
                 continue;
             };
-            for c in change_times(b) {
+            for c in b.change_times() {
                 if c > self.last && c <= now {
                     self.observe(b, c, Some(&mut events));
                 }
@@ -174,7 +138,7 @@ impl Publisher {
 
     fn reschedule(&mut self, b: &SimBuild, now: Nanos) {
         self.unschedule(&b.arn);
-        if let Some(t) = change_times(b).into_iter().find(|t| *t > now) {
+        if let Some(t) = b.change_times().into_iter().find(|t| *t > now) {
             self.schedule.insert((t, b.arn.clone()));
             self.next_of.insert(b.arn.clone(), t);
         }
@@ -196,7 +160,7 @@ impl Publisher {
                 }
             }
         }
-        let status = b.status_of(&states);
+        let status = b.status_of(&states, t);
         let before = self.seen.remove(&b.arn);
         let Some(out) = out else {
             let waiting = waiting.into_iter().map(|(id, ..)| id).collect();
@@ -295,6 +259,8 @@ mod tests {
     use super::*;
     use crate::clock::NANOS_PER_SEC;
     use crate::simulator::scenario::{self, BuildShape, Ids};
+    use crate::simulator::shapes::summary_json;
+    use crate::simulator::store::Outcome;
 
     const T0: Nanos = 1_788_981_143_418_000_000;
     const S: Nanos = NANOS_PER_SEC;
@@ -315,13 +281,14 @@ mod tests {
         }
         let mut checked = 0;
         for b in store.visible(Nanos::MAX) {
-            let times = change_times(b);
+            let times = b.change_times();
             for pair in times.windows(2) {
                 let (a, z) = (pair[0], pair[1]);
-                let at_a = (b.status(a), b.workflow_states(a));
+                // The summary holds the status, reason and failure context.
+                let at_a = (summary_json(b, a), b.workflow_states(a));
                 for x in [a + 1, a + (z - a) / 2, z - 1] {
                     assert_eq!(
-                        (b.status(x), b.workflow_states(x)),
+                        (summary_json(b, x), b.workflow_states(x)),
                         at_a,
                         "{} at {x}",
                         b.arn
@@ -330,6 +297,10 @@ mod tests {
                 checked += 1;
             }
             let last = *times.last().unwrap();
+            assert_eq!(
+                summary_json(b, last),
+                summary_json(b, last + 365 * 86_400 * S)
+            );
             assert_eq!(
                 b.workflow_states(last),
                 b.workflow_states(last + 365 * 86_400 * S)

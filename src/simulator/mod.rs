@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod build;
 pub(crate) mod events;
+pub mod failure;
 pub mod faults;
 pub mod http;
 pub(crate) mod queue;

@@ -102,9 +102,16 @@ impl Default for BuildShape {
 }
 
 /// What a step of `action` reports when it fails, in the service's style.
+/// A components step quotes AWSTOE: the image's `install-<image>` component
+/// fails in its build phase installing packages, or in its test phase (the
+/// TEST workflow's `RunTestSuite`) checking them; the simulator's
+/// `failureContext.componentFailure` is read from this text.
 pub fn failure_message(image: &str, step: &str, action: &str, n: u32) -> String {
     let component = image.to_ascii_lowercase().replace([' ', '_'], "-");
     match action {
+        "ExecuteComponents" if step == "RunTestSuite" => format!(
+            "Document arn:aws:imagebuilder:{REGION}:{ACCOUNT}:component/install-{component}/1.0.0/1 failed!\nStep \"VerifyPackages\" failed: command '{component} --version' exited with code 127. Error: {component}: command not found\nSee the CloudWatch Logs log group /aws/imagebuilder/{image} for the full output."
+        ),
         "LaunchInstance" => format!(
             "Unable to launch the instance for step {step}: InsufficientInstanceCapacity: We currently do not have sufficient m5.large capacity in the Availability Zone you requested (us-east-1a)."
         ),
@@ -219,6 +226,9 @@ pub fn planned_build(
         tags: BTreeMap::new(),
         log_group: None,
         build_type: "SCHEDULED".into(),
+        pipeline_arn: None,
+        failure_context: None,
+        distribution: None,
     }
 }
 
@@ -236,6 +246,9 @@ pub fn failed_before_workflows(image: &str, n: u32, created: Nanos, reason: &str
         tags: BTreeMap::new(),
         log_group: None,
         build_type: "USER_INITIATED".into(),
+        pipeline_arn: None,
+        failure_context: None,
+        distribution: None,
     }
 }
 

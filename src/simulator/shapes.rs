@@ -1,19 +1,25 @@
-//! The API's JSON shapes of simulated resources (`ImageSummary`,
-//! `WorkflowExecutionMetadata`, `WorkflowStepMetadata`), as the service
-//! model names their fields.
+//! The API's JSON shapes of simulated resources (`ImageSummary` with its
+//! `ImageFailureContext`, `WorkflowExecutionMetadata`,
+//! `WorkflowStepMetadata`), as the service model names their fields.
 
 use serde_json::{json, Map, Value};
 
-use super::store::{SimBuild, SimStep, SimWorkflow, StepState, WorkflowState};
+use super::failure::{component_json, derived_component, distribution_json, SimFailureContext};
+use super::store::{SimBuild, SimStep, SimWorkflow, StepPlan, StepState, WorkflowState};
 use crate::clock::Nanos;
 use crate::timestamp::format_rfc3339_millis as fmt;
 
 /// `ImageSummary` as JSON.
 pub fn summary_json(b: &SimBuild, now: Nanos) -> Value {
+    let states = b.workflow_states(now);
+    let status = b.status_of(&states, now);
     let mut state = Map::new();
-    state.insert("status".into(), json!(b.status(now)));
+    state.insert("status".into(), json!(status));
     if let Some(r) = b.reason(now) {
         state.insert("reason".into(), json!(r));
+    }
+    if let Some(c) = failure_context(b, &states, &status, now) {
+        state.insert("failureContext".into(), c);
     }
     let mut v = json!({
         "arn": b.arn,
@@ -94,4 +100,412 @@ pub fn step_json(s: &SimStep, st: &StepState) -> Map<String, Value> {
     m.insert("attemptNumber".into(), json!(s.attempt));
     m.insert("maxAttempts".into(), json!(s.max_attempts));
     m
+}
+
+/// The image status a failure in a workflow of this type happened in.
+fn image_status_of(workflow_type: &str) -> &'static str {
+    match workflow_type {
+        "TEST" => "TESTING",
+        "DISTRIBUTION" => "DISTRIBUTING",
+        _ => "BUILDING",
+    }
+}
+
+/// `ImageFailureContext` at `now`, given the build's workflow states and
+/// status then: the literal one if set, else, for a FAILED build, its
+/// failed distribution, or the failed step of a planned workflow (with a
+/// `componentFailure` when the step ran components). Fixed builds have
+/// none unless set: their values are literal.
+pub fn failure_context(
+    b: &SimBuild,
+    states: &[(&SimWorkflow, WorkflowState)],
+    status: &str,
+    now: Nanos,
+) -> Option<Value> {
+    if let Some(SimFailureContext::Fixed(v)) = &b.failure_context {
+        return Some(v.clone());
+    }
+    if status != "FAILED" {
+        return None;
+    }
+    // The workflow that failed and its (first) failed step.
+    let failed = states.iter().rev().find_map(|(w, st)| {
+        (st.status == "FAILED").then_some(())?;
+        let (s, _) = w
+            .steps
+            .iter()
+            .zip(&st.steps)
+            .find(|(_, ss)| ss.status == "FAILED")?;
+        Some((*w, s))
+    });
+    let step_context = |w: &SimWorkflow, s: &SimStep| {
+        let mut m = Map::new();
+        m.insert(
+            "imageStatus".into(),
+            json!(image_status_of(&w.workflow_type)),
+        );
+        m.insert("workflowExecutionId".into(), json!(w.id));
+        m.insert("workflowArn".into(), json!(w.arn));
+        m.insert("stepExecutionId".into(), json!(s.id));
+        m.insert("failedStep".into(), json!(s.name));
+        m
+    };
+    let distribution = |message: Option<&str>, regions| {
+        json!({
+            "imageStatus": "DISTRIBUTING",
+            "distributionFailure": distribution_json(message, regions),
+        })
+    };
+    match &b.failure_context {
+        Some(SimFailureContext::Fixed(v)) => Some(v.clone()),
+        Some(SimFailureContext::Distribution { message, regions }) => {
+            Some(distribution(message.as_deref(), regions))
+        }
+        Some(SimFailureContext::Component {
+            failed_step,
+            component_arn,
+            phase,
+            step,
+            action,
+            message,
+        }) => {
+            let mut m = match failed {
+                Some((w, s)) => step_context(w, s),
+                None => {
+                    let mut m = Map::new();
+                    m.insert("imageStatus".into(), json!("BUILDING"));
+                    m
+                }
+            };
+            if let Some(f) = failed_step {
+                m.insert("failedStep".into(), json!(f));
+            }
+            m.insert(
+                "componentFailure".into(),
+                component_json(component_arn, phase, step, action, message),
+            );
+            Some(Value::Object(m))
+        }
+        None if b.distribution_failed(states, now) => {
+            let d = b.distribution.as_ref()?;
+            Some(distribution(Some(&d.message), &d.regions))
+        }
+        None => {
+            let (w, s) = failed?;
+            if w.fixed.is_some() || !matches!(s.plan, StepPlan::Timed { .. }) {
+                return None;
+            }
+            let mut m = step_context(w, s);
+            if s.action == "ExecuteComponents" {
+                let phase = if w.workflow_type == "TEST" {
+                    "test"
+                } else {
+                    "build"
+                };
+                m.insert(
+                    "componentFailure".into(),
+                    derived_component(&b.arn, &b.name, phase, &s.failure_message),
+                );
+            }
+            Some(Value::Object(m))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::NANOS_PER_SEC;
+    use crate::simulator::failure::{DistributionPlan, SimRegionFailure, COMPONENT_ARN};
+    use crate::simulator::scenario::{self, BuildShape, Ids};
+    use crate::simulator::store::Outcome;
+
+    const T0: Nanos = 1_788_981_143_418_000_000;
+    const HOUR: Nanos = 3600 * NANOS_PER_SEC;
+    /// The model's patterns of the context's members.
+    const WORKFLOW_ARN: &str = r"^arn:aws(?:-[a-z]+)*:imagebuilder:[a-z]{2,}(?:-[a-z]+)+-[0-9]+:(?:[0-9]{12}|aws(?:-[a-z-]+)?):workflow/(build|test|distribution)/[a-z0-9-_]+/[0-9]+\.[0-9]+\.[0-9]+/[0-9]+$";
+    const WORKFLOW_ID: &str =
+        r"^wf-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+    const STEP_ID: &str =
+        r"^step-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+    const STEP_NAME: &str = r"^[A-Za-z][A-Za-z0-9-_]{1,99}$";
+    const ACCOUNT_ID: &str = r"^[0-9]{12}$";
+
+    fn matches(pattern: &str, v: &Value) -> bool {
+        regex::Regex::new(pattern)
+            .unwrap()
+            .is_match(v.as_str().unwrap_or_default())
+    }
+
+    /// Checks every member of a context against the model.
+    pub(crate) fn assert_valid(c: &Value) {
+        let statuses = [
+            "PENDING",
+            "CREATING",
+            "BUILDING",
+            "TESTING",
+            "DISTRIBUTING",
+            "INTEGRATING",
+            "AVAILABLE",
+            "CANCELLED",
+            "FAILED",
+            "DEPRECATED",
+            "DELETED",
+            "DISABLED",
+        ];
+        let o = c.as_object().expect("an object");
+        for (k, v) in o {
+            let ok = match k.as_str() {
+                "imageStatus" => statuses.contains(&v.as_str().unwrap_or_default()),
+                "workflowExecutionId" => matches(WORKFLOW_ID, v),
+                "workflowArn" => matches(WORKFLOW_ARN, v),
+                "stepExecutionId" => matches(STEP_ID, v),
+                "failedStep" => matches(STEP_NAME, v),
+                "componentFailure" => {
+                    v.as_object()
+                        .unwrap()
+                        .iter()
+                        .all(|(k, x)| match k.as_str() {
+                            "componentArn" => matches(COMPONENT_ARN, x),
+                            "phaseName" | "stepName" | "action" | "errorMessage" => {
+                                !x.as_str().unwrap_or_default().is_empty()
+                            }
+                            _ => false,
+                        })
+                }
+                "distributionFailure" => {
+                    v.as_object()
+                        .unwrap()
+                        .iter()
+                        .all(|(k, x)| match k.as_str() {
+                            "errorMessage" => !x.as_str().unwrap_or_default().is_empty(),
+                            "regionFailures" => x.as_array().unwrap().iter().all(|r| {
+                                r.as_object()
+                                    .unwrap()
+                                    .iter()
+                                    .all(|(k, x)| match k.as_str() {
+                                        "region" | "errorMessage" => {
+                                            !x.as_str().unwrap_or_default().is_empty()
+                                        }
+                                        "status" => ["FAILED", "CANCELLED", "TIMED_OUT"]
+                                            .contains(&x.as_str().unwrap_or_default()),
+                                        "imageConfigurationStep" => [
+                                            "ASSOCIATE_LICENSES",
+                                            "UPDATE_LAUNCH_TEMPLATES",
+                                            "PUT_SSM_PARAMETERS",
+                                            "UPDATE_FAST_LAUNCH_CONFIGURATIONS",
+                                            "EXPORT_AMI",
+                                        ]
+                                        .contains(&x.as_str().unwrap_or_default()),
+                                        "targetAccountId" => matches(ACCOUNT_ID, x),
+                                        _ => false,
+                                    })
+                            }),
+                            _ => false,
+                        })
+                }
+                _ => false,
+            };
+            assert!(ok, "{k}: {v} in {c}");
+        }
+    }
+
+    fn failing(failure: (usize, usize)) -> SimBuild {
+        let shape = BuildShape {
+            speed: 0.1,
+            failure: Some((failure.0, failure.1, Outcome::Failed)),
+            ..BuildShape::default()
+        };
+        scenario::planned_build(&mut Ids::new(1), "Web_Server", 4, T0, &shape)
+    }
+
+    fn context(b: &SimBuild, now: Nanos) -> Option<Value> {
+        summary_json(b, now)["state"].get("failureContext").cloned()
+    }
+
+    #[test]
+    fn a_components_step_that_failed_names_its_component() {
+        let b = failing((0, 2));
+        let w = &b.workflows[0];
+        let s = &w.steps[2];
+        assert_eq!(context(&b, T0 + 30 * NANOS_PER_SEC), None, "not failed yet");
+        let c = context(&b, T0 + HOUR).expect("a context");
+        assert_eq!(
+            c,
+            json!({
+                "imageStatus": "BUILDING",
+                "workflowExecutionId": w.id,
+                "workflowArn": scenario::BUILD_WORKFLOW,
+                "stepExecutionId": s.id,
+                "failedStep": "ApplyBuildComponents",
+                "componentFailure": {
+                    "componentArn": "arn:aws:imagebuilder:us-east-1:123456789012:component/install-web-server/1.0.0/1",
+                    "phaseName": "build",
+                    "stepName": "InstallPackages",
+                    "action": "ExecuteBash",
+                    "errorMessage": "command 'dnf install -y web-server' exited with code 1. Error: Unable to find a match: web-server-2.4.1",
+                },
+            })
+        );
+        assert_valid(&c);
+        // The component ARN is the one the step's message names.
+        assert!(s
+            .failure_message
+            .contains(c["componentFailure"]["componentArn"].as_str().unwrap()));
+    }
+
+    #[test]
+    fn a_test_failure_is_in_the_test_phase() {
+        let b = failing((1, 2));
+        let c = context(&b, T0 + HOUR).expect("a context");
+        assert_eq!(c["imageStatus"], "TESTING");
+        assert_eq!(c["workflowExecutionId"], json!(b.workflows[1].id));
+        assert_eq!(c["workflowArn"], scenario::TEST_WORKFLOW);
+        assert_eq!(c["failedStep"], "RunTestSuite");
+        assert_eq!(c["componentFailure"]["phaseName"], "test");
+        assert_eq!(c["componentFailure"]["stepName"], "VerifyPackages");
+        assert_valid(&c);
+    }
+
+    #[test]
+    fn a_step_that_runs_no_component_has_no_component_failure() {
+        let b = failing((0, 0));
+        let c = context(&b, T0 + HOUR).expect("a context");
+        assert_eq!(c["failedStep"], "LaunchBuildInstance");
+        assert_eq!(c["stepExecutionId"], json!(b.workflows[0].steps[0].id));
+        assert!(c.get("componentFailure").is_none(), "{c}");
+        assert_valid(&c);
+        // A success, and a cancellation, have none.
+        let ok = scenario::planned_build(&mut Ids::new(1), "web", 1, T0, &BuildShape::default());
+        assert_eq!(context(&ok, T0 + 10 * HOUR), None);
+        let mut cancelled = failing((0, 2));
+        cancelled.workflows[0].steps[2].plan = StepPlan::Timed {
+            duration: NANOS_PER_SEC,
+            outcome: Outcome::Cancelled,
+            running_status: "RUNNING",
+        };
+        assert_eq!(
+            summary_json(&cancelled, T0 + HOUR)["state"]["status"],
+            "CANCELLED"
+        );
+        assert_eq!(context(&cancelled, T0 + HOUR), None);
+    }
+
+    fn regions() -> Vec<SimRegionFailure> {
+        vec![
+            SimRegionFailure {
+                region: Some("eu-west-1".into()),
+                account_id: Some("210987654321".into()),
+                status: Some("FAILED".into()),
+                configuration_step: None,
+                message: Some("KMS key not accessible".into()),
+            },
+            SimRegionFailure {
+                region: Some("ap-southeast-2".into()),
+                account_id: Some("210987654321".into()),
+                status: Some("TIMED_OUT".into()),
+                configuration_step: Some("UPDATE_LAUNCH_TEMPLATES".into()),
+                message: Some("Launch template update timed out".into()),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_failed_distribution_names_its_regions() {
+        let mut b = scenario::planned_build(&mut Ids::new(1), "web", 1, T0, &BuildShape::default());
+        b.distribution = Some(DistributionPlan {
+            duration: HOUR,
+            message: "Distribution failed in 2 of 3 Regions".into(),
+            regions: regions(),
+        });
+        let done = b.change_times()[b.change_times().len() - 2];
+        let during = summary_json(&b, done);
+        assert_eq!(during["state"], json!({ "status": "DISTRIBUTING" }));
+        let after = summary_json(&b, done + HOUR);
+        let c = &after["state"]["failureContext"];
+        assert_eq!(after["state"]["status"], "FAILED");
+        assert_eq!(
+            after["state"]["reason"],
+            "Distribution failed in 2 of 3 Regions"
+        );
+        assert_eq!(
+            *c,
+            json!({
+                "imageStatus": "DISTRIBUTING",
+                "distributionFailure": {
+                    "errorMessage": "Distribution failed in 2 of 3 Regions",
+                    "regionFailures": [
+                        { "region": "eu-west-1", "status": "FAILED", "errorMessage": "KMS key not accessible", "targetAccountId": "210987654321" },
+                        { "region": "ap-southeast-2", "status": "TIMED_OUT", "imageConfigurationStep": "UPDATE_LAUNCH_TEMPLATES", "errorMessage": "Launch template update timed out", "targetAccountId": "210987654321" },
+                    ],
+                },
+            })
+        );
+        assert_valid(c);
+    }
+
+    #[test]
+    fn a_context_set_on_a_build_replaces_the_derived_one() {
+        // On a fixed build, which has none of its own.
+        let mut b = scenario::failed_before_workflows("web", 1, T0, "broken");
+        assert_eq!(context(&b, T0), None);
+        b.failure_context = Some(SimFailureContext::Component {
+            failed_step: Some("Build".into()),
+            component_arn: Some(
+                "arn:aws:imagebuilder:us-east-1:123456789012:component/install-app/1.2.0/1".into(),
+            ),
+            phase: Some("validate".into()),
+            step: None,
+            action: None,
+            message: Some("exit 2".into()),
+        });
+        assert_eq!(
+            context(&b, T0),
+            Some(json!({
+                "imageStatus": "BUILDING",
+                "failedStep": "Build",
+                "componentFailure": {
+                    "componentArn": "arn:aws:imagebuilder:us-east-1:123456789012:component/install-app/1.2.0/1",
+                    "phaseName": "validate",
+                    "errorMessage": "exit 2",
+                },
+            }))
+        );
+        b.failure_context = Some(SimFailureContext::Distribution {
+            message: None,
+            regions: vec![SimRegionFailure::default()],
+        });
+        assert_eq!(
+            context(&b, T0),
+            Some(
+                json!({ "imageStatus": "DISTRIBUTING", "distributionFailure": { "regionFailures": [{}] } })
+            )
+        );
+        // On a planned build, keeping its failed step's IDs.
+        let mut b = failing((0, 2));
+        b.failure_context = Some(SimFailureContext::Component {
+            failed_step: None,
+            component_arn: None,
+            phase: None,
+            step: Some("Unzip".into()),
+            action: Some("ExecutePowerShell".into()),
+            message: None,
+        });
+        let c = context(&b, T0 + HOUR).unwrap();
+        assert_eq!(c["stepExecutionId"], json!(b.workflows[0].steps[2].id));
+        assert_eq!(c["failedStep"], "ApplyBuildComponents");
+        assert_eq!(
+            c["componentFailure"],
+            json!({ "stepName": "Unzip", "action": "ExecutePowerShell" })
+        );
+        assert_eq!(context(&b, T0), None, "only once FAILED");
+        // A literal context, whatever the status.
+        b.failure_context = Some(SimFailureContext::Fixed(
+            json!({ "imageStatus": "SOMETHING_NEW", "extra": 1 }),
+        ));
+        assert_eq!(
+            context(&b, T0),
+            Some(json!({ "imageStatus": "SOMETHING_NEW", "extra": 1 }))
+        );
+    }
 }
