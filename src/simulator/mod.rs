@@ -23,6 +23,8 @@
 
 pub mod admin;
 pub mod build;
+#[cfg(test)]
+mod build_tests;
 pub(crate) mod events;
 pub mod failure;
 pub mod faults;

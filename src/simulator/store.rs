@@ -137,7 +137,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::build::tests::{at, build};
+    use crate::simulator::build_tests::{at, build};
 
     #[test]
     fn the_store_finds_things_and_forgets_deleted_builds() {
