@@ -29,6 +29,9 @@ pub(crate) mod events;
 pub mod failure;
 pub mod faults;
 pub mod http;
+pub mod pipelines;
+#[cfg(test)]
+mod pipelines_sdk_tests;
 pub(crate) mod queue;
 pub mod scenario;
 pub mod shapes;
@@ -52,7 +55,9 @@ use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::httpserve::{serve, ServeOptions};
+pub use failure::{DistributionPlan, SimFailureContext, SimRegionFailure};
 pub use faults::{BadAnswer, Faults};
+pub use pipelines::{PipelineState, SimPipeline, SimSchedule};
 pub use queue::{QueueDepth, QueueFault, QueueStats};
 pub use store::Store;
 
@@ -188,7 +193,7 @@ impl Simulator {
         self.state.clock.clone()
     }
 
-    /// Changes the world (add, change or delete builds).
+    /// Changes the world (add, change or delete builds and pipelines).
     pub fn update<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         let (r, touched) = {
             let mut store = crate::sync::write(&self.state.store);
@@ -208,13 +213,15 @@ impl Simulator {
     }
 
     /// Creates the SQS queue `name` (if needed) and publishes to it, from
-    /// now on, Image Builder's events about the default account's builds,
-    /// as an EventBridge rule on `aws.imagebuilder` would: "EC2 Image
-    /// Builder Image State Change" when a build appears or its status
-    /// changes, "EC2 Image Builder Workflow Step Waiting" when a step starts
-    /// WAITING. Changes of planned builds are seen within about 100 ms of
-    /// real time (a background task, started here when called within a
-    /// tokio runtime, else by `serve`).
+    /// now on, Image Builder's events about the default account's builds
+    /// and pipelines, as an EventBridge rule on `aws.imagebuilder` would:
+    /// "EC2 Image Builder Image State Change" when a build appears or its
+    /// status changes, "EC2 Image Builder Workflow Step Waiting" when a
+    /// step starts WAITING, "EC2 Image Builder Image Pipeline Automatically
+    /// Disabled" when a pipeline's failed scheduled builds disable it.
+    /// Changes of planned builds are seen within about 100 ms of real time
+    /// (a background task, started here when called within a tokio
+    /// runtime, else by `serve`).
     pub fn enable_events(&self, name: &str) {
         self.state.queues.create(name);
         self.state.queues.with(name, |q| q.events = true);

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::pipelines::{SimPipeline, SimSchedule};
 use super::store::{Outcome, SimBuild, SimStep, SimWorkflow, StepPlan, Store};
 use crate::clock::{Nanos, NANOS_PER_SEC};
 
@@ -66,8 +67,43 @@ impl Ids {
 pub fn build_arn(image: &str, n: u32) -> String {
     format!(
         "arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/{}/1.0.0/{n}",
-        image.to_ascii_lowercase().replace([' ', '_'], "-")
+        arn_name(image)
     )
+}
+
+/// A resource's name as its ARN spells it: lower case, hyphens for spaces
+/// and underscores.
+fn arn_name(name: &str) -> String {
+    name.to_ascii_lowercase().replace([' ', '_'], "-")
+}
+
+/// The ARN of pipeline `name`.
+pub fn pipeline_arn(name: &str) -> String {
+    format!(
+        "arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-pipeline/{}",
+        arn_name(name)
+    )
+}
+
+/// When [`pipeline`]'s pipelines were created: before any scenario.
+pub const PIPELINES_CREATED: Nanos = 1_767_603_600 * NANOS_PER_SEC; // 2026-01-05T09:00:00Z
+
+/// The pipeline of the same name that builds `image` from the image recipe
+/// of that name, version 1.0.0 (its builds carry the recipe's name), ENABLED
+/// with no history; `None`: run by hand only.
+pub fn pipeline(image: &str, schedule: Option<SimSchedule>) -> SimPipeline {
+    SimPipeline {
+        arn: pipeline_arn(image),
+        name: image.into(),
+        image_recipe_arn: Some(format!(
+            "arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image-recipe/{}/1.0.0",
+            arn_name(image)
+        )),
+        schedule,
+        description: Some(format!("Builds {image}")),
+        date_created: PIPELINES_CREATED,
+        ..SimPipeline::default()
+    }
 }
 
 /// What happens in one planned build.

@@ -1,10 +1,12 @@
 //! The API's JSON shapes of simulated resources (`ImageSummary` with its
 //! `ImageFailureContext`, `WorkflowExecutionMetadata`,
-//! `WorkflowStepMetadata`), as the service model names their fields.
+//! `WorkflowStepMetadata`, `ImagePipeline`), as the service model names
+//! their fields.
 
 use serde_json::{json, Map, Value};
 
 use super::failure::{component_json, derived_component, distribution_json, SimFailureContext};
+use super::pipelines::{PipelineState, SimPipeline};
 use super::store::{SimBuild, SimStep, SimWorkflow, StepPlan, StepState, WorkflowState};
 use crate::clock::Nanos;
 use crate::timestamp::format_rfc3339_millis as fmt;
@@ -100,6 +102,78 @@ pub fn step_json(s: &SimStep, st: &StepState) -> Map<String, Value> {
     m.insert("attemptNumber".into(), json!(s.attempt));
     m.insert("maxAttempts".into(), json!(s.max_attempts));
     m
+}
+
+/// `ImagePipeline` as JSON, in state `st`: the literal answer if the
+/// pipeline has one. Never `dateLastRun`, which the service no longer
+/// fills in; `dateNextRun` only while it runs on a schedule.
+pub fn pipeline_json(p: &SimPipeline, st: &PipelineState) -> Value {
+    if let Some(v) = &p.fixed {
+        return v.clone();
+    }
+    // The configurations live in the pipeline's account and Region.
+    let prefix = p
+        .arn
+        .split_once(":image-pipeline/")
+        .map_or("arn:aws:imagebuilder:us-east-1:123456789012", |(a, _)| a);
+    let id = p.arn.rsplit('/').next().unwrap_or_default();
+    let mut m = Map::new();
+    m.insert("arn".into(), json!(p.arn));
+    m.insert("name".into(), json!(p.name));
+    if let Some(d) = &p.description {
+        m.insert("description".into(), json!(d));
+    }
+    m.insert("platform".into(), json!("Linux"));
+    m.insert("enhancedImageMetadataEnabled".into(), json!(true));
+    if let Some(a) = &p.image_recipe_arn {
+        m.insert("imageRecipeArn".into(), json!(a));
+    }
+    if let Some(a) = &p.container_recipe_arn {
+        m.insert("containerRecipeArn".into(), json!(a));
+    }
+    m.insert(
+        "infrastructureConfigurationArn".into(),
+        json!(format!("{prefix}:infrastructure-configuration/{id}")),
+    );
+    m.insert(
+        "distributionConfigurationArn".into(),
+        json!(format!("{prefix}:distribution-configuration/{id}")),
+    );
+    m.insert(
+        "imageTestsConfiguration".into(),
+        json!({ "imageTestsEnabled": true, "timeoutMinutes": 720 }),
+    );
+    if let Some(s) = &p.schedule {
+        let mut o = Map::new();
+        o.insert("scheduleExpression".into(), json!(s.expression));
+        if let Some(t) = &s.timezone {
+            o.insert("timezone".into(), json!(t));
+        }
+        if let Some(c) = &s.start_condition {
+            o.insert("pipelineExecutionStartCondition".into(), json!(c));
+        }
+        if let Some(n) = s.failure_count {
+            o.insert("autoDisablePolicy".into(), json!({ "failureCount": n }));
+        }
+        m.insert("schedule".into(), Value::Object(o));
+    }
+    m.insert("status".into(), json!(st.status));
+    m.insert("dateCreated".into(), json!(fmt(p.date_created)));
+    m.insert(
+        "dateUpdated".into(),
+        json!(fmt(p.date_updated.unwrap_or(p.date_created))),
+    );
+    if let Some(s) = &st.last_run_status {
+        m.insert("lastRunStatus".into(), json!(s));
+    }
+    if let Some(t) = st.next_run {
+        m.insert("dateNextRun".into(), json!(fmt(t)));
+    }
+    m.insert("consecutiveFailures".into(), json!(st.consecutive_failures));
+    if !p.tags.is_empty() {
+        m.insert("tags".into(), json!(p.tags));
+    }
+    Value::Object(m)
 }
 
 /// The image status a failure in a workflow of this type happened in.
