@@ -25,6 +25,7 @@ pub mod admin;
 pub mod build;
 #[cfg(test)]
 mod build_tests;
+pub mod builders;
 pub(crate) mod events;
 pub mod failure;
 pub mod faults;
