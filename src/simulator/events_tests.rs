@@ -308,3 +308,27 @@ fn a_pipeline_disabled_by_a_change_is_published_then() {
     p.touch(store.take_touched());
     assert_eq!(parse(&p.tick(&store, now + 2 * S)).len(), 1);
 }
+
+#[test]
+fn the_demo_s_pipeline_disables_itself_in_its_first_minutes() {
+    let store = scenario::demo(T0, 7);
+    let mut p = Publisher::new(&store, T0, 7);
+    let mut disabled = Vec::new();
+    let mut now = T0;
+    while now < T0 + 600 * S {
+        now += S;
+        if p.due(now) {
+            for e in parse(&p.tick(&store, now)) {
+                if e["detail-type"] == PIPELINE_DISABLED {
+                    disabled.push((now - T0) / S);
+                    assert_eq!(
+                        e["resources"],
+                        json!([scenario::pipeline_arn("hardened-base")])
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(disabled.len(), 1, "{disabled:?}");
+    assert!((120..240).contains(&disabled[0]), "{disabled:?}");
+}

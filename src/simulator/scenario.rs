@@ -9,6 +9,8 @@ pub use super::builders::{
     BuildShape, Ids, ACCOUNT, BUILD_STEPS, BUILD_WORKFLOW, PIPELINES_CREATED, REGION, TEST_STEPS,
     TEST_WORKFLOW,
 };
+use super::failure::{DistributionPlan, SimRegionFailure};
+use super::pipelines::{SimPipeline, SimSchedule};
 use super::store::{Outcome, Store};
 use crate::clock::{Nanos, NANOS_PER_SEC};
 
@@ -16,7 +18,7 @@ use crate::clock::{Nanos, NANOS_PER_SEC};
 fn demo_tags(image: &str) -> BTreeMap<String, String> {
     let team = match image {
         "web-server" | "api-gateway" => "web",
-        "data-pipeline" | "gpu-worker" | "ml-training" => "data",
+        "data-pipeline" | "gpu-worker" | "ml-training" | "analytics-etl" => "data",
         _ => "platform",
     };
     [("team", team), ("env", "prod"), ("cost-center", "cc-1042")]
@@ -30,7 +32,9 @@ const MINUTE: Nanos = 60 * NANOS_PER_SEC;
 
 /// The `--demo` world: five images with a day of history, and new builds
 /// every 90 seconds from now on, some failing, one waiting for approval and
-/// one running close to its timeout.
+/// one running close to its timeout; pipelines (see [`demo_pipelines`]),
+/// one of which disables itself about 2.5 minutes after `now`, and a build
+/// that failed distributing to one of its three Regions.
 pub fn demo(now: Nanos, seed: u64) -> Store {
     let images = [
         "web-server",
@@ -47,18 +51,34 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
         numbers[i] += 1;
         numbers[i]
     };
-    // History: a build of each image every three hours over the last day.
+    // History: a build of each image every three hours over the last day,
+    // started by the images' pipelines on their schedules, but a few by hand.
+    // No pipeline disables itself by chance: a failure that would reach its
+    // count is a success instead; gpu-worker's last two fail, leaving its
+    // pipeline one failure away from its count.
+    let mut streaks = [0i64; 5];
     for h in (1..=8).rev() {
         for (i, image) in images.iter().enumerate() {
             let created = now - h * 3 * HOUR + i as Nanos * 7 * MINUTE;
-            let failure =
+            let drawn =
                 (rng.u8(..) < 40).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
+            let failure = match (*image, h) {
+                ("gpu-worker", 3) => None,
+                ("gpu-worker", 1 | 2) => Some((0, 2, Outcome::Failed)),
+                _ if streaks[i] + 1 >= DEMO_FAILURE_COUNTS[i] => None,
+                _ => drawn,
+            };
+            streaks[i] = if failure.is_some() { streaks[i] + 1 } else { 0 };
             let shape = BuildShape {
                 speed: 0.5 + rng.f64(),
                 failure,
                 ..BuildShape::default()
             };
-            store.insert(planned_build(&mut ids, image, next(i), created, &shape));
+            let mut b = planned_build(&mut ids, image, next(i), created, &shape);
+            if h == 4 && i % 2 == 1 {
+                b.build_type = "USER_INITIATED".into();
+            }
+            store.insert(b);
         }
     }
     // Waiting for approval since ten minutes ago, for hours.
@@ -83,6 +103,8 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
         &BuildShape::default(),
     );
     stale.log_group = Some("/legacy/imagebuilder".into());
+    // Its pipeline runs only by hand.
+    stale.build_type = "USER_INITIATED".into();
     store.insert(stale);
     // A build that failed outside any step: its infrastructure
     // configuration names an instance profile that does not exist.
@@ -133,14 +155,216 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
             components_timeout,
             ..BuildShape::default()
         };
-        store.insert(planned_build(&mut ids, images[i], next(i), created, &shape));
+        // Started by hand (from CI): they reset their pipelines' counts when
+        // they succeed, and leave them when they fail.
+        let mut b = planned_build(&mut ids, images[i], next(i), created, &shape);
+        b.build_type = "USER_INITIATED".into();
+        store.insert(b);
     }
+    demo_pipelines(now, &mut ids, &mut store);
     store.for_each_build(|b| {
         if b.tags.is_empty() {
             b.tags = demo_tags(&b.name);
         }
     });
     store
+}
+
+/// The auto-disable counts of the history's images' pipelines (web-server,
+/// api-gateway (no policy: the default), base-al2023, data-pipeline,
+/// gpu-worker).
+const DEMO_FAILURE_COUNTS: [i64; 5] = [3, 5, 4, 5, 3];
+
+/// A schedule with a time zone, start condition and policy.
+fn schedule(
+    expression: &str,
+    (every, anchor): (Nanos, Nanos),
+    timezone: Option<&str>,
+    start_condition: Option<&str>,
+    failure_count: Option<i32>,
+) -> Option<SimSchedule> {
+    Some(SimSchedule {
+        timezone: timezone.map(str::to_string),
+        start_condition: start_condition.map(str::to_string),
+        failure_count,
+        ..SimSchedule::new(expression, every, anchor)
+    })
+}
+
+/// The demo's pipelines, one per image, and the builds of two images of
+/// their own (every build links to its image's pipeline):
+///
+/// - web-server, api-gateway, base-al2023, data-pipeline: ENABLED on a
+///   schedule every three hours; their live builds are manual, so that
+///   each success resets the count;
+/// - gpu-worker: ENABLED, two failures of its count of three;
+/// - hardened-base: a count of two, one scheduled failure behind it, and a
+///   scheduled build failing in its components about 2.5 minutes after
+///   `now`, which disables the pipeline (its next scheduled build, two hours
+///   later, never starts);
+/// - windows-base: disabled by hand one failure into its count of three
+///   (and its manual build since failed);
+/// - legacy-app: no schedule (run by hand);
+/// - bastion-host, ml-training: daily, no policy, ml-training as a rate;
+/// - analytics-etl: daily, its last build failed distributing to eu-west-1
+///   (one of us-east-1, eu-west-1 and ap-southeast-2, the last two in
+///   another account).
+fn demo_pipelines(now: Nanos, ids: &mut Ids, store: &mut Store) {
+    const DAY: Nanos = 24 * HOUR;
+    const EXPRESSION_MATCH_ONLY: Option<&str> = Some("EXPRESSION_MATCH_ONLY");
+    const DEPENDENCY_UPDATES: Option<&str> =
+        Some("EXPRESSION_MATCH_AND_DEPENDENCY_UPDATES_AVAILABLE");
+    let every_3h = "cron(0 */3 * * ? *)";
+    let hardened_at = now - MINUTE;
+    let etl_at = now - 50 * MINUTE;
+    let pipelines: [(&str, Option<SimSchedule>); 11] = [
+        (
+            "web-server",
+            schedule(
+                every_3h,
+                (3 * HOUR, 0),
+                Some("Etc/UTC"),
+                EXPRESSION_MATCH_ONLY,
+                Some(3),
+            ),
+        ),
+        (
+            "api-gateway",
+            schedule(every_3h, (3 * HOUR, 0), None, None, None),
+        ),
+        (
+            "base-al2023",
+            schedule(
+                "rate(3 hours)",
+                (3 * HOUR, now + 14 * MINUTE),
+                None,
+                DEPENDENCY_UPDATES,
+                Some(4),
+            ),
+        ),
+        (
+            "data-pipeline",
+            // New York, in standard time: 05:00 UTC is a run.
+            schedule(
+                every_3h,
+                (3 * HOUR, 5 * HOUR),
+                Some("America/New_York"),
+                None,
+                Some(5),
+            ),
+        ),
+        (
+            "gpu-worker",
+            schedule(
+                every_3h,
+                (3 * HOUR, 0),
+                Some("Asia/Tokyo"),
+                EXPRESSION_MATCH_ONLY,
+                Some(3),
+            ),
+        ),
+        (
+            "hardened-base",
+            schedule(
+                "rate(2 hours)",
+                (2 * HOUR, hardened_at),
+                None,
+                EXPRESSION_MATCH_ONLY,
+                Some(2),
+            ),
+        ),
+        (
+            "windows-base",
+            // Sundays at 02:00 in Berlin (01:00 UTC in winter); 1970-01-04
+            // was a Sunday.
+            schedule(
+                "cron(0 2 ? * SUN *)",
+                (7 * DAY, 3 * DAY + HOUR),
+                Some("Europe/Berlin"),
+                DEPENDENCY_UPDATES,
+                Some(3),
+            ),
+        ),
+        ("legacy-app", None),
+        (
+            "bastion-host",
+            schedule("cron(0 5 * * ? *)", (DAY, 5 * HOUR), None, None, None),
+        ),
+        (
+            "ml-training",
+            schedule("rate(1 day)", (DAY, now - 5 * MINUTE), None, None, None),
+        ),
+        (
+            "analytics-etl",
+            schedule(
+                "rate(1 day)",
+                (DAY, etl_at),
+                Some("Europe/Dublin"),
+                DEPENDENCY_UPDATES,
+                Some(3),
+            ),
+        ),
+    ];
+    for (image, schedule) in pipelines {
+        let mut p: SimPipeline = pipeline(image, schedule);
+        p.date_created = now - 90 * DAY;
+        p.tags = demo_tags(image);
+        if image == "windows-base" {
+            p.disabled_by_hand = true;
+            p.initial_failures = 1;
+            p.date_updated = Some(now - 2 * HOUR);
+        }
+        store.insert_pipeline(p);
+    }
+    // hardened-base: a success, a failure in its tests, then the failure
+    // that disables it, and the run that never starts.
+    let slow = |failure| BuildShape {
+        speed: 0.2,
+        failure,
+        ..BuildShape::default()
+    };
+    for (n, created, failure) in [
+        (1, hardened_at - 4 * HOUR, None),
+        (2, hardened_at - 2 * HOUR, Some((1, 2, Outcome::Failed))),
+        (3, hardened_at, Some((0, 2, Outcome::Failed))),
+        (4, hardened_at + 2 * HOUR, None),
+    ] {
+        store.insert(planned_build(
+            ids,
+            "hardened-base",
+            n,
+            created,
+            &slow(failure),
+        ));
+    }
+    // analytics-etl: yesterday's success, and today's failed distribution.
+    let quick = BuildShape {
+        speed: 0.05,
+        ..BuildShape::default()
+    };
+    store.insert(planned_build(ids, "analytics-etl", 1, etl_at - DAY, &quick));
+    let mut b = planned_build(ids, "analytics-etl", 2, etl_at, &quick);
+    b.distribution = Some(DistributionPlan {
+        duration: 20 * MINUTE,
+        message: "Image distribution failed in 1 of 3 Regions: eu-west-1 (account 210987654321)".into(),
+        regions: vec![SimRegionFailure {
+            region: Some("eu-west-1".into()),
+            account_id: Some("210987654321".into()),
+            status: Some("FAILED".into()),
+            configuration_step: None,
+            message: Some("Failed to copy AMI ami-0d4c3b2a1f0e98765 to eu-west-1: the KMS key arn:aws:kms:eu-west-1:210987654321:key/3f2a9c1e-8d4b-4e6f-a1b2-c3d4e5f60718 is disabled".into()),
+        }],
+    });
+    store.insert(b);
+    let arns: BTreeMap<String, String> = store
+        .pipelines()
+        .map(|p| (p.name.clone(), p.arn.clone()))
+        .collect();
+    store.for_each_build(|b| {
+        if let Some(arn) = arns.get(&b.name) {
+            b.pipeline_arn = Some(arn.clone());
+        }
+    });
 }
 
 /// An account of a given size: `builds` finished builds spread over the
@@ -261,5 +485,137 @@ mod tests {
             .filter(|b| b.status(now) == "BUILDING")
             .count();
         assert_eq!(running, 3);
+    }
+
+    /// Every pipeline's answer and every build's failure context in the
+    /// demo are valid against the model, at `now` and 10 minutes later.
+    #[test]
+    fn the_demo_s_answers_are_valid() {
+        use crate::simulator::shapes::tests::{assert_pipeline_valid, assert_valid};
+        use crate::simulator::shapes::{pipeline_json, summary_json};
+        let now = 1_788_981_143_418_000_000;
+        let store = demo(now, 7);
+        let mut contexts = 0;
+        for t in [now, now + 10 * MINUTE] {
+            for p in store.pipelines() {
+                let v = pipeline_json(p, &store.pipeline_state(&p.arn, t).unwrap());
+                assert_pipeline_valid(&v);
+                assert!(v.get("dateLastRun").is_none());
+            }
+            for b in store.visible(t) {
+                let s = summary_json(b, t);
+                if let Some(c) = s["state"].get("failureContext") {
+                    assert_valid(c);
+                    contexts += 1;
+                }
+                assert_eq!(
+                    s["state"]["status"] == "FAILED",
+                    s["state"].get("failureContext").is_some() || b.name == "windows-base",
+                    "{s}"
+                );
+            }
+        }
+        assert!(contexts > 10, "{contexts}");
+    }
+
+    #[test]
+    fn the_demo_has_pipelines_in_every_state() {
+        let now = 1_788_981_143_418_000_000;
+        let store = demo(now, 7);
+        let state = |name: &str, t: Nanos| store.pipeline_state(&pipeline_arn(name), t).unwrap();
+        assert_eq!(store.pipelines().count(), 11);
+        // Every image has its pipeline, which started its builds.
+        for b in store.visible(now) {
+            assert_eq!(b.pipeline_arn, Some(pipeline_arn(&b.name)), "{}", b.arn);
+        }
+        let limit = |name: &str| {
+            store
+                .pipelines()
+                .find(|p| p.name == name)
+                .and_then(|p| p.schedule.as_ref()?.failure_count)
+        };
+        // One failure away from its count, for the whole demo.
+        for t in [now, now + 10 * MINUTE, now + 60 * MINUTE] {
+            let s = state("gpu-worker", t);
+            assert_eq!((s.status.as_str(), s.consecutive_failures), ("ENABLED", 2));
+            assert_eq!(limit("gpu-worker"), Some(3));
+        }
+        // Disables itself at its second failure, 2 to 4 minutes in.
+        let s = state("hardened-base", now);
+        assert_eq!((s.status.as_str(), s.consecutive_failures), ("ENABLED", 1));
+        assert_eq!(limit("hardened-base"), Some(2));
+        assert!(s.next_run.is_some());
+        let at = store
+            .auto_disabled_at(&pipeline_arn("hardened-base"))
+            .unwrap();
+        assert!(
+            at > now + 2 * MINUTE && at < now + 4 * MINUTE,
+            "{}",
+            (at - now) / NANOS_PER_SEC
+        );
+        let s = state("hardened-base", at);
+        assert_eq!((s.status.as_str(), s.consecutive_failures), ("DISABLED", 2));
+        assert_eq!(s.last_run_status.as_deref(), Some("FAILED"));
+        assert_eq!((s.next_run, s.disabled_at), (None, Some(at)));
+        // Its next scheduled run never starts.
+        assert!(store
+            .build(&build_arn("hardened-base", 4), now + 3 * HOUR)
+            .is_none());
+        assert!(store
+            .build(&build_arn("hardened-base", 3), now + 3 * HOUR)
+            .is_some());
+        // Disabled by hand, below its count.
+        let s = state("windows-base", now + 10 * MINUTE);
+        assert_eq!(
+            (s.status.as_str(), s.consecutive_failures, s.disabled_at),
+            ("DISABLED", 1, None)
+        );
+        assert_eq!(limit("windows-base"), Some(3));
+        // Run by hand only.
+        let legacy = store.pipelines().find(|p| p.name == "legacy-app").unwrap();
+        assert!(legacy.schedule.is_none());
+        assert_eq!(state("legacy-app", now).next_run, None);
+        // No other pipeline disables itself, whatever the seed.
+        for seed in [1, 7, 57, 99, 1234] {
+            let store = demo(now, seed);
+            let disabled: Vec<String> = store
+                .pipelines()
+                .filter(|p| store.auto_disabled_at(&p.arn).is_some())
+                .map(|p| p.name.clone())
+                .collect();
+            assert_eq!(disabled, ["hardened-base"], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn the_demo_has_a_component_failure_and_a_distribution_failure() {
+        use crate::simulator::shapes::summary_json;
+        let now = 1_788_981_143_418_000_000;
+        let store = demo(now, 7);
+        let etl = store.build(&build_arn("analytics-etl", 2), now).unwrap();
+        let s = summary_json(etl, now);
+        assert_eq!(s["state"]["status"], "FAILED");
+        let d = &s["state"]["failureContext"]["distributionFailure"];
+        assert_eq!(d["regionFailures"].as_array().unwrap().len(), 1);
+        assert_eq!(d["regionFailures"][0]["region"], "eu-west-1");
+        assert_eq!(d["regionFailures"][0]["targetAccountId"], "210987654321");
+        // The newest build of its image, for the whole demo.
+        assert!(store
+            .visible(now + HOUR)
+            .all(|b| b.name != "analytics-etl" || b.date_created <= etl.date_created));
+        // Once hardened-base's live build fails: its component.
+        let at = store
+            .auto_disabled_at(&pipeline_arn("hardened-base"))
+            .unwrap();
+        let b = store.build(&build_arn("hardened-base", 3), at).unwrap();
+        let c = &summary_json(b, at)["state"]["failureContext"];
+        assert_eq!(c["failedStep"], "ApplyBuildComponents");
+        assert_eq!(
+            c["componentFailure"]["componentArn"],
+            "arn:aws:imagebuilder:us-east-1:123456789012:component/install-hardened-base/1.0.0/1"
+        );
+        assert!(summary_json(b, at - 1)["state"]
+            .get("failureContext")
+            .is_none());
     }
 }

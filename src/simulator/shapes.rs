@@ -287,7 +287,7 @@ pub fn failure_context(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::clock::NANOS_PER_SEC;
     use crate::simulator::failure::{DistributionPlan, SimRegionFailure, COMPONENT_ARN};
@@ -381,6 +381,80 @@ mod tests {
                 _ => false,
             };
             assert!(ok, "{k}: {v} in {c}");
+        }
+    }
+
+    /// Checks every member of an `ImagePipeline` against the model.
+    pub(crate) fn assert_pipeline_valid(p: &Value) {
+        const PIPELINE_ARN: &str = r"^arn:aws[^:]*:imagebuilder:[^:]+:(?:[0-9]{12}|aws(?:-[a-z-]+)?|third-party):(?:image-recipe|container-recipe|infrastructure-configuration|distribution-configuration|component|image|image-pipeline|lifecycle-policy|workflow\/(?:build|test|distribution))/[a-z0-9-_]+(?:/(?:(?:x|[0-9]+)\.(?:x|[0-9]+)\.(?:x|[0-9]+))(?:/[0-9]+)?)?$";
+        const NAME: &str = r"^[-_A-Za-z-0-9][-_A-Za-z0-9 ]{1,126}[-_A-Za-z-0-9]$";
+        const TIMEZONE: &str = r"^[a-zA-Z0-9]{2,}(?:\/[a-zA-Z0-9-_+]+)*$";
+        const TAG_KEY: &str = r"^[a-zA-Z0-9\s_.:/=+\-@]{1,128}$";
+        let image_statuses = [
+            "PENDING",
+            "CREATING",
+            "BUILDING",
+            "TESTING",
+            "DISTRIBUTING",
+            "INTEGRATING",
+            "AVAILABLE",
+            "CANCELLED",
+            "FAILED",
+            "DEPRECATED",
+            "DELETED",
+            "DISABLED",
+        ];
+        let time =
+            |v: &Value| crate::timestamp::parse_rfc3339(v.as_str().unwrap_or_default()).is_ok();
+        for (k, v) in p.as_object().expect("an object") {
+            let ok = match k.as_str() {
+                "arn"
+                | "imageRecipeArn"
+                | "containerRecipeArn"
+                | "infrastructureConfigurationArn"
+                | "distributionConfigurationArn" => matches(PIPELINE_ARN, v),
+                "name" => matches(NAME, v),
+                "description" => (1..=1024).contains(&v.as_str().unwrap_or_default().len()),
+                "platform" => {
+                    ["Windows", "Linux", "macOS"].contains(&v.as_str().unwrap_or_default())
+                }
+                "enhancedImageMetadataEnabled" => v.is_boolean(),
+                "imageTestsConfiguration" => {
+                    v["imageTestsEnabled"].is_boolean()
+                        && (60..=1440).contains(&v["timeoutMinutes"].as_i64().unwrap_or_default())
+                }
+                "schedule" => v
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .all(|(k, x)| match k.as_str() {
+                        "scheduleExpression" => !x.as_str().unwrap_or_default().is_empty(),
+                        "timezone" => matches(TIMEZONE, x) && x.as_str().unwrap().len() <= 100,
+                        "pipelineExecutionStartCondition" => [
+                            "EXPRESSION_MATCH_ONLY",
+                            "EXPRESSION_MATCH_AND_DEPENDENCY_UPDATES_AVAILABLE",
+                        ]
+                        .contains(&x.as_str().unwrap_or_default()),
+                        "autoDisablePolicy" => {
+                            (1..=10).contains(&x["failureCount"].as_i64().unwrap_or_default())
+                        }
+                        _ => false,
+                    }),
+                "status" => ["ENABLED", "DISABLED"].contains(&v.as_str().unwrap_or_default()),
+                "dateCreated" | "dateUpdated" | "dateNextRun" => time(v),
+                "lastRunStatus" => image_statuses.contains(&v.as_str().unwrap_or_default()),
+                "consecutiveFailures" => v.as_i64().is_some_and(|n| n >= 0),
+                "tags" => v.as_object().unwrap().iter().all(|(k, x)| {
+                    regex::Regex::new(TAG_KEY).unwrap().is_match(k)
+                        && !k.starts_with("aws:")
+                        && x.as_str().is_some_and(|x| x.len() <= 256)
+                }),
+                _ => false,
+            };
+            assert!(ok, "{k}: {v} in {p}");
+        }
+        for required in ["arn", "name", "status", "consecutiveFailures"] {
+            assert!(p.get(required).is_some(), "{required} in {p}");
         }
     }
 
