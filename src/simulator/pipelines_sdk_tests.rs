@@ -306,3 +306,59 @@ async fn failure_contexts_parse_into_the_sdk_s_types() {
         Some("Launch template lt-0a1b2c3d not found")
     );
 }
+
+/// `GET /_sim/pipelines` on the simulator.
+async fn admin_pipelines(running: &RunningSimulator) -> serde_json::Value {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(running.addr())
+        .await
+        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/_sim/pipelines")
+        .header("host", "sim")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_endpoint_lists_the_pipelines_states() {
+    let (_sim, running) = start(world()).await;
+    let all = admin_pipelines(&running).await;
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 30);
+    let find = |n: &str| all.iter().find(|p| p["name"] == n).unwrap().clone();
+    let p = find("img-01");
+    assert_eq!(p["status"], "DISABLED");
+    assert_eq!(p["consecutiveFailures"], 2);
+    assert_eq!(
+        (p["failureCount"].clone(), p["disablesAt"].clone()),
+        (serde_json::json!(2), serde_json::json!(2))
+    );
+    assert_eq!(p["disabledByHand"], false);
+    let at = p["disabledAtEpochSeconds"].as_f64().unwrap();
+    assert!(
+        at < crate::clock::secs(T0) && at > crate::clock::secs(T0 - HOUR),
+        "{p}"
+    );
+    assert_eq!(p["dateNextRun"], serde_json::Value::Null);
+    let p = find("img-03");
+    assert_eq!(
+        (p["status"].as_str(), p["disabledByHand"].as_bool()),
+        (Some("DISABLED"), Some(true))
+    );
+    assert_eq!(p["disabledAt"], serde_json::Value::Null);
+    let p = find("img-02");
+    assert_eq!(p["disablesAt"], serde_json::Value::Null, "manual");
+    assert_eq!(
+        find("img-00")["recipeArn"],
+        "arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/img-00/1.0.0"
+    );
+}
