@@ -20,7 +20,9 @@ use imagebuilder_exporter::simulator::{queue_url, scenario, Faults, Simulator};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
-    /// Five images with a day of history and new builds every 90 s.
+    /// Eleven images with their pipelines, a day of history and new builds
+    /// every 90 s; one pipeline disables itself after about 2.5 minutes, one
+    /// build failed distributing to one of its three Regions.
     Demo,
     /// `--builds` finished builds over `--images` images, plus `--running`.
     Sized,
@@ -62,7 +64,8 @@ struct Args {
     #[arg(long = "log.level", value_enum, default_value = "info")]
     log_level: LogLevel,
     /// Serve an SQS queue of this name and publish Image Builder's
-    /// EventBridge events to it (state changes, steps waiting).
+    /// EventBridge events to it (state changes, steps waiting, pipelines
+    /// disabled automatically).
     #[arg(long = "events-queue", value_name = "NAME", value_parser = queue_name)]
     events_queue: Option<String>,
 }

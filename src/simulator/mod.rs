@@ -76,9 +76,9 @@ pub fn queue_url(endpoint: &str, name: &str) -> String {
 }
 
 pub(crate) struct SimState {
-    /// The default account's builds (any region).
+    /// The default account's builds and pipelines (any region).
     pub(crate) store: RwLock<Store>,
-    /// Other accounts' builds, by (account, region).
+    /// Other accounts' builds and pipelines, by (account, region).
     pub(crate) accounts: RwLock<HashMap<(String, String), Store>>,
     /// Roles that may be assumed, with the external ID they require.
     pub(crate) roles: Mutex<HashMap<String, Option<String>>>,
