@@ -207,6 +207,7 @@ mod tests {
 
     #[test]
     fn otherwise_the_image_s_component_in_the_build_s_account_is_blamed() {
+        let re = regex::Regex::new(COMPONENT_ARN).unwrap();
         for m in [
             "it broke",
             "Document not-an-arn failed!\nStep \"X\" failed: y",
@@ -221,7 +222,6 @@ mod tests {
             assert_eq!(v["stepName"], "VerifyPackages");
             assert_eq!(v["phaseName"], "test");
             assert!(!v["errorMessage"].as_str().unwrap().is_empty());
-            let re = regex::Regex::new(COMPONENT_ARN).unwrap();
             assert!(re.is_match(v["componentArn"].as_str().unwrap()));
         }
     }

@@ -362,3 +362,30 @@ async fn the_control_endpoint_lists_the_pipelines_states() {
         "arn:aws:imagebuilder:us-east-1:123456789012:image-recipe/img-00/1.0.0"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_literal_pipeline_is_served_as_given() {
+    let mut store = Store::default();
+    let mut p = scenario::pipeline("odd", None);
+    p.fixed = Some(serde_json::json!({
+        "name": "odd",
+        "status": "PAUSED",
+        "consecutiveFailures": 3,
+        "schedule": { "scheduleExpression": "rate(1 day)" },
+    }));
+    store.insert_pipeline(p);
+    store.insert_pipeline(scenario::pipeline("plain", None));
+    let (_sim, running) = start(store).await;
+    let c = client(&running, "AKIDPIPELINES");
+    let all = list(&c, vec![], None).await;
+    assert_eq!(all.len(), 2);
+    let odd = &all[0];
+    assert_eq!((odd.arn(), odd.name()), (None, Some("odd")));
+    assert_eq!(odd.status().map(|s| s.as_str()), Some("PAUSED"));
+    assert!(odd.image_recipe_arn().is_none());
+    assert!(odd.schedule().unwrap().auto_disable_policy().is_none());
+    assert_eq!(odd.consecutive_failures(), Some(3));
+    // Filters read the literal answer too.
+    let some = list(&c, vec![filter("status", &["PAUSED"])], None).await;
+    assert_eq!(some.len(), 1);
+}

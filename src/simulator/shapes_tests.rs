@@ -115,6 +115,7 @@ pub(crate) fn assert_pipeline_valid(p: &Value) {
         "DISABLED",
     ];
     let time = |v: &Value| crate::timestamp::parse_rfc3339(v.as_str().unwrap_or_default()).is_ok();
+    let tag_key = regex::Regex::new(TAG_KEY).unwrap();
     for (k, v) in p.as_object().expect("an object") {
         let ok = match k.as_str() {
             "arn"
@@ -152,7 +153,7 @@ pub(crate) fn assert_pipeline_valid(p: &Value) {
             "lastRunStatus" => image_statuses.contains(&v.as_str().unwrap_or_default()),
             "consecutiveFailures" => v.as_i64().is_some_and(|n| n >= 0),
             "tags" => v.as_object().unwrap().iter().all(|(k, x)| {
-                regex::Regex::new(TAG_KEY).unwrap().is_match(k)
+                tag_key.is_match(k)
                     && !k.starts_with("aws:")
                     && x.as_str().is_some_and(|x| x.len() <= 256)
             }),
