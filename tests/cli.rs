@@ -636,7 +636,7 @@ fn the_simulators_help_describes_it_and_its_demo_as_served() {
     for said in ["--deny-role", "AWS_ENDPOINT_URL_STS", "STS AssumeRole"] {
         assert!(help.contains(said), "{said}: {help}");
     }
-    // "- demo: Nine images in account 123456789012, us-east-1: a day of
+    // "- demo: Eleven images in account 123456789012, us-east-1: a day of
     // history, a new build every 90 s …": what the demo world holds.
     let demo = help
         .lines()

@@ -294,9 +294,8 @@ async fn served_by(exporter: &str) -> Result<Served, String> {
             "imagebuilder_workflow_step_failure_info" => {
                 let step = step_of(|k| s.labels.get(k).map(str::to_string));
                 let version = s.labels.get("image_version").unwrap_or_default();
-                let message = s.labels.get("message").unwrap_or_default();
-                out.failures
-                    .insert(step, (version.to_string(), message.to_string()));
+                let message = unescape(s.labels.get("message").unwrap_or_default());
+                out.failures.insert(step, (version.to_string(), message));
             }
             "imagebuilder_image_tags" => {
                 let image = s.labels.get("image").unwrap_or_default().to_string();
@@ -312,6 +311,26 @@ async fn served_by(exporter: &str) -> Result<Served, String> {
         }
     }
     Ok(out)
+}
+
+/// A label value as Prometheus reads it: prometheus-parse returns it as
+/// the exposition writes it, with `\\`, `\"` and `\n` escaped (a components
+/// step's message quotes its step: `Step "InstallPackages" failed`).
+fn unescape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some(x) => out.push(x),
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 async fn served(exporters: &[String]) -> Result<Vec<Served>, String> {

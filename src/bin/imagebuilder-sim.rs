@@ -21,7 +21,7 @@ use imagebuilder_exporter::simulator::{queue_url, scenario, Faults, Simulator};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
-    /// Nine images in account 123456789012, us-east-1: a day of history, a new build every 90 s (some fail), a step waiting for approval, a failed rollback, a retried step, a build that failed before its workflows, and an image not built for 8 days.
+    /// Eleven images in account 123456789012, us-east-1: a day of history, a new build every 90 s (some fail), a step waiting for approval, a failed rollback, a retried step, a build that failed before its workflows, an image not built for 8 days, a build that failed distributing to one of its three Regions, and a pipeline for each image, one of which disables itself after about 2.5 minutes.
     Demo,
     /// `--builds` finished builds over `--images` images, plus `--running`.
     Sized,
@@ -74,7 +74,8 @@ struct Args {
     #[arg(long = "log.level", value_enum, default_value = "info")]
     log_level: LogLevel,
     /// Serve an SQS queue of this name and publish Image Builder's
-    /// EventBridge events to it (state changes, steps waiting).
+    /// EventBridge events to it (state changes, steps waiting, pipelines
+    /// disabled automatically).
     #[arg(long = "events-queue", value_name = "NAME", value_parser = queue_name)]
     events_queue: Option<String>,
     /// Refuse sts:AssumeRole for this role (repeatable), as a trust policy

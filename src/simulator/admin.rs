@@ -1,6 +1,7 @@
 //! Control endpoints under `/_sim/`, for tests that run the simulator as a
-//! separate process: read and reset call counts, read and set faults, and
-//! the SQS queues: `GET queues/{name}` (depth and counts), `POST
+//! separate process: read and reset call counts, read and set faults, what
+//! an exporter should show (`GET failures`: the failed steps; `GET
+//! pipelines`: the pipelines' states), and the SQS queues: `GET queues/{name}` (depth and counts), `POST
 //! queues/{name}/messages` (the body, as is, becomes a message) and `PUT
 //! queues/{name}/fault` (`{"fault": "access_denied" | "queue_does_not_exist" |
 //! null}`).
@@ -48,6 +49,39 @@ fn failures(state: &SimState) -> serde_json::Value {
     serde_json::Value::Array(out)
 }
 
+/// Every pipeline of the default account in its state at the simulator's
+/// now, with what the API does not say: the count in force (the policy's,
+/// or the default) and when the count disabled it.
+fn pipelines(state: &SimState) -> serde_json::Value {
+    let now = state.clock.now();
+    let store = crate::sync::read(&state.store);
+    let out: Vec<serde_json::Value> = store
+        .pipelines()
+        .filter_map(|p| {
+            let st = store.pipeline_state(&p.arn, now)?;
+            let recipe = p
+                .image_recipe_arn
+                .as_deref()
+                .or(p.container_recipe_arn.as_deref());
+            Some(serde_json::json!({
+                "arn": p.arn,
+                "name": p.name,
+                "recipeArn": recipe,
+                "status": st.status,
+                "consecutiveFailures": st.consecutive_failures,
+                "failureCount": p.schedule.as_ref().and_then(|s| s.failure_count),
+                "disablesAt": p.failure_limit(),
+                "disabledByHand": p.disabled_by_hand,
+                "lastRunStatus": st.last_run_status,
+                "dateNextRun": st.next_run.map(crate::timestamp::format_rfc3339_millis),
+                "disabledAt": st.disabled_at.map(crate::timestamp::format_rfc3339_millis),
+                "disabledAtEpochSeconds": st.disabled_at.map(crate::clock::secs),
+            }))
+        })
+        .collect();
+    serde_json::Value::Array(out)
+}
+
 pub(crate) async fn handle(
     state: &SimState,
     path: String,
@@ -68,6 +102,7 @@ pub(crate) async fn handle(
         }
         (Method::GET, "faults") => json(serde_json::json!(state.faults())),
         (Method::GET, "failures") => json(failures(state)),
+        (Method::GET, "pipelines") => json(pipelines(state)),
         (Method::PUT, "faults") => {
             let body = match Limited::new(req.into_body(), 1 << 16).collect().await {
                 Ok(b) => b.to_bytes(),

@@ -1,63 +1,31 @@
 //! Image Builder's EventBridge events, as an EventBridge rule delivers them
 //! to an SQS queue: an "EC2 Image Builder Image State Change" when a build's
-//! status changes (or a build appears), and an "EC2 Image Builder Workflow
-//! Step Waiting" when a step starts WAITING. Shapes as the Image Builder
-//! user guide shows them ("Event messages that Image Builder sends").
+//! status changes (or a build appears), an "EC2 Image Builder Workflow Step
+//! Waiting" when a step starts WAITING, and an "EC2 Image Builder Image
+//! Pipeline Automatically Disabled" when a pipeline's count of failed
+//! scheduled builds disables it. Shapes as the Image Builder user guide
+//! shows them ("Event messages that Image Builder sends"); the last one's
+//! `detail` is not documented, so it holds what a reader would want.
 //!
 //! Planned builds change with the simulator's clock, so the publisher is
 //! ticked (every 100 ms of real time while a queue takes events). A tick must
 //! stay cheap with thousands of builds, most finished or not created yet: the
-//! times at which each build's state can change are known from its plan, so
-//! only builds with such a time since the last tick, and builds changed
-//! through `Simulator::update`, are evaluated.
+//! times at which each build's state can change are known from its plan
+//! (`SimBuild::change_times`), so only builds with such a time since the
+//! last tick, and builds changed through `Simulator::update`, are evaluated.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::{json, Value};
 
 use super::scenario::{ACCOUNT, REGION};
-use super::store::{Outcome, SimBuild, StepPlan, Store, QUEUE_DELAY, ROLLBACK};
+use super::store::{SimBuild, Store, Touched};
 use crate::clock::Nanos;
 use crate::timestamp::format_rfc3339_millis;
 
 pub const STATE_CHANGE: &str = "EC2 Image Builder Image State Change";
 pub const STEP_WAITING: &str = "EC2 Image Builder Workflow Step Waiting";
-
-/// Every time at which the state of `b` as the API shows it can change:
-/// it appears, a planned workflow or step starts or ends, a rollback ends.
-/// Between two consecutive times every status and time it reports is
-/// constant (`store.rs` compares `now` with exactly these times; the test
-/// below checks it). Fixed values never change with time.
-pub(crate) fn change_times(b: &SimBuild) -> Vec<Nanos> {
-    let mut out = vec![b.date_created];
-    let mut t = b.date_created + QUEUE_DELAY;
-    for w in b.workflows.iter().filter(|w| w.fixed.is_none()) {
-        out.push(t);
-        let mut stopped = None;
-        for s in &w.steps {
-            if let StepPlan::Timed {
-                duration, outcome, ..
-            } = s.plan
-            {
-                out.push(t);
-                t += duration;
-                out.push(t);
-                if outcome != Outcome::Completed {
-                    stopped = Some(t);
-                    break;
-                }
-            }
-        }
-        // A workflow that failed or was cancelled stops the build.
-        if let Some(at) = stopped {
-            out.push(at + ROLLBACK);
-            break;
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
-}
+pub const PIPELINE_DISABLED: &str = "EC2 Image Builder Image Pipeline Automatically Disabled";
 
 /// What was last published of a build.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +44,12 @@ pub(crate) struct Publisher {
     /// Builds changed through `Simulator::update`; `all`: every build.
     touched: BTreeSet<String>,
     all: bool,
+    /// Pipelines published as disabled by their count.
+    disabled: HashSet<String>,
+    /// The next time a pipeline's count disables it; pipelines are looked
+    /// at then, and after any change to the store.
+    next_disable: Option<Nanos>,
+    pipelines_due: bool,
     /// The time of the last tick: changes up to it are published.
     last: Nanos,
     rng: fastrand::Rng,
@@ -93,6 +67,9 @@ impl Publisher {
             next_of: HashMap::new(),
             touched: BTreeSet::new(),
             all: false,
+            disabled: HashSet::new(),
+            next_disable: None,
+            pipelines_due: false,
             last: now,
             rng: fastrand::Rng::with_seed(seed ^ 0xe7e7),
             evaluations: 0,
@@ -101,23 +78,29 @@ impl Publisher {
             p.observe(b, now, None);
             p.reschedule(b, now);
         }
+        p.observe_pipelines(store, now, None);
         p
     }
 
-    /// Builds changed outside the clock (`None`: possibly every build).
-    pub(crate) fn touch(&mut self, arns: Option<Vec<String>>) {
-        match arns {
+    /// Builds or pipelines changed outside the clock.
+    pub(crate) fn touch(&mut self, t: Touched) {
+        match t.builds {
+            Some(a) if a.is_empty() && !t.pipelines => return,
             Some(a) => self.touched.extend(a),
             None => self.all = true,
         }
+        // Any build may count towards a pipeline.
+        self.pipelines_due = true;
     }
 
     /// True when a tick at `now` has something to do.
     pub(crate) fn due(&self, now: Nanos) -> bool {
         self.all
             || !self.touched.is_empty()
+            || self.pipelines_due
             || now < self.last
             || self.schedule.first().is_some_and(|(t, _)| *t <= now)
+            || self.next_disable.is_some_and(|t| t <= now)
     }
 
     /// The events of every change since the last tick, oldest first, as
@@ -128,6 +111,7 @@ impl Publisher {
             // The clock went back: compare each build at `now` only.
             self.last = now;
             self.all = true;
+            self.pipelines_due = true;
         }
         let mut due: BTreeSet<String> = std::mem::take(&mut self.touched);
         if std::mem::take(&mut self.all) {
@@ -150,7 +134,7 @@ impl Publisher {
                 self.unschedule(&arn);
                 continue;
             };
-            for c in change_times(b) {
+            for c in b.change_times() {
                 if c > self.last && c <= now {
                     self.observe(b, c, Some(&mut events));
                 }
@@ -161,9 +145,57 @@ impl Publisher {
             }
             self.reschedule(b, now);
         }
+        if std::mem::take(&mut self.pipelines_due) || self.next_disable.is_some_and(|t| t <= now) {
+            // After the builds' events: a build's FAILED comes first.
+            self.observe_pipelines(store, now, Some(&mut events));
+        }
         self.last = now;
         events.sort_by_key(|(t, _)| *t);
         events.into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// Compares the pipelines disabled by their count at `now` with those
+    /// published, and adds an event for each newly disabled one to `out`
+    /// (`None`: records them only): at the time it was disabled if that is
+    /// after the last tick, else now (a change disabled it in the past).
+    fn observe_pipelines(
+        &mut self,
+        store: &Store,
+        now: Nanos,
+        mut out: Option<&mut Vec<(Nanos, String)>>,
+    ) {
+        let mut next = None;
+        let mut disabled = HashSet::new();
+        for p in store.pipelines() {
+            let Some(at) = store.auto_disabled_at(&p.arn) else {
+                continue;
+            };
+            if at > now {
+                next = Some(next.map_or(at, |n: Nanos| n.min(at)));
+                continue;
+            }
+            disabled.insert(p.arn.clone());
+            let Some(out) = out.as_deref_mut() else {
+                continue;
+            };
+            if self.disabled.contains(&p.arn) {
+                continue;
+            }
+            let t = if at > self.last { at } else { now };
+            let failures = store
+                .pipeline_state(&p.arn, t)
+                .map_or(0, |s| s.consecutive_failures);
+            let detail = json!({
+                "pipeline-arn": p.arn,
+                "pipeline-name": p.name,
+                "consecutive-failures": failures,
+                "failure-count": p.failure_limit(),
+            });
+            let e = self.envelope(PIPELINE_DISABLED, vec![p.arn.clone()], detail, t);
+            out.push((t, e));
+        }
+        self.disabled = disabled;
+        self.next_disable = next;
     }
 
     fn unschedule(&mut self, arn: &str) {
@@ -174,7 +206,7 @@ impl Publisher {
 
     fn reschedule(&mut self, b: &SimBuild, now: Nanos) {
         self.unschedule(&b.arn);
-        if let Some(t) = change_times(b).into_iter().find(|t| *t > now) {
+        if let Some(t) = b.change_times().into_iter().find(|t| *t > now) {
             self.schedule.insert((t, b.arn.clone()));
             self.next_of.insert(b.arn.clone(), t);
         }
@@ -196,7 +228,7 @@ impl Publisher {
                 }
             }
         }
-        let status = b.status_of(&states);
+        let status = b.status_of(&states, t);
         let before = self.seen.remove(&b.arn);
         let Some(out) = out else {
             let waiting = waiting.into_iter().map(|(id, ..)| id).collect();
@@ -291,195 +323,5 @@ fn format_seconds(t: Nanos) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clock::NANOS_PER_SEC;
-    use crate::simulator::scenario::{self, BuildShape, Ids};
-
-    const T0: Nanos = 1_788_981_143_418_000_000;
-    const S: Nanos = NANOS_PER_SEC;
-
-    fn parse(events: &[String]) -> Vec<Value> {
-        events
-            .iter()
-            .map(|e| serde_json::from_str(e).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn a_builds_state_is_constant_between_its_change_times() {
-        let mut store = scenario::demo(T0, 7);
-        let extra = scenario::stream(T0, 3600 * S, 600 * S, 3, 5);
-        for b in extra.visible(Nanos::MAX) {
-            store.insert(b.clone());
-        }
-        let mut checked = 0;
-        for b in store.visible(Nanos::MAX) {
-            let times = change_times(b);
-            for pair in times.windows(2) {
-                let (a, z) = (pair[0], pair[1]);
-                let at_a = (b.status(a), b.workflow_states(a));
-                for x in [a + 1, a + (z - a) / 2, z - 1] {
-                    assert_eq!(
-                        (b.status(x), b.workflow_states(x)),
-                        at_a,
-                        "{} at {x}",
-                        b.arn
-                    );
-                }
-                checked += 1;
-            }
-            let last = *times.last().unwrap();
-            assert_eq!(
-                b.workflow_states(last),
-                b.workflow_states(last + 365 * 86_400 * S)
-            );
-        }
-        assert!(checked > 10_000, "{checked}");
-    }
-
-    fn waiting_build() -> SimBuild {
-        let shape = BuildShape {
-            speed: 0.01,
-            approval_wait: Some(60 * S),
-            failure: Some((1, 0, Outcome::Failed)),
-            ..BuildShape::default()
-        };
-        scenario::planned_build(&mut Ids::new(3), "web", 9, T0 + 10 * S, &shape)
-    }
-
-    #[test]
-    fn events_follow_a_build_from_creation_to_failure() {
-        let mut store = Store::default();
-        store.insert(waiting_build());
-        let mut p = Publisher::new(&store, T0, 1);
-        assert!(p.tick(&store, T0 + 5 * S).is_empty(), "not created yet");
-        let e = parse(&p.tick(&store, T0 + 10 * S));
-        assert_eq!(e.len(), 1);
-        let arn = scenario::build_arn("web", 9);
-        assert_eq!(e[0]["detail-type"], STATE_CHANGE);
-        assert_eq!(e[0]["source"], "aws.imagebuilder");
-        assert_eq!(e[0]["account"], ACCOUNT);
-        assert_eq!(e[0]["region"], REGION);
-        assert_eq!(e[0]["version"], "0");
-        assert_eq!(e[0]["resources"], json!([arn]));
-        assert_eq!(e[0]["time"], format_seconds(T0 + 10 * S));
-        assert!(e[0]["time"].as_str().unwrap().ends_with(":33Z"));
-        assert_eq!(e[0]["detail"], json!({ "state": { "status": "PENDING" } }));
-        // One tick much later: every transition on the way, in order.
-        let e = parse(&p.tick(&store, T0 + 3600 * S));
-        let kinds: Vec<String> = e
-            .iter()
-            .map(|e| match e["detail-type"].as_str().unwrap() {
-                STATE_CHANGE => format!(
-                    "{}->{}",
-                    e["detail"]["previous-state"]["status"].as_str().unwrap(),
-                    e["detail"]["state"]["status"].as_str().unwrap()
-                ),
-                _ => format!(
-                    "waiting {}",
-                    e["detail"]["workflow-step-name"].as_str().unwrap()
-                ),
-            })
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                "PENDING->BUILDING",
-                "waiting WaitForApproval",
-                "BUILDING->TESTING",
-                "TESTING->FAILED"
-            ]
-        );
-        let waiting = &e[1];
-        assert_eq!(waiting["resources"][0], arn);
-        assert!(waiting["resources"][1]
-            .as_str()
-            .unwrap()
-            .contains(":workflow/build/"));
-        let step_id = waiting["detail"]["workflow-step-execution-id"]
-            .as_str()
-            .unwrap();
-        assert!(store.step(step_id).is_some());
-        let wf_id = waiting["detail"]["workflow-execution-id"].as_str().unwrap();
-        assert!(store.workflow(wf_id).is_some());
-        let failed = &e[3]["detail"]["state"];
-        assert!(
-            failed["reason"].as_str().unwrap().contains("failed"),
-            "{failed}"
-        );
-        let times: Vec<&str> = e.iter().map(|e| e["time"].as_str().unwrap()).collect();
-        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
-        assert!(p.tick(&store, T0 + 7200 * S).is_empty(), "nothing more");
-        // Distinct event IDs.
-        let mut ids: Vec<&str> = e.iter().map(|e| e["id"].as_str().unwrap()).collect();
-        ids.dedup();
-        assert_eq!(ids.len(), 4);
-    }
-
-    #[test]
-    fn changes_through_update_are_published() {
-        let mut store = scenario::sized(T0, 50, 5, 0, 3600 * S, 1);
-        let mut p = Publisher::new(&store, T0, 1);
-        assert!(!p.due(T0 + 3600 * S), "finished builds never come due");
-        // A fixed build added with a past creation time, then changed.
-        let mut b = waiting_build();
-        b.arn = scenario::build_arn("late", 1);
-        b.date_created = T0 - 3600 * S;
-        b.fixed_status = Some("BUILDING".into());
-        store.insert(b);
-        p.touch(store.take_touched());
-        let e = parse(&p.tick(&store, T0 + S));
-        assert_eq!(e.len(), 1, "appears as it is now");
-        assert_eq!(e[0]["detail"]["state"]["status"], "BUILDING");
-        let arn = scenario::build_arn("late", 1);
-        store.build_mut(&arn).unwrap().fixed_status = Some("CANCELLED".into());
-        p.touch(store.take_touched());
-        let e = parse(&p.tick(&store, T0 + 2 * S));
-        assert_eq!(e.len(), 1);
-        assert_eq!(e[0]["detail"]["previous-state"]["status"], "BUILDING");
-        assert_eq!(e[0]["detail"]["state"]["status"], "CANCELLED");
-        store.remove(&arn);
-        p.touch(store.take_touched());
-        assert!(p.tick(&store, T0 + 3 * S).is_empty());
-        assert!(!p.seen.contains_key(&arn));
-    }
-
-    #[test]
-    fn ticks_evaluate_only_the_builds_that_change() {
-        // The demo: ~1,000 builds, most in the future.
-        let store = scenario::demo(T0, 7);
-        let mut p = Publisher::new(&store, T0, 7);
-        let visible = store.visible(T0).count() as u64;
-        assert_eq!(p.evaluations, visible);
-        let mut now = T0;
-        let mut events = 0;
-        for _ in 0..600 {
-            now += S / 10;
-            if p.due(now) {
-                events += p.tick(&store, now).len();
-            }
-        }
-        // A minute of demo: a build or two created, a few steps moving.
-        assert!(events >= 1, "{events}");
-        assert!(p.evaluations - visible < 60, "{}", p.evaluations - visible);
-
-        // 5,000 finished builds and 20 running ones.
-        let store = scenario::sized(T0, 5000, 50, 20, 20 * 3600 * S, 1);
-        let mut p = Publisher::new(&store, T0, 1);
-        let start = p.evaluations;
-        let mut now = T0;
-        for _ in 0..600 {
-            now += S / 10;
-            if p.due(now) {
-                p.tick(&store, now);
-            }
-        }
-        assert!(p.evaluations - start <= 20 * 3, "{}", p.evaluations - start);
-    }
-
-    #[test]
-    fn times_are_to_the_second() {
-        assert_eq!(format_seconds(T0), "2026-09-09T19:12:23Z");
-    }
-}
+#[path = "events_tests.rs"]
+mod tests;

@@ -10,7 +10,8 @@ use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
 
 use super::faults::{damage, BadAnswer, Faults};
-use super::shapes::{step_json, summary_json, workflow_json};
+use super::pipelines::{filters_match, parse_filters};
+use super::shapes::{pipeline_json, step_json, summary_json, workflow_json};
 use super::store::{SimBuild, StepPlan};
 use super::SimState;
 use crate::httpserve::{respond, Chunks, HandlerResult};
@@ -39,8 +40,9 @@ impl SimError {
 }
 
 /// The operations served.
-pub const OPERATIONS: [&str; 6] = [
+pub const OPERATIONS: [&str; 7] = [
     "ListImageBuildVersions",
+    "ListImagePipelines",
     "ListWorkflowExecutions",
     "ListWorkflowStepExecutions",
     "GetWorkflowStepExecution",
@@ -140,6 +142,7 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
         let ctx = Ctx { store, now, bad };
         match op {
             "ListImageBuildVersions" => list_builds(&ctx, &input),
+            "ListImagePipelines" => list_pipelines(&ctx, &input),
             "ListWorkflowExecutions" => list_workflows(&ctx, &input),
             "ListWorkflowStepExecutions" => list_steps(&ctx, &input),
             "GetWorkflowStepExecution" => get_step(&ctx, &input),
@@ -341,6 +344,29 @@ fn list_builds(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError>
         .collect();
     let (page, next) = paginate("ListImageBuildVersions", items, input, ctx.bad)?;
     let mut out = json!({ "imageSummaryList": page });
+    if let Some(t) = next {
+        out["nextToken"] = json!(t);
+    }
+    Ok(out)
+}
+
+/// The pipelines of the signing account's store that pass the `filters`,
+/// in ARN order.
+fn list_pipelines(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
+    let filters = parse_filters(input.get("filters")).map_err(SimError::invalid)?;
+    let items: Vec<Value> = ctx
+        .store
+        .pipelines()
+        .filter_map(|p| {
+            Some(pipeline_json(
+                p,
+                &ctx.store.pipeline_state(&p.arn, ctx.now)?,
+            ))
+        })
+        .filter(|v| filters_match(v, &filters))
+        .collect();
+    let (page, next) = paginate("ListImagePipelines", items, input, ctx.bad)?;
+    let mut out = json!({ "imagePipelineList": page });
     if let Some(t) = next {
         out["nextToken"] = json!(t);
     }

@@ -22,9 +22,17 @@
 //! ```
 
 pub mod admin;
+pub mod build;
+#[cfg(test)]
+mod build_tests;
+pub mod builders;
 pub(crate) mod events;
+pub mod failure;
 pub mod faults;
 pub mod http;
+pub mod pipelines;
+#[cfg(test)]
+mod pipelines_sdk_tests;
 pub(crate) mod queue;
 pub mod scenario;
 pub mod shapes;
@@ -48,7 +56,9 @@ use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::httpserve::{serve, ServeOptions};
+pub use failure::{DistributionPlan, SimFailureContext, SimRegionFailure};
 pub use faults::{BadAnswer, Faults};
+pub use pipelines::{PipelineState, SimPipeline, SimSchedule};
 pub use queue::{QueueDepth, QueueFault, QueueStats};
 pub use store::Store;
 
@@ -66,9 +76,9 @@ pub fn queue_url(endpoint: &str, name: &str) -> String {
 }
 
 pub(crate) struct SimState {
-    /// The default account's builds (any region).
+    /// The default account's builds and pipelines (any region).
     pub(crate) store: RwLock<Store>,
-    /// Other accounts' builds, by (account, region).
+    /// Other accounts' builds and pipelines, by (account, region).
     pub(crate) accounts: RwLock<HashMap<(String, String), Store>>,
     /// Roles that may be assumed.
     pub(crate) roles: Mutex<sts::Roles>,
@@ -184,7 +194,7 @@ impl Simulator {
         self.state.clock.clone()
     }
 
-    /// Changes the world (add, change or delete builds).
+    /// Changes the world (add, change or delete builds and pipelines).
     pub fn update<R>(&self, f: impl FnOnce(&mut Store) -> R) -> R {
         let (r, touched) = {
             let mut store = crate::sync::write(&self.state.store);
@@ -204,13 +214,15 @@ impl Simulator {
     }
 
     /// Creates the SQS queue `name` (if needed) and publishes to it, from
-    /// now on, Image Builder's events about the default account's builds,
-    /// as an EventBridge rule on `aws.imagebuilder` would: "EC2 Image
-    /// Builder Image State Change" when a build appears or its status
-    /// changes, "EC2 Image Builder Workflow Step Waiting" when a step starts
-    /// WAITING. Changes of planned builds are seen within about 100 ms of
-    /// real time (a background task, started here when called within a
-    /// tokio runtime, else by `serve`).
+    /// now on, Image Builder's events about the default account's builds
+    /// and pipelines, as an EventBridge rule on `aws.imagebuilder` would:
+    /// "EC2 Image Builder Image State Change" when a build appears or its
+    /// status changes, "EC2 Image Builder Workflow Step Waiting" when a
+    /// step starts WAITING, "EC2 Image Builder Image Pipeline Automatically
+    /// Disabled" when a pipeline's failed scheduled builds disable it.
+    /// Changes of planned builds are seen within about 100 ms of real time
+    /// (a background task, started here when called within a tokio
+    /// runtime, else by `serve`).
     pub fn enable_events(&self, name: &str) {
         self.state.queues.create(name);
         self.state.queues.with(name, |q| q.events = true);

@@ -4,246 +4,21 @@
 
 use std::collections::BTreeMap;
 
-use super::store::{Outcome, SimBuild, SimStep, SimWorkflow, StepPlan, Store};
+pub use super::builders::{
+    build_arn, failed_before_workflows, failure_message, pipeline, pipeline_arn, planned_build,
+    BuildShape, Ids, ACCOUNT, BUILD_STEPS, BUILD_WORKFLOW, PIPELINES_CREATED, REGION, TEST_STEPS,
+    TEST_WORKFLOW,
+};
+use super::failure::{DistributionPlan, SimRegionFailure};
+use super::pipelines::{SimPipeline, SimSchedule};
+use super::store::{Outcome, Store};
 use crate::clock::{Nanos, NANOS_PER_SEC};
-
-pub const ACCOUNT: &str = "123456789012";
-pub const REGION: &str = "us-east-1";
-
-/// The AWS-managed workflows most images use.
-pub const BUILD_WORKFLOW: &str =
-    "arn:aws:imagebuilder:us-east-1:aws:workflow/build/build-image/1.0.0/1";
-pub const TEST_WORKFLOW: &str =
-    "arn:aws:imagebuilder:us-east-1:aws:workflow/test/test-image/1.0.0/1";
-
-/// (step name, action, typical seconds, timeout seconds)
-pub const BUILD_STEPS: [(&str, &str, i64, i64); 7] = [
-    ("LaunchBuildInstance", "LaunchInstance", 90, 720),
-    ("UpdateSSMAgent", "RunCommand", 30, 720),
-    ("ApplyBuildComponents", "ExecuteComponents", 900, 7200),
-    ("InventoryCollection", "CollectImageMetadata", 45, 720),
-    ("RunSanitizeScript", "SanitizeInstance", 40, 720),
-    ("CreateOutputAMI", "CreateImage", 420, 3600),
-    ("TerminateBuildInstance", "TerminateInstance", 25, 720),
-];
-pub const TEST_STEPS: [(&str, &str, i64, i64); 4] = [
-    ("LaunchTestInstance", "LaunchInstance", 90, 720),
-    ("CollectImageMetadata", "CollectImageMetadata", 30, 720),
-    ("RunTestSuite", "ExecuteComponents", 600, 7200),
-    ("TerminateTestInstance", "TerminateInstance", 25, 720),
-];
-
-/// Makes IDs in the API's formats (`wf-…`, `step-…`).
-pub struct Ids(fastrand::Rng);
-
-impl Ids {
-    pub fn new(seed: u64) -> Self {
-        Self(fastrand::Rng::with_seed(seed))
-    }
-
-    fn uuid(&mut self) -> String {
-        let r = &mut self.0;
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            r.u32(..),
-            r.u16(..),
-            r.u16(..),
-            r.u16(..),
-            r.u64(..) & 0xffff_ffff_ffff
-        )
-    }
-
-    pub fn workflow(&mut self) -> String {
-        format!("wf-{}", self.uuid())
-    }
-
-    pub fn step(&mut self) -> String {
-        format!("step-{}", self.uuid())
-    }
-}
-
-/// The ARN of build `n` of `image`, in version 1.0.0.
-pub fn build_arn(image: &str, n: u32) -> String {
-    format!(
-        "arn:aws:imagebuilder:{REGION}:{ACCOUNT}:image/{}/1.0.0/{n}",
-        image.to_ascii_lowercase().replace([' ', '_'], "-")
-    )
-}
-
-/// What happens in one planned build.
-#[derive(Debug, Clone)]
-pub struct BuildShape {
-    /// Multiplies every step's typical duration.
-    pub speed: f64,
-    /// (workflow 0 = BUILD / 1 = TEST, step index, outcome) of the step that
-    /// does not complete.
-    pub failure: Option<(usize, usize, Outcome)>,
-    /// A `WaitForAction` approval step in the BUILD workflow, waiting this long.
-    pub approval_wait: Option<Nanos>,
-    /// Overrides the timeout of the BUILD workflow's components step.
-    pub components_timeout: Option<i64>,
-    /// The failed step's rollback fails too (resources left behind).
-    pub rollback_fails: bool,
-    /// The BUILD workflow's components step reports attempt 2 of 3.
-    pub retried_step: bool,
-}
-
-impl Default for BuildShape {
-    fn default() -> Self {
-        Self {
-            speed: 1.0,
-            failure: None,
-            approval_wait: None,
-            components_timeout: None,
-            rollback_fails: false,
-            retried_step: false,
-        }
-    }
-}
-
-/// What a step of `action` reports when it fails, in the service's style.
-pub fn failure_message(image: &str, step: &str, action: &str, n: u32) -> String {
-    let component = image.to_ascii_lowercase().replace([' ', '_'], "-");
-    match action {
-        "LaunchInstance" => format!(
-            "Unable to launch the instance for step {step}: InsufficientInstanceCapacity: We currently do not have sufficient m5.large capacity in the Availability Zone you requested (us-east-1a)."
-        ),
-        "RunCommand" => format!(
-            "SSM execution 'a1b2c3d4-{n:04}-4e5f-8a9b-0c1d2e3f4a5b' failed with status = 'TimedOut' in state = 'BUILDING' and failure message = 'Step timed out while step is verifying the SSM Agent availability on the target instance(s)'"
-        ),
-        "ExecuteComponents" => format!(
-            "Document arn:aws:imagebuilder:{REGION}:{ACCOUNT}:component/install-{component}/1.0.0/1 failed!\nStep \"InstallPackages\" failed: command 'dnf install -y {component}' exited with code 1. Error: Unable to find a match: {component}-2.4.1\nSee the CloudWatch Logs log group /aws/imagebuilder/{image} for the full output."
-        ),
-        "CollectImageMetadata" => format!(
-            "Step {step} failed: the inventory association did not report within 300 seconds"
-        ),
-        _ => format!("Step {step} ({action}) failed: the instance stopped responding"),
-    }
-}
-
-/// A planned build with BUILD and TEST workflows.
-pub fn planned_build(
-    ids: &mut Ids,
-    image: &str,
-    n: u32,
-    created: Nanos,
-    shape: &BuildShape,
-) -> SimBuild {
-    let mut workflows = Vec::with_capacity(2);
-    for (wi, (wtype, arn, steps)) in [
-        ("BUILD", BUILD_WORKFLOW, &BUILD_STEPS[..]),
-        ("TEST", TEST_WORKFLOW, &TEST_STEPS[..]),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let mut sim_steps = Vec::with_capacity(steps.len() + 1);
-        for (si, (name, action, secs, timeout)) in steps.iter().enumerate() {
-            if wi == 0 && si == 2 {
-                if let Some(wait) = shape.approval_wait {
-                    sim_steps.push(SimStep {
-                        id: ids.step(),
-                        name: "WaitForApproval".into(),
-                        action: "WaitForAction".into(),
-                        description: "Waits for a release manager's approval".into(),
-                        timeout_seconds: Some(43_200),
-                        on_failure: "Abort".into(),
-                        plan: StepPlan::Timed {
-                            duration: wait,
-                            outcome: Outcome::Completed,
-                            running_status: "WAITING",
-                        },
-                        failure_message: "The approval was rejected".into(),
-                        rollback: "COMPLETED",
-                        attempt: 1,
-                        max_attempts: 1,
-                    });
-                }
-            }
-            let outcome = match shape.failure {
-                Some((fw, fs, o)) if fw == wi && fs == si => o,
-                _ => Outcome::Completed,
-            };
-            let timeout = match shape.components_timeout {
-                Some(t) if wi == 0 && *name == "ApplyBuildComponents" => t,
-                _ => *timeout,
-            };
-            let failed_here = outcome == Outcome::Failed;
-            let retried = shape.retried_step && wi == 0 && *action == "ExecuteComponents";
-            sim_steps.push(SimStep {
-                id: ids.step(),
-                name: (*name).into(),
-                action: (*action).into(),
-                description: String::new(),
-                timeout_seconds: Some(timeout),
-                // Metadata collection does not stop a build when it fails.
-                on_failure: if *action == "CollectImageMetadata" {
-                    "Continue"
-                } else {
-                    "Abort"
-                }
-                .into(),
-                plan: StepPlan::Timed {
-                    duration: ((*secs as f64) * shape.speed * NANOS_PER_SEC as f64) as Nanos,
-                    outcome,
-                    running_status: "RUNNING",
-                },
-                failure_message: failure_message(image, name, action, n),
-                rollback: if failed_here && shape.rollback_fails {
-                    "FAILED"
-                } else {
-                    "COMPLETED"
-                },
-                attempt: if retried { 2 } else { 1 },
-                max_attempts: if retried { 3 } else { 1 },
-            });
-        }
-        workflows.push(SimWorkflow {
-            id: ids.workflow(),
-            arn: arn.into(),
-            workflow_type: wtype.into(),
-            steps: sim_steps,
-            fixed: None,
-            retried: false,
-            parallel_group: (wtype == "TEST").then(|| "default".into()),
-        });
-    }
-    SimBuild {
-        arn: build_arn(image, n),
-        name: image.into(),
-        version: format!("1.0.0/{n}"),
-        date_created: created,
-        workflows,
-        fixed_status: None,
-        reason: None,
-        tags: BTreeMap::new(),
-        log_group: None,
-        build_type: "SCHEDULED".into(),
-    }
-}
-
-/// A build that fails before any workflow runs (an invalid infrastructure
-/// configuration, say): FAILED with a reason, and no failed step.
-pub fn failed_before_workflows(image: &str, n: u32, created: Nanos, reason: &str) -> SimBuild {
-    SimBuild {
-        arn: build_arn(image, n),
-        name: image.into(),
-        version: format!("1.0.0/{n}"),
-        date_created: created,
-        workflows: Vec::new(),
-        fixed_status: Some("FAILED".into()),
-        reason: Some(reason.into()),
-        tags: BTreeMap::new(),
-        log_group: None,
-        build_type: "USER_INITIATED".into(),
-    }
-}
 
 /// Owner tags of the demo's images.
 fn demo_tags(image: &str) -> BTreeMap<String, String> {
     let team = match image {
         "web-server" | "api-gateway" => "web",
-        "data-pipeline" | "gpu-worker" | "ml-training" => "data",
+        "data-pipeline" | "gpu-worker" | "ml-training" | "analytics-etl" => "data",
         _ => "platform",
     };
     [("team", team), ("env", "prod"), ("cost-center", "cc-1042")]
@@ -257,7 +32,9 @@ const MINUTE: Nanos = 60 * NANOS_PER_SEC;
 
 /// The `--demo` world: five images with a day of history, and new builds
 /// every 90 seconds from now on, some failing, one waiting for approval and
-/// one running close to its timeout.
+/// one running close to its timeout; pipelines (see [`demo_pipelines`]),
+/// one of which disables itself about 2.5 minutes after `now`, and a build
+/// that failed distributing to one of its three Regions.
 pub fn demo(now: Nanos, seed: u64) -> Store {
     let images = [
         "web-server",
@@ -274,18 +51,34 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
         numbers[i] += 1;
         numbers[i]
     };
-    // History: a build of each image every three hours over the last day.
+    // History: a build of each image every three hours over the last day,
+    // started by the images' pipelines on their schedules, but a few by hand.
+    // No pipeline disables itself by chance: a failure that would reach its
+    // count is a success instead; gpu-worker's last two fail, leaving its
+    // pipeline one failure away from its count.
+    let mut streaks = [0i64; 5];
     for h in (1..=8).rev() {
         for (i, image) in images.iter().enumerate() {
             let created = now - h * 3 * HOUR + i as Nanos * 7 * MINUTE;
-            let failure =
+            let drawn =
                 (rng.u8(..) < 40).then(|| (rng.usize(..2), rng.usize(..4), Outcome::Failed));
+            let failure = match (*image, h) {
+                ("gpu-worker", 3) => None,
+                ("gpu-worker", 1 | 2) => Some((0, 2, Outcome::Failed)),
+                _ if streaks[i] + 1 >= DEMO_FAILURE_COUNTS[i] => None,
+                _ => drawn,
+            };
+            streaks[i] = if failure.is_some() { streaks[i] + 1 } else { 0 };
             let shape = BuildShape {
                 speed: 0.5 + rng.f64(),
                 failure,
                 ..BuildShape::default()
             };
-            store.insert(planned_build(&mut ids, image, next(i), created, &shape));
+            let mut b = planned_build(&mut ids, image, next(i), created, &shape);
+            if h == 4 && i % 2 == 1 {
+                b.build_type = "USER_INITIATED".into();
+            }
+            store.insert(b);
         }
     }
     // Waiting for approval since ten minutes ago, for hours.
@@ -310,6 +103,8 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
         &BuildShape::default(),
     );
     stale.log_group = Some("/legacy/imagebuilder".into());
+    // Its pipeline runs only by hand.
+    stale.build_type = "USER_INITIATED".into();
     store.insert(stale);
     // A build that failed outside any step: its infrastructure
     // configuration names an instance profile that does not exist.
@@ -360,14 +155,216 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
             components_timeout,
             ..BuildShape::default()
         };
-        store.insert(planned_build(&mut ids, images[i], next(i), created, &shape));
+        // Started by hand (from CI): they reset their pipelines' counts when
+        // they succeed, and leave them when they fail.
+        let mut b = planned_build(&mut ids, images[i], next(i), created, &shape);
+        b.build_type = "USER_INITIATED".into();
+        store.insert(b);
     }
+    demo_pipelines(now, &mut ids, &mut store);
     store.for_each_build(|b| {
         if b.tags.is_empty() {
             b.tags = demo_tags(&b.name);
         }
     });
     store
+}
+
+/// The auto-disable counts of the history's images' pipelines (web-server,
+/// api-gateway (no policy: the default), base-al2023, data-pipeline,
+/// gpu-worker).
+const DEMO_FAILURE_COUNTS: [i64; 5] = [3, 5, 4, 5, 3];
+
+/// A schedule with a time zone, start condition and policy.
+fn schedule(
+    expression: &str,
+    (every, anchor): (Nanos, Nanos),
+    timezone: Option<&str>,
+    start_condition: Option<&str>,
+    failure_count: Option<i32>,
+) -> Option<SimSchedule> {
+    Some(SimSchedule {
+        timezone: timezone.map(str::to_string),
+        start_condition: start_condition.map(str::to_string),
+        failure_count,
+        ..SimSchedule::new(expression, every, anchor)
+    })
+}
+
+/// The demo's pipelines, one per image, and the builds of two images of
+/// their own (every build links to its image's pipeline):
+///
+/// - web-server, api-gateway, base-al2023, data-pipeline: ENABLED on a
+///   schedule every three hours; their live builds are manual, so that
+///   each success resets the count;
+/// - gpu-worker: ENABLED, two failures of its count of three;
+/// - hardened-base: a count of two, one scheduled failure behind it, and a
+///   scheduled build failing in its components about 2.5 minutes after
+///   `now`, which disables the pipeline (its next scheduled build, two hours
+///   later, never starts);
+/// - windows-base: disabled by hand one failure into its count of three
+///   (and its manual build since failed);
+/// - legacy-app: no schedule (run by hand);
+/// - bastion-host, ml-training: daily, no policy, ml-training as a rate;
+/// - analytics-etl: daily, its last build failed distributing to eu-west-1
+///   (one of us-east-1, eu-west-1 and ap-southeast-2, the last two in
+///   another account).
+fn demo_pipelines(now: Nanos, ids: &mut Ids, store: &mut Store) {
+    const DAY: Nanos = 24 * HOUR;
+    const EXPRESSION_MATCH_ONLY: Option<&str> = Some("EXPRESSION_MATCH_ONLY");
+    const DEPENDENCY_UPDATES: Option<&str> =
+        Some("EXPRESSION_MATCH_AND_DEPENDENCY_UPDATES_AVAILABLE");
+    let every_3h = "cron(0 */3 * * ? *)";
+    let hardened_at = now - MINUTE;
+    let etl_at = now - 50 * MINUTE;
+    let pipelines: [(&str, Option<SimSchedule>); 11] = [
+        (
+            "web-server",
+            schedule(
+                every_3h,
+                (3 * HOUR, 0),
+                Some("Etc/UTC"),
+                EXPRESSION_MATCH_ONLY,
+                Some(3),
+            ),
+        ),
+        (
+            "api-gateway",
+            schedule(every_3h, (3 * HOUR, 0), None, None, None),
+        ),
+        (
+            "base-al2023",
+            schedule(
+                "rate(3 hours)",
+                (3 * HOUR, now + 14 * MINUTE),
+                None,
+                DEPENDENCY_UPDATES,
+                Some(4),
+            ),
+        ),
+        (
+            "data-pipeline",
+            // New York, in standard time: 05:00 UTC is a run.
+            schedule(
+                every_3h,
+                (3 * HOUR, 5 * HOUR),
+                Some("America/New_York"),
+                None,
+                Some(5),
+            ),
+        ),
+        (
+            "gpu-worker",
+            schedule(
+                every_3h,
+                (3 * HOUR, 0),
+                Some("Asia/Tokyo"),
+                EXPRESSION_MATCH_ONLY,
+                Some(3),
+            ),
+        ),
+        (
+            "hardened-base",
+            schedule(
+                "rate(2 hours)",
+                (2 * HOUR, hardened_at),
+                None,
+                EXPRESSION_MATCH_ONLY,
+                Some(2),
+            ),
+        ),
+        (
+            "windows-base",
+            // Sundays at 02:00 in Berlin (01:00 UTC in winter); 1970-01-04
+            // was a Sunday.
+            schedule(
+                "cron(0 2 ? * SUN *)",
+                (7 * DAY, 3 * DAY + HOUR),
+                Some("Europe/Berlin"),
+                DEPENDENCY_UPDATES,
+                Some(3),
+            ),
+        ),
+        ("legacy-app", None),
+        (
+            "bastion-host",
+            schedule("cron(0 5 * * ? *)", (DAY, 5 * HOUR), None, None, None),
+        ),
+        (
+            "ml-training",
+            schedule("rate(1 day)", (DAY, now - 5 * MINUTE), None, None, None),
+        ),
+        (
+            "analytics-etl",
+            schedule(
+                "rate(1 day)",
+                (DAY, etl_at),
+                Some("Europe/Dublin"),
+                DEPENDENCY_UPDATES,
+                Some(3),
+            ),
+        ),
+    ];
+    for (image, schedule) in pipelines {
+        let mut p: SimPipeline = pipeline(image, schedule);
+        p.date_created = now - 90 * DAY;
+        p.tags = demo_tags(image);
+        if image == "windows-base" {
+            p.disabled_by_hand = true;
+            p.initial_failures = 1;
+            p.date_updated = Some(now - 2 * HOUR);
+        }
+        store.insert_pipeline(p);
+    }
+    // hardened-base: a success, a failure in its tests, then the failure
+    // that disables it, and the run that never starts.
+    let slow = |failure| BuildShape {
+        speed: 0.2,
+        failure,
+        ..BuildShape::default()
+    };
+    for (n, created, failure) in [
+        (1, hardened_at - 4 * HOUR, None),
+        (2, hardened_at - 2 * HOUR, Some((1, 2, Outcome::Failed))),
+        (3, hardened_at, Some((0, 2, Outcome::Failed))),
+        (4, hardened_at + 2 * HOUR, None),
+    ] {
+        store.insert(planned_build(
+            ids,
+            "hardened-base",
+            n,
+            created,
+            &slow(failure),
+        ));
+    }
+    // analytics-etl: yesterday's success, and today's failed distribution.
+    let quick = BuildShape {
+        speed: 0.05,
+        ..BuildShape::default()
+    };
+    store.insert(planned_build(ids, "analytics-etl", 1, etl_at - DAY, &quick));
+    let mut b = planned_build(ids, "analytics-etl", 2, etl_at, &quick);
+    b.distribution = Some(DistributionPlan {
+        duration: 20 * MINUTE,
+        message: "Image distribution failed in 1 of 3 Regions: eu-west-1 (account 210987654321)".into(),
+        regions: vec![SimRegionFailure {
+            region: Some("eu-west-1".into()),
+            account_id: Some("210987654321".into()),
+            status: Some("FAILED".into()),
+            configuration_step: None,
+            message: Some("Failed to copy AMI ami-0d4c3b2a1f0e98765 to eu-west-1: the KMS key arn:aws:kms:eu-west-1:210987654321:key/3f2a9c1e-8d4b-4e6f-a1b2-c3d4e5f60718 is disabled".into()),
+        }],
+    });
+    store.insert(b);
+    let arns: BTreeMap<String, String> = store
+        .pipelines()
+        .map(|p| (p.name.clone(), p.arn.clone()))
+        .collect();
+    store.for_each_build(|b| {
+        if let Some(arn) = arns.get(&b.name) {
+            b.pipeline_arn = Some(arn.clone());
+        }
+    });
 }
 
 /// An account of a given size: `builds` finished builds spread over the
@@ -459,44 +456,5 @@ pub fn stream(start: Nanos, span: Nanos, every: Nanos, images: usize, seed: u64)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_match_the_api_patterns() {
-        let mut ids = Ids::new(1);
-        let wf = regex::Regex::new(crate::parse::STEP_EXECUTION_ID).unwrap();
-        for _ in 0..100 {
-            assert!(wf.is_match(&ids.step()));
-            assert!(ids.workflow().starts_with("wf-"));
-        }
-    }
-
-    #[test]
-    fn the_demo_has_history_a_waiting_step_and_a_future() {
-        let now = 1_788_981_143_418_000_000;
-        let store = demo(now, 7);
-        let visible: Vec<_> = store.visible(now).collect();
-        assert!(visible.len() >= 40);
-        let waiting = visible.iter().any(|b| {
-            b.workflow_states(now)
-                .iter()
-                .any(|(_, s)| s.steps.iter().any(|x| x.status == "WAITING"))
-        });
-        assert!(waiting);
-        assert!(visible.iter().any(|b| b.status(now) == "FAILED"));
-        assert!(store.visible(now + HOUR).count() > visible.len());
-    }
-
-    #[test]
-    fn sized_scenarios_have_the_size_asked() {
-        let now = 1_788_981_143_418_000_000;
-        let store = sized(now, 100, 5, 3, 20 * HOUR, 1);
-        assert_eq!(store.visible(now).count(), 103);
-        let running = store
-            .visible(now)
-            .filter(|b| b.status(now) == "BUILDING")
-            .count();
-        assert_eq!(running, 3);
-    }
-}
+#[path = "scenario_tests.rs"]
+mod tests;

@@ -1,346 +1,18 @@
-//! The simulator's world: builds, workflow executions and steps, evaluated
-//! against the simulator's clock at each request.
-//!
-//! A build is either *planned* (start times, durations and outcomes, so the
-//! scenario moves with time) or *fixed* (literal API values, possibly
-//! malformed, for exact assertions). Planned builds created in the future
-//! stay invisible until their creation time.
+//! The simulator's world: builds (`build.rs`) and pipelines
+//! (`pipelines.rs`) of one account, evaluated against the simulator's clock
+//! at each request. Planned builds created in the future stay invisible
+//! until their creation time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
-/// How long a failed workflow's rollback runs before it ends.
-pub const ROLLBACK: Nanos = 10 * NANOS_PER_SEC;
+use crate::clock::Nanos;
 
-use crate::clock::{Nanos, NANOS_PER_SEC};
-use crate::timestamp::format_rfc3339_millis;
-
-/// How a planned step ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Completed,
-    Failed,
-    Cancelled,
-}
-
-impl Outcome {
-    fn status(self) -> &'static str {
-        match self {
-            Outcome::Completed => "COMPLETED",
-            Outcome::Failed => "FAILED",
-            Outcome::Cancelled => "CANCELLED",
-        }
-    }
-}
-
-/// A step as the API describes it, with literal field values.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct FixedStep {
-    pub status: String,
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub rollback_status: Option<String>,
-    pub message: Option<String>,
-}
-
-/// How a step's status and times come about.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StepPlan {
-    /// Runs for `duration` after the previous step of its workflow, then
-    /// ends with `outcome`. While running it reports `running_status`
-    /// (RUNNING, or WAITING for a `WaitForAction` step).
-    Timed {
-        duration: Nanos,
-        outcome: Outcome,
-        running_status: &'static str,
-    },
-    Fixed(FixedStep),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimStep {
-    pub id: String,
-    pub name: String,
-    pub action: String,
-    pub description: String,
-    pub timeout_seconds: Option<i64>,
-    pub on_failure: String,
-    pub plan: StepPlan,
-    /// What a planned step reports when it fails (`message`).
-    pub failure_message: String,
-    /// The planned rollback of this step when its workflow fails:
-    /// COMPLETED, or FAILED (resources left behind).
-    pub rollback: &'static str,
-    /// `attemptNumber` and `maxAttempts`.
-    pub attempt: i32,
-    pub max_attempts: i32,
-}
-
-/// Literal workflow-execution values (for fixed builds).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct FixedWorkflow {
-    pub status: String,
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub message: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimWorkflow {
-    pub id: String,
-    pub arn: String,
-    pub workflow_type: String,
-    pub steps: Vec<SimStep>,
-    /// `None`: derived from the steps (planned builds).
-    pub fixed: Option<FixedWorkflow>,
-    /// A retry of the build superseded this execution.
-    pub retried: bool,
-    pub parallel_group: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct SimBuild {
-    pub arn: String,
-    pub name: String,
-    pub version: String,
-    pub date_created: Nanos,
-    /// Workflows run one after the other from `date_created`, each only if
-    /// the previous one completed (planned builds).
-    pub workflows: Vec<SimWorkflow>,
-    /// A literal image status; `None`: derived from the workflows.
-    pub fixed_status: Option<String>,
-    /// A literal `state.reason`; `None`: derived from a failed workflow.
-    pub reason: Option<String>,
-    pub tags: BTreeMap<String, String>,
-    /// `loggingConfiguration.logGroupName`, when not the default.
-    pub log_group: Option<String>,
-    pub build_type: String,
-}
-
-/// A step's state at some time.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct StepState {
-    pub status: String,
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub rollback_status: Option<String>,
-    pub message: Option<String>,
-    /// When it ended, for `/_sim/failures`.
-    pub ended_at: Option<Nanos>,
-}
-
-/// A workflow execution's state at some time (`None` if not started).
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkflowState {
-    pub status: String,
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub steps: Vec<StepState>,
-    pub ended_at: Option<Nanos>,
-    pub failed: bool,
-    pub message: Option<String>,
-}
-
-fn fmt(t: Nanos) -> String {
-    format_rfc3339_millis(t)
-}
-
-fn fixed_state(x: &FixedStep) -> StepState {
-    StepState {
-        status: x.status.clone(),
-        start: x.start.clone(),
-        end: x.end.clone(),
-        rollback_status: x.rollback_status.clone(),
-        message: x.message.clone(),
-        ended_at: None,
-    }
-}
-
-fn pending(status: &str) -> StepState {
-    StepState {
-        status: status.into(),
-        ..StepState::default()
-    }
-}
-
-impl SimWorkflow {
-    /// Evaluates a planned workflow that started at `start`.
-    fn evaluate(&self, start: Nanos, now: Nanos) -> WorkflowState {
-        if let Some(f) = &self.fixed {
-            let steps = self
-                .steps
-                .iter()
-                .map(|s| match &s.plan {
-                    StepPlan::Fixed(x) => fixed_state(x),
-                    StepPlan::Timed { .. } => pending("PENDING"),
-                })
-                .collect();
-            return WorkflowState {
-                status: f.status.clone(),
-                start: f.start.clone(),
-                end: f.end.clone(),
-                steps,
-                ended_at: None,
-                failed: f.status == "FAILED",
-                message: f.message.clone(),
-            };
-        }
-        let mut t = start;
-        let mut stopped: Option<(Nanos, Outcome, usize)> = None;
-        let mut running = false;
-        let mut steps = Vec::with_capacity(self.steps.len());
-        for (i, s) in self.steps.iter().enumerate() {
-            let st = match (&s.plan, stopped) {
-                (StepPlan::Fixed(x), _) => fixed_state(x),
-                // After a failure the rest is skipped, once the failure happened.
-                (StepPlan::Timed { .. }, Some((at, _, _))) => {
-                    pending(if now >= at { "SKIPPED" } else { "PENDING" })
-                }
-                (
-                    StepPlan::Timed {
-                        duration,
-                        outcome,
-                        running_status,
-                    },
-                    None,
-                ) => {
-                    let end = t + duration;
-                    let st = if now < t {
-                        pending("PENDING")
-                    } else if now < end {
-                        running = true;
-                        StepState {
-                            status: (*running_status).into(),
-                            start: Some(fmt(t)),
-                            ..StepState::default()
-                        }
-                    } else {
-                        StepState {
-                            status: outcome.status().into(),
-                            start: Some(fmt(t)),
-                            end: Some(fmt(end)),
-                            message: (*outcome == Outcome::Failed)
-                                .then(|| s.failure_message.clone()),
-                            ended_at: Some(end),
-                            ..StepState::default()
-                        }
-                    };
-                    if *outcome != Outcome::Completed {
-                        stopped = Some((end, *outcome, i));
-                    }
-                    t = end;
-                    st
-                }
-            };
-            steps.push(st);
-        }
-        let end_time = stopped.map(|(at, _, _)| at).unwrap_or(t);
-        let (status, end) = if now >= end_time && !running {
-            let status = match stopped {
-                Some((_, Outcome::Failed, _)) => "FAILED",
-                Some((_, Outcome::Cancelled, _)) => "CANCELLED",
-                _ => "COMPLETED",
-            };
-            (status, Some(fmt(end_time)))
-        } else {
-            ("RUNNING", None)
-        };
-        let mut message = None;
-        if let Some((at, Outcome::Failed, failed)) = stopped.filter(|(at, _, _)| now >= *at) {
-            // The steps that ran are rolled back after the failure.
-            let rollback = if now >= at + ROLLBACK {
-                None
-            } else {
-                Some("RUNNING")
-            };
-            for (s, st) in self.steps.iter().zip(&mut steps).take(failed + 1) {
-                if matches!(s.plan, StepPlan::Timed { .. }) {
-                    st.rollback_status = Some(rollback.unwrap_or(s.rollback).into());
-                }
-            }
-            let f = &self.steps[failed];
-            message = Some(format!(
-                "Workflow step {} failed: {}",
-                f.name, f.failure_message
-            ));
-        }
-        WorkflowState {
-            status: status.into(),
-            start: Some(fmt(start)),
-            end,
-            steps,
-            ended_at: (now >= end_time).then_some(end_time),
-            failed: status != "COMPLETED" && now >= end_time,
-            message,
-        }
-    }
-}
-
-/// Delay between a build's creation and its first workflow.
-pub const QUEUE_DELAY: Nanos = 5 * NANOS_PER_SEC;
-
-impl SimBuild {
-    /// The workflow executions started by `now`, with their state.
-    pub fn workflow_states(&self, now: Nanos) -> Vec<(&SimWorkflow, WorkflowState)> {
-        let mut out = Vec::new();
-        let mut t = self.date_created + QUEUE_DELAY;
-        for w in &self.workflows {
-            if w.fixed.is_none() && now < t {
-                break;
-            }
-            let st = w.evaluate(t, now);
-            let next = st.ended_at;
-            let failed = st.failed;
-            out.push((w, st));
-            match next {
-                Some(e) if !failed => t = e,
-                _ if w.fixed.is_some() => {}
-                _ => break,
-            }
-        }
-        out
-    }
-
-    /// The image status at `now`.
-    pub fn status(&self, now: Nanos) -> String {
-        self.status_of(&self.workflow_states(now))
-    }
-
-    /// The image status, given its `workflow_states` at some time.
-    pub fn status_of(&self, states: &[(&SimWorkflow, WorkflowState)]) -> String {
-        if let Some(s) = &self.fixed_status {
-            return s.clone();
-        }
-        let Some((w, last)) = states.last() else {
-            return "PENDING".into();
-        };
-        match last.status.as_str() {
-            "FAILED" => "FAILED".into(),
-            "CANCELLED" => "CANCELLED".into(),
-            "COMPLETED" if states.len() == self.workflows.len() => "AVAILABLE".into(),
-            _ => match w.workflow_type.as_str() {
-                "TEST" => "TESTING",
-                "DISTRIBUTION" => "DISTRIBUTING",
-                _ => "BUILDING",
-            }
-            .into(),
-        }
-    }
-
-    /// `state.reason` at `now`: the literal one, or the failed workflow's
-    /// message once the build failed.
-    pub fn reason(&self, now: Nanos) -> Option<String> {
-        if self.reason.is_some() {
-            return self.reason.clone();
-        }
-        if self.status(now) != "FAILED" {
-            return None;
-        }
-        self.workflow_states(now)
-            .into_iter()
-            .rev()
-            .find_map(|(_, st)| st.message)
-    }
-}
+pub use super::build::{
+    FixedStep, FixedWorkflow, Outcome, SimBuild, SimStep, SimWorkflow, StepPlan, StepState,
+    WorkflowState, QUEUE_DELAY, ROLLBACK,
+};
+use super::pipelines::{count, PipelineState, Run, SimPipeline};
 
 /// Where a workflow execution or step lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,22 +22,47 @@ struct Location {
     step: usize,
 }
 
-/// All builds of the simulated account, with lookups by ID.
+/// What the pipelines' counts need of the builds, computed once per
+/// change of the store (nothing in it depends on the time it is asked at).
+#[derive(Debug, Default, Clone)]
+struct PipelineIndex {
+    /// Pipeline ARN → its builds, in creation order.
+    runs: HashMap<String, Vec<Run>>,
+    /// Pipeline ARN → when its count disabled it (at any time).
+    disabled_at: HashMap<String, Nanos>,
+}
+
+/// What changed since the last [`Store::take_touched`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Touched {
+    /// ARNs of builds added, changed or deleted; `None`: possibly all.
+    pub(crate) builds: Option<Vec<String>>,
+    /// A pipeline was added, changed or deleted.
+    pub(crate) pipelines: bool,
+}
+
+/// All builds and pipelines of the simulated account, with lookups by ID.
 #[derive(Debug, Default, Clone)]
 pub struct Store {
     builds: Vec<Option<SimBuild>>,
     by_arn: BTreeMap<String, usize>,
     workflows: HashMap<String, Location>,
     steps: HashMap<String, Location>,
+    pipelines: BTreeMap<String, SimPipeline>,
+    /// Built at the first look after a change (`&self`: requests only read
+    /// the store); reset by every change.
+    index: OnceLock<PipelineIndex>,
     /// ARNs of builds added, changed or deleted since the last
     /// `take_touched`, so that the event publisher re-reads only those;
     /// `touched_all` after a change to every build.
     touched: Vec<String>,
     touched_all: bool,
+    touched_pipelines: bool,
 }
 
 impl Store {
     pub fn insert(&mut self, b: SimBuild) {
+        self.index = OnceLock::new();
         if self.by_arn.contains_key(&b.arn) {
             self.remove(&b.arn.clone());
         }
@@ -398,6 +95,7 @@ impl Store {
     /// Deletes a build, as `DeleteImage` would.
     pub fn remove(&mut self, arn: &str) -> Option<SimBuild> {
         let i = self.by_arn.remove(arn)?;
+        self.index = OnceLock::new();
         self.touched.push(arn.to_string());
         let b = self.builds[i].take()?;
         for w in &b.workflows {
@@ -409,54 +107,160 @@ impl Store {
         Some(b)
     }
 
-    /// Builds visible at `now`, in ARN order.
+    /// Builds visible at `now`, in ARN order: created by then, and not a
+    /// scheduled build its pipeline, disabled by its count, never started.
     pub fn visible(&self, now: Nanos) -> impl Iterator<Item = &SimBuild> {
         self.by_arn
             .values()
             .filter_map(|i| self.builds[*i].as_ref())
-            .filter(move |b| b.date_created <= now)
+            .filter(move |b| b.date_created <= now && !self.hidden(b))
     }
 
     pub fn build(&self, arn: &str, now: Nanos) -> Option<&SimBuild> {
         let b = self.builds[*self.by_arn.get(arn)?].as_ref()?;
-        (b.date_created <= now).then_some(b)
+        (b.date_created <= now && !self.hidden(b)).then_some(b)
     }
 
     pub fn build_mut(&mut self, arn: &str) -> Option<&mut SimBuild> {
         let i = *self.by_arn.get(arn)?;
         self.touched.push(arn.to_string());
+        self.index = OnceLock::new();
         self.builds[i].as_mut()
     }
 
     /// Changes every build in place (IDs and ARNs must not change).
     pub fn for_each_build(&mut self, mut f: impl FnMut(&mut SimBuild)) {
         self.touched_all = true;
+        self.index = OnceLock::new();
         for b in self.builds.iter_mut().flatten() {
             f(b);
         }
     }
 
-    /// The build and index of a workflow execution.
+    /// The build and index of a workflow execution (of a build that
+    /// exists, whatever its creation time).
     pub fn workflow(&self, id: &str) -> Option<(&SimBuild, usize)> {
         let l = self.workflows.get(id)?;
-        Some((self.builds[l.build].as_ref()?, l.workflow))
+        let b = self.builds[l.build].as_ref()?;
+        (!self.hidden(b)).then_some((b, l.workflow))
     }
 
     /// The build, workflow index and step index of a step execution.
     pub fn step(&self, id: &str) -> Option<(&SimBuild, usize, usize)> {
         let l = self.steps.get(id)?;
-        Some((self.builds[l.build].as_ref()?, l.workflow, l.step))
+        let b = self.builds[l.build].as_ref()?;
+        (!self.hidden(b)).then_some((b, l.workflow, l.step))
+    }
+
+    /// Adds a pipeline, or replaces the one with its ARN.
+    pub fn insert_pipeline(&mut self, p: SimPipeline) {
+        self.changed_pipelines();
+        self.pipelines.insert(p.arn.clone(), p);
+    }
+
+    /// Deletes a pipeline, as `DeleteImagePipeline` would (its builds stay).
+    pub fn remove_pipeline(&mut self, arn: &str) -> Option<SimPipeline> {
+        self.changed_pipelines();
+        self.pipelines.remove(arn)
+    }
+
+    pub fn pipeline_mut(&mut self, arn: &str) -> Option<&mut SimPipeline> {
+        self.changed_pipelines();
+        self.pipelines.get_mut(arn)
+    }
+
+    /// Every pipeline, in ARN order.
+    pub fn pipelines(&self) -> impl Iterator<Item = &SimPipeline> {
+        self.pipelines.values()
+    }
+
+    /// The state of pipeline `arn` at `now`, from its builds (see
+    /// `pipelines.rs` for the rules).
+    pub fn pipeline_state(&self, arn: &str, now: Nanos) -> Option<PipelineState> {
+        let p = self.pipelines.get(arn)?;
+        let runs = self.index().runs.get(arn).map_or(&[][..], Vec::as_slice);
+        let c = count(p, runs, now);
+        let newest = runs
+            .iter()
+            .rev()
+            .find(|r| r.created <= now && !r.hidden(c.disabled_at));
+        let disabled = p.disabled_by_hand || c.disabled_at.is_some();
+        Some(PipelineState {
+            status: if disabled { "DISABLED" } else { "ENABLED" }.into(),
+            consecutive_failures: c.consecutive,
+            last_run_status: newest
+                .and_then(|r| self.build(&r.arn, now))
+                .map(|b| b.status(now)),
+            next_run: p
+                .schedule
+                .as_ref()
+                .filter(|_| !disabled)
+                .and_then(|s| s.next_run(now)),
+            disabled_at: c.disabled_at,
+        })
+    }
+
+    /// When pipeline `arn`'s count disables it, whether that is past or
+    /// to come (the builds are planned); `None`: it never does.
+    pub(crate) fn auto_disabled_at(&self, arn: &str) -> Option<Nanos> {
+        self.index().disabled_at.get(arn).copied()
+    }
+
+    fn changed_pipelines(&mut self) {
+        self.touched_pipelines = true;
+        self.index = OnceLock::new();
+    }
+
+    /// A scheduled build of a pipeline created after its count disabled it.
+    fn hidden(&self, b: &SimBuild) -> bool {
+        if self.pipelines.is_empty() || b.build_type != "SCHEDULED" {
+            return false;
+        }
+        b.pipeline_arn
+            .as_ref()
+            .and_then(|p| self.index().disabled_at.get(p))
+            .is_some_and(|d| b.date_created > *d)
+    }
+
+    fn index(&self) -> &PipelineIndex {
+        self.index.get_or_init(|| {
+            let mut runs: HashMap<String, Vec<Run>> = HashMap::new();
+            for b in self.builds.iter().flatten() {
+                if let Some(p) = b
+                    .pipeline_arn
+                    .as_ref()
+                    .filter(|p| self.pipelines.contains_key(*p))
+                {
+                    runs.entry(p.clone()).or_default().push(Run::of(b));
+                }
+            }
+            for r in runs.values_mut() {
+                r.sort_by(|a, b| (a.created, &a.arn).cmp(&(b.created, &b.arn)));
+            }
+            let disabled_at = self
+                .pipelines
+                .values()
+                .filter_map(|p| {
+                    let r = runs.get(&p.arn).map_or(&[][..], Vec::as_slice);
+                    Some((p.arn.clone(), count(p, r, Nanos::MAX).disabled_at?))
+                })
+                .collect();
+            PipelineIndex { runs, disabled_at }
+        })
     }
 
     pub fn len(&self) -> usize {
         self.by_arn.len()
     }
 
-    /// The builds touched since the last call; `None`: possibly all.
-    pub(crate) fn take_touched(&mut self) -> Option<Vec<String>> {
+    /// What was touched since the last call.
+    pub(crate) fn take_touched(&mut self) -> Touched {
         let all = std::mem::take(&mut self.touched_all);
         let touched = std::mem::take(&mut self.touched);
-        (!all).then_some(touched)
+        Touched {
+            builds: (!all).then_some(touched),
+            pipelines: std::mem::take(&mut self.touched_pipelines),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -467,115 +271,11 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::NANOS_PER_SEC;
+    use crate::simulator::build_tests::{at, build};
+    use crate::simulator::pipelines::SimSchedule;
 
-    const S: Nanos = 1_788_981_143_418_000_000;
-
-    fn step(id: &str, secs: i64, outcome: Outcome) -> SimStep {
-        SimStep {
-            id: id.into(),
-            name: format!("Step{id}"),
-            action: "ExecuteComponents".into(),
-            description: String::new(),
-            timeout_seconds: Some(600),
-            on_failure: "Abort".into(),
-            plan: StepPlan::Timed {
-                duration: secs * NANOS_PER_SEC,
-                outcome,
-                running_status: "RUNNING",
-            },
-            failure_message: format!("step {id} broke"),
-            rollback: "COMPLETED",
-            attempt: 1,
-            max_attempts: 1,
-        }
-    }
-
-    fn build(outcome2: Outcome) -> SimBuild {
-        SimBuild {
-            arn: "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1".into(),
-            name: "web".into(),
-            version: "1.0.0/1".into(),
-            date_created: S,
-            workflows: vec![
-                SimWorkflow {
-                    id: "wf-1".into(),
-                    arn: "arn:wf/build".into(),
-                    workflow_type: "BUILD".into(),
-                    steps: vec![
-                        step("1", 10, Outcome::Completed),
-                        step("2", 20, outcome2),
-                        step("3", 5, Outcome::Completed),
-                    ],
-                    fixed: None,
-                    retried: false,
-                    parallel_group: None,
-                },
-                SimWorkflow {
-                    id: "wf-2".into(),
-                    arn: "arn:wf/test".into(),
-                    workflow_type: "TEST".into(),
-                    steps: vec![step("4", 10, Outcome::Completed)],
-                    fixed: None,
-                    retried: false,
-                    parallel_group: None,
-                },
-            ],
-            fixed_status: None,
-            reason: None,
-            tags: BTreeMap::new(),
-            log_group: None,
-            build_type: "SCHEDULED".into(),
-        }
-    }
-
-    fn at(s: i64) -> Nanos {
-        S + s * NANOS_PER_SEC
-    }
-
-    #[test]
-    fn a_planned_build_moves_with_time() {
-        let b = build(Outcome::Completed);
-        assert_eq!(b.status(at(0)), "PENDING");
-        assert!(b.workflow_states(at(0)).is_empty());
-        let w = b.workflow_states(at(20));
-        assert_eq!(w.len(), 1);
-        assert_eq!(w[0].1.status, "RUNNING");
-        let s: Vec<&str> = w[0].1.steps.iter().map(|s| s.status.as_str()).collect();
-        assert_eq!(s, ["COMPLETED", "RUNNING", "PENDING"]);
-        assert_eq!(b.status(at(20)), "BUILDING");
-        assert_eq!(b.status(at(45)), "TESTING");
-        assert_eq!(b.status(at(50)), "AVAILABLE");
-        let w = b.workflow_states(at(50));
-        assert_eq!(w[1].1.end.as_deref(), Some(fmt(at(50)).as_str()));
-    }
-
-    #[test]
-    fn a_failure_skips_the_rest_and_stops_the_build() {
-        let b = build(Outcome::Failed);
-        let w = b.workflow_states(at(100));
-        assert_eq!(w.len(), 1, "TEST never ran");
-        let s: Vec<&str> = w[0].1.steps.iter().map(|s| s.status.as_str()).collect();
-        assert_eq!(s, ["COMPLETED", "FAILED", "SKIPPED"]);
-        assert_eq!(w[0].1.status, "FAILED");
-        assert_eq!(b.status(at(100)), "FAILED");
-        // The steps that ran were rolled back; the failure says why.
-        let r: Vec<Option<&str>> = w[0]
-            .1
-            .steps
-            .iter()
-            .map(|s| s.rollback_status.as_deref())
-            .collect();
-        assert_eq!(r, [Some("COMPLETED"), Some("COMPLETED"), None]);
-        assert_eq!(w[0].1.steps[1].message.as_deref(), Some("step 2 broke"));
-        assert_eq!(
-            b.reason(at(100)).as_deref(),
-            Some("Workflow step Step2 failed: step 2 broke")
-        );
-        // During the rollback, right after the failure.
-        let w = b.workflow_states(at(36));
-        assert_eq!(w[0].1.steps[0].rollback_status.as_deref(), Some("RUNNING"));
-        assert_eq!(b.reason(at(20)), None);
-    }
+    const HOUR: i64 = 3600;
 
     #[test]
     fn the_store_finds_things_and_forgets_deleted_builds() {
@@ -588,5 +288,178 @@ mod tests {
         st.remove("arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/1");
         assert!(st.step("3").is_none());
         assert_eq!(st.len(), 0);
+    }
+
+    const P: &str = "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/web";
+    const MIN: i64 = 60;
+
+    fn pipeline(failure_count: Option<i32>) -> SimPipeline {
+        SimPipeline {
+            arn: P.into(),
+            name: "web".into(),
+            schedule: Some(SimSchedule {
+                failure_count,
+                ..SimSchedule::new("rate(1 hour)", 3600 * NANOS_PER_SEC, at(0))
+            }),
+            ..SimPipeline::default()
+        }
+    }
+
+    /// Build `n` of the pipeline, created `n` minutes from the start; a
+    /// failure ends 35 s after creation, a success 50 s after.
+    fn run(n: u32, outcome: Outcome, scheduled: bool) -> SimBuild {
+        let mut b = build(outcome);
+        b.arn = format!("arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/{n}");
+        b.date_created = at(i64::from(n) * MIN);
+        for w in &mut b.workflows {
+            w.id = format!("{}-{n}", w.id);
+            for s in &mut w.steps {
+                s.id = format!("{}-{n}", s.id);
+            }
+        }
+        b.pipeline_arn = Some(P.into());
+        if !scheduled {
+            b.build_type = "USER_INITIATED".into();
+        }
+        b
+    }
+
+    fn state(st: &Store, secs: i64) -> PipelineState {
+        st.pipeline_state(P, at(secs)).unwrap()
+    }
+
+    #[test]
+    fn a_pipeline_s_state_follows_its_builds() {
+        let mut st = Store::default();
+        st.insert_pipeline(pipeline(Some(3)));
+        let s = state(&st, 0);
+        assert_eq!((s.status.as_str(), s.consecutive_failures), ("ENABLED", 0));
+        assert_eq!(s.last_run_status, None);
+        assert_eq!(s.next_run, Some(at(3600)));
+        st.insert(run(1, Outcome::Failed, true));
+        // Running, then failed: scheduled, it counts.
+        let s = state(&st, MIN + 20);
+        assert_eq!(
+            (s.last_run_status.as_deref(), s.consecutive_failures),
+            (Some("BUILDING"), 0)
+        );
+        let s = state(&st, MIN + 35);
+        assert_eq!(
+            (s.last_run_status.as_deref(), s.consecutive_failures),
+            (Some("FAILED"), 1)
+        );
+        // A manual failure leaves the count, a manual success resets it.
+        st.insert(run(2, Outcome::Failed, false));
+        assert_eq!(state(&st, 3 * MIN).consecutive_failures, 1);
+        st.insert(run(3, Outcome::Completed, false));
+        let s = state(&st, 4 * MIN);
+        assert_eq!(
+            (s.last_run_status.as_deref(), s.consecutive_failures),
+            (Some("AVAILABLE"), 0)
+        );
+        // Builds of other pipelines, or of none, do not count.
+        let mut other = run(4, Outcome::Failed, true);
+        other.pipeline_arn = None;
+        st.insert(other);
+        assert_eq!(state(&st, 5 * MIN).consecutive_failures, 0);
+        assert_eq!(
+            state(&st, 5 * MIN).last_run_status.as_deref(),
+            Some("AVAILABLE")
+        );
+        assert_eq!(st.pipeline_state("arn:nope", at(0)), None);
+    }
+
+    #[test]
+    fn reaching_the_count_disables_and_hides_later_scheduled_builds() {
+        let mut st = Store::default();
+        st.insert_pipeline(pipeline(Some(2)));
+        for (n, scheduled) in [(1, true), (2, true), (3, true), (4, false)] {
+            st.insert(run(n, Outcome::Failed, scheduled));
+        }
+        let s = state(&st, 2 * MIN + 34);
+        assert_eq!((s.status.as_str(), s.consecutive_failures), ("ENABLED", 1));
+        assert_eq!(
+            st.auto_disabled_at(P),
+            Some(at(2 * MIN + 35)),
+            "known ahead"
+        );
+        let s = state(&st, 2 * MIN + 35);
+        assert_eq!((s.status.as_str(), s.consecutive_failures), ("DISABLED", 2));
+        assert_eq!(s.disabled_at, Some(at(2 * MIN + 35)));
+        assert_eq!(s.next_run, None);
+        // Build 3, scheduled after, never started; build 4 was manual.
+        let hidden = "arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/3";
+        let names: Vec<&str> = st.visible(at(HOUR)).map(|b| b.version.as_str()).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(st.build(hidden, at(HOUR)).is_none());
+        assert!(st.workflow("wf-1-3").is_none() && st.step("2-3").is_none());
+        assert!(st.workflow("wf-1-4").is_some());
+        assert_eq!(state(&st, HOUR).last_run_status.as_deref(), Some("FAILED"));
+        // The pipeline deleted, its builds are all there again.
+        st.remove_pipeline(P);
+        assert!(st.build(hidden, at(HOUR)).is_some());
+    }
+
+    #[test]
+    fn disabled_by_hand_below_its_count_it_stays_disabled() {
+        let mut st = Store::default();
+        let mut p = pipeline(Some(3));
+        p.initial_failures = 1;
+        p.disabled_by_hand = true;
+        st.insert_pipeline(p);
+        st.insert(run(1, Outcome::Failed, false));
+        let s = state(&st, HOUR);
+        assert_eq!((s.status.as_str(), s.consecutive_failures), ("DISABLED", 1));
+        assert_eq!((s.disabled_at, s.next_run), (None, None));
+        // Enabled again: ENABLED, with its count.
+        st.pipeline_mut(P).unwrap().disabled_by_hand = false;
+        let s = state(&st, HOUR);
+        assert_eq!((s.status.as_str(), s.consecutive_failures), ("ENABLED", 1));
+        assert!(s.next_run.is_some());
+    }
+
+    #[test]
+    fn without_a_policy_five_failures_disable_a_scheduled_pipeline() {
+        let mut st = Store::default();
+        st.insert_pipeline(pipeline(None));
+        for n in 1..=4 {
+            st.insert(run(n, Outcome::Failed, true));
+        }
+        assert_eq!(state(&st, HOUR).status, "ENABLED");
+        assert_eq!(st.auto_disabled_at(P), None);
+        // Changing a build is seen at once.
+        st.insert(run(5, Outcome::Failed, true));
+        let s = state(&st, HOUR);
+        assert_eq!((s.status.as_str(), s.consecutive_failures), ("DISABLED", 5));
+        st.build_mut("arn:aws:imagebuilder:us-east-1:123456789012:image/web/1.0.0/5")
+            .unwrap()
+            .fixed_status = Some("AVAILABLE".into());
+        assert_eq!(state(&st, HOUR).status, "ENABLED");
+        assert_eq!(state(&st, HOUR).consecutive_failures, 0);
+    }
+
+    #[test]
+    fn pipeline_changes_are_touched() {
+        let mut st = Store::default();
+        let _ = st.take_touched();
+        st.insert_pipeline(pipeline(None));
+        assert_eq!(
+            st.take_touched(),
+            Touched {
+                builds: Some(Vec::new()),
+                pipelines: true
+            }
+        );
+        assert_eq!(
+            st.take_touched(),
+            Touched {
+                builds: Some(Vec::new()),
+                pipelines: false
+            }
+        );
+        assert_eq!(st.pipelines().count(), 1);
+        assert!(st.remove_pipeline(P).is_some());
+        assert!(st.take_touched().pipelines);
+        assert_eq!(st.pipelines().count(), 0);
     }
 }

@@ -109,6 +109,9 @@ pub fn fixed_build(
         tags: Default::default(),
         log_group: None,
         build_type: "SCHEDULED".into(),
+        pipeline_arn: None,
+        failure_context: None,
+        distribution: None,
         workflows: wfs
             .into_iter()
             .map(|w| SimWorkflow {

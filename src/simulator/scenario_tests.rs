@@ -1,0 +1,163 @@
+//! Tests of `scenario.rs` (a child module, in a file of its own for size).
+
+use super::*;
+
+#[test]
+fn the_demo_has_history_a_waiting_step_and_a_future() {
+    let now = 1_788_981_143_418_000_000;
+    let store = demo(now, 7);
+    let visible: Vec<_> = store.visible(now).collect();
+    assert!(visible.len() >= 40);
+    let waiting = visible.iter().any(|b| {
+        b.workflow_states(now)
+            .iter()
+            .any(|(_, s)| s.steps.iter().any(|x| x.status == "WAITING"))
+    });
+    assert!(waiting);
+    assert!(visible.iter().any(|b| b.status(now) == "FAILED"));
+    assert!(store.visible(now + HOUR).count() > visible.len());
+}
+
+#[test]
+fn sized_scenarios_have_the_size_asked() {
+    let now = 1_788_981_143_418_000_000;
+    let store = sized(now, 100, 5, 3, 20 * HOUR, 1);
+    assert_eq!(store.visible(now).count(), 103);
+    let running = store
+        .visible(now)
+        .filter(|b| b.status(now) == "BUILDING")
+        .count();
+    assert_eq!(running, 3);
+}
+
+/// Every pipeline's answer and every build's failure context in the
+/// demo are valid against the model, at `now` and 10 minutes later.
+#[test]
+fn the_demo_s_answers_are_valid() {
+    use crate::simulator::shapes::tests::{assert_pipeline_valid, assert_valid};
+    use crate::simulator::shapes::{pipeline_json, summary_json};
+    let now = 1_788_981_143_418_000_000;
+    let store = demo(now, 7);
+    let mut contexts = 0;
+    for t in [now, now + 10 * MINUTE] {
+        for p in store.pipelines() {
+            let v = pipeline_json(p, &store.pipeline_state(&p.arn, t).unwrap());
+            assert_pipeline_valid(&v);
+            assert!(v.get("dateLastRun").is_none());
+        }
+        for b in store.visible(t) {
+            let s = summary_json(b, t);
+            if let Some(c) = s["state"].get("failureContext") {
+                assert_valid(c);
+                contexts += 1;
+            }
+            assert_eq!(
+                s["state"]["status"] == "FAILED",
+                s["state"].get("failureContext").is_some() || b.name == "windows-base",
+                "{s}"
+            );
+        }
+    }
+    assert!(contexts > 10, "{contexts}");
+}
+
+#[test]
+fn the_demo_has_pipelines_in_every_state() {
+    let now = 1_788_981_143_418_000_000;
+    let store = demo(now, 7);
+    let state = |name: &str, t: Nanos| store.pipeline_state(&pipeline_arn(name), t).unwrap();
+    assert_eq!(store.pipelines().count(), 11);
+    // Every image has its pipeline, which started its builds.
+    for b in store.visible(now) {
+        assert_eq!(b.pipeline_arn, Some(pipeline_arn(&b.name)), "{}", b.arn);
+    }
+    let limit = |name: &str| {
+        store
+            .pipelines()
+            .find(|p| p.name == name)
+            .and_then(|p| p.schedule.as_ref()?.failure_count)
+    };
+    // One failure away from its count, for the whole demo.
+    for t in [now, now + 10 * MINUTE, now + 60 * MINUTE] {
+        let s = state("gpu-worker", t);
+        assert_eq!((s.status.as_str(), s.consecutive_failures), ("ENABLED", 2));
+        assert_eq!(limit("gpu-worker"), Some(3));
+    }
+    // Disables itself at its second failure, 2 to 4 minutes in.
+    let s = state("hardened-base", now);
+    assert_eq!((s.status.as_str(), s.consecutive_failures), ("ENABLED", 1));
+    assert_eq!(limit("hardened-base"), Some(2));
+    assert!(s.next_run.is_some());
+    let at = store
+        .auto_disabled_at(&pipeline_arn("hardened-base"))
+        .unwrap();
+    assert!(
+        at > now + 2 * MINUTE && at < now + 4 * MINUTE,
+        "{}",
+        (at - now) / NANOS_PER_SEC
+    );
+    let s = state("hardened-base", at);
+    assert_eq!((s.status.as_str(), s.consecutive_failures), ("DISABLED", 2));
+    assert_eq!(s.last_run_status.as_deref(), Some("FAILED"));
+    assert_eq!((s.next_run, s.disabled_at), (None, Some(at)));
+    // Its next scheduled run never starts.
+    assert!(store
+        .build(&build_arn("hardened-base", 4), now + 3 * HOUR)
+        .is_none());
+    assert!(store
+        .build(&build_arn("hardened-base", 3), now + 3 * HOUR)
+        .is_some());
+    // Disabled by hand, below its count.
+    let s = state("windows-base", now + 10 * MINUTE);
+    assert_eq!(
+        (s.status.as_str(), s.consecutive_failures, s.disabled_at),
+        ("DISABLED", 1, None)
+    );
+    assert_eq!(limit("windows-base"), Some(3));
+    // Run by hand only.
+    let legacy = store.pipelines().find(|p| p.name == "legacy-app").unwrap();
+    assert!(legacy.schedule.is_none());
+    assert_eq!(state("legacy-app", now).next_run, None);
+    // No other pipeline disables itself, whatever the seed.
+    for seed in [1, 7, 57, 99, 1234] {
+        let store = demo(now, seed);
+        let disabled: Vec<String> = store
+            .pipelines()
+            .filter(|p| store.auto_disabled_at(&p.arn).is_some())
+            .map(|p| p.name.clone())
+            .collect();
+        assert_eq!(disabled, ["hardened-base"], "seed {seed}");
+    }
+}
+
+#[test]
+fn the_demo_has_a_component_failure_and_a_distribution_failure() {
+    use crate::simulator::shapes::summary_json;
+    let now = 1_788_981_143_418_000_000;
+    let store = demo(now, 7);
+    let etl = store.build(&build_arn("analytics-etl", 2), now).unwrap();
+    let s = summary_json(etl, now);
+    assert_eq!(s["state"]["status"], "FAILED");
+    let d = &s["state"]["failureContext"]["distributionFailure"];
+    assert_eq!(d["regionFailures"].as_array().unwrap().len(), 1);
+    assert_eq!(d["regionFailures"][0]["region"], "eu-west-1");
+    assert_eq!(d["regionFailures"][0]["targetAccountId"], "210987654321");
+    // The newest build of its image, for the whole demo.
+    assert!(store
+        .visible(now + HOUR)
+        .all(|b| b.name != "analytics-etl" || b.date_created <= etl.date_created));
+    // Once hardened-base's live build fails: its component.
+    let at = store
+        .auto_disabled_at(&pipeline_arn("hardened-base"))
+        .unwrap();
+    let b = store.build(&build_arn("hardened-base", 3), at).unwrap();
+    let c = &summary_json(b, at)["state"]["failureContext"];
+    assert_eq!(c["failedStep"], "ApplyBuildComponents");
+    assert_eq!(
+        c["componentFailure"]["componentArn"],
+        "arn:aws:imagebuilder:us-east-1:123456789012:component/install-hardened-base/1.0.0/1"
+    );
+    assert!(summary_json(b, at - 1)["state"]
+        .get("failureContext")
+        .is_none());
+}
