@@ -636,7 +636,10 @@ mod tests {
         ) -> Result<Fetched<StepDetail>, ApiError> {
             unreachable!("no builds")
         }
-        async fn list_image_pipelines(&self, _: Option<String>) -> Result<Page<Pipeline>, ApiError> {
+        async fn list_image_pipelines(
+            &self,
+            _: Option<String>,
+        ) -> Result<Page<Pipeline>, ApiError> {
             match self.fault.lock().unwrap().clone() {
                 Some(e) => Err(e),
                 None => Ok(Page {

@@ -803,15 +803,16 @@ fn family_labels(metric: &str) -> Vec<&'static str> {
             ],
         ]
         .concat(),
-        "imagebuilder_image_build_failure_info" => {
-            [&IMG[..], &["image_version", "image_build_version_arn", "reason"]].concat()
-        }
+        "imagebuilder_image_build_failure_info" => [
+            &IMG[..],
+            &["image_version", "image_build_version_arn", "reason"],
+        ]
+        .concat(),
         m if m.starts_with("imagebuilder_image_pipeline_") => {
             let mut l = [&IMG[..], &["pipeline"]].concat();
             match m {
-                "imagebuilder_image_pipeline_status" | "imagebuilder_image_pipeline_last_run_status" => {
-                    l.push("status")
-                }
+                "imagebuilder_image_pipeline_status"
+                | "imagebuilder_image_pipeline_last_run_status" => l.push("status"),
                 "imagebuilder_image_pipeline_info" => l.extend([
                     "pipeline_arn",
                     "schedule_expression",

@@ -437,7 +437,9 @@ async fn failed_step_alerts(
                 }
             }
             if !message.is_empty() && !description.starts_with(&format!("\"{message}\"")) {
-                return Err(format!("description does not start with the message: {description}"));
+                return Err(format!(
+                    "description does not start with the message: {description}"
+                ));
             }
             if !description.contains(&step["workflow_arn"]) {
                 return Err("description does not name the workflow ARN".to_string());

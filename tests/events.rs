@@ -394,3 +394,119 @@ async fn an_unreachable_queue_degrades_to_polling() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A pipeline that Image Builder disables, and its event: `edge`'s pipeline
+/// (policy: 1) is disabled by its first failed scheduled build.
+fn pipeline_world(created: f64) -> Store {
+    use imagebuilder_exporter::simulator::SimSchedule;
+    let mut world = sample_world();
+    let mut schedule = SimSchedule::new("rate(1 hour)", 3600 * 1_000_000_000, at(created));
+    schedule.failure_count = Some(1);
+    world.insert_pipeline(scenario::pipeline("edge", Some(schedule)));
+    world.insert_pipeline(scenario::pipeline("web", None));
+    let mut b = failing_build(created);
+    b.pipeline_arn = Some(scenario::pipeline_arn("edge"));
+    world.insert(b);
+    world
+}
+
+fn edge_pipeline(m: &Metrics, status: &str) -> Option<f64> {
+    m.get(
+        "imagebuilder_image_pipeline_status",
+        &[("pipeline", "edge"), ("status", status)],
+    )
+}
+
+#[tokio::test]
+async fn a_pipeline_disabled_event_reads_the_pipelines_at_once_and_nothing_else() {
+    // No refresh after the first, discovery every hour: only an event can
+    // bring the pipeline's new state. The queue gets what a test sends.
+    let h = start(
+        pipeline_world(1.0),
+        &["--refresh.min-interval", "1h"],
+        |sim| sim.create_queue(QUEUE),
+    )
+    .await;
+    let m = h.scrape().await;
+    assert_eq!(edge_pipeline(&m, "ENABLED"), Some(1.0), "{}", m.text);
+
+    // The build fails (no event for it here), the service disables the
+    // pipeline, and its event arrives: detail is not relied on.
+    h.clock.advance_secs(20.0);
+    let pipeline = scenario::pipeline_arn("edge");
+    let event = serde_json::json!({
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "EC2 Image Builder Image Pipeline Automatically Disabled",
+        "source": "aws.imagebuilder",
+        "account": "123456789012",
+        "time": "2026-09-09T19:12:23Z",
+        "region": "us-east-1",
+        "resources": [pipeline],
+        "detail": {"unexpected": ["shape"]}
+    })
+    .to_string();
+    h.sim.reset_calls();
+    h.sim.send_message(QUEUE, &event).expect("queue exists");
+    // Far less than the hour discovery would take: the event did it.
+    within(&h, Duration::from_secs(30), |m| {
+        edge_pipeline(m, "DISABLED") == Some(1.0)
+    })
+    .await;
+    let m = h.scrape().await;
+    assert_eq!(
+        m.get(
+            "imagebuilder_image_pipeline_consecutive_failures",
+            &[("pipeline", "edge")]
+        ),
+        Some(1.0)
+    );
+    let calls = h.sim.calls();
+    assert_eq!(calls.get("ListImagePipelines"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("ListImageBuildVersions"), None, "{calls:?}");
+    assert_eq!(
+        m.get("imagebuilder_exporter_events_applied_total", &[]),
+        Some(1.0)
+    );
+    // A pipeline the listing does not hold: counted and deleted.
+    h.sim
+        .send_message(
+            QUEUE,
+            &event.replace("image-pipeline/edge", "image-pipeline/gone"),
+        )
+        .expect("queue exists");
+    within(&h, Duration::from_secs(30), |m| {
+        m.get(
+            "imagebuilder_exporter_events_ignored_total",
+            &[("reason", "unknown_pipeline")],
+        ) == Some(1.0)
+    })
+    .await;
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_simulators_own_events_bring_a_disabled_pipeline() {
+    let h = start(
+        pipeline_world(1.0),
+        &["--refresh.min-interval", "1h"],
+        |sim| sim.enable_events(QUEUE),
+    )
+    .await;
+    h.scrape().await;
+    h.clock.advance_secs(20.0);
+    within(&h, Duration::from_secs(30), |m| {
+        edge_pipeline(m, "DISABLED") == Some(1.0) && edge_step_failed(m)
+    })
+    .await;
+    let m = h.scrape().await;
+    assert_eq!(
+        m.get(
+            "imagebuilder_exporter_events_ignored_total",
+            &[("reason", "not_imagebuilder")]
+        ),
+        Some(0.0),
+        "the simulator's pipeline event is one the exporter follows"
+    );
+    h.shutdown().await;
+}

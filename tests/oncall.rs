@@ -513,3 +513,287 @@ async fn two_targets_into_one_account_serve_each_series_once() {
     );
     h.shutdown().await;
 }
+
+/// Pipelines and failure contexts, through the SDK: `web`'s scheduled
+/// builds failed twice in a component, so Image Builder disabled its
+/// pipeline (policy: 2); `app`'s newest build failed distributing to two of
+/// its Regions; `odd` carries a failure context with members missing, and
+/// `broken` is a pipeline with no recipe and no schedule.
+fn pipelines_world() -> Store {
+    use imagebuilder_exporter::simulator::scenario::{self, BuildShape};
+    use imagebuilder_exporter::simulator::store::Outcome;
+    use imagebuilder_exporter::simulator::{
+        DistributionPlan, SimFailureContext, SimPipeline, SimRegionFailure, SimSchedule,
+    };
+    let hour = 3600.0;
+    let mut ids = Ids::new(3);
+    let mut store = Store::default();
+    let fails_in_components = BuildShape {
+        speed: 0.01,
+        failure: Some((0, 2, Outcome::Failed)),
+        ..BuildShape::default()
+    };
+    let mut schedule =
+        SimSchedule::new("cron(0 */1 * * ? *)", 3600 * NANOS_PER_SEC, at(-3.0 * hour));
+    schedule.timezone = Some("Europe/Paris".into());
+    schedule.start_condition = Some("EXPRESSION_MATCH_ONLY".into());
+    schedule.failure_count = Some(2);
+    store.insert_pipeline(scenario::pipeline("web", Some(schedule)));
+    for (n, created) in [(1, -3.0 * hour), (2, -2.0 * hour)] {
+        let mut b = scenario::planned_build(&mut ids, "web", n, at(created), &fails_in_components);
+        b.pipeline_arn = Some(scenario::pipeline_arn("web"));
+        store.insert(b);
+    }
+
+    store.insert_pipeline(scenario::pipeline(
+        "app",
+        Some(SimSchedule::new(
+            "rate(1 day)",
+            24 * 3600 * NANOS_PER_SEC,
+            at(-hour),
+        )),
+    ));
+    let mut app = scenario::planned_build(
+        &mut ids,
+        "app",
+        1,
+        at(-hour),
+        &BuildShape {
+            speed: 0.01,
+            ..BuildShape::default()
+        },
+    );
+    app.pipeline_arn = Some(scenario::pipeline_arn("app"));
+    let region = |r: &str, status: &str, step: Option<&str>, message: &str| SimRegionFailure {
+        region: Some(r.into()),
+        account_id: Some("210987654321".into()),
+        status: Some(status.into()),
+        configuration_step: step.map(Into::into),
+        message: Some(message.into()),
+    };
+    app.distribution = Some(DistributionPlan {
+        duration: 60 * NANOS_PER_SEC,
+        message: "Image distribution failed in 2 of 3 Regions".into(),
+        regions: vec![
+            region(
+                "eu-west-1",
+                "FAILED",
+                None,
+                "The KMS key alias/images does not exist",
+            ),
+            region(
+                "ap-southeast-2",
+                "TIMED_OUT",
+                Some("UPDATE_LAUNCH_TEMPLATES"),
+                "Launch template lt-0abc was not updated in time",
+            ),
+        ],
+    });
+    store.insert(app);
+
+    let mut odd = scenario::planned_build(&mut ids, "odd", 1, at(-hour), &fails_in_components);
+    odd.failure_context = Some(SimFailureContext::Fixed(serde_json::json!({
+        "componentFailure": {"phaseName": "validate"},
+        "distributionFailure": {"regionFailures": [{"status": "FAILED", "errorMessage": "copy failed"}]}
+    })));
+    store.insert(odd);
+
+    store.insert_pipeline(scenario::pipeline("tools", None));
+    store.insert_pipeline(SimPipeline {
+        arn: scenario::pipeline_arn("broken"),
+        fixed: Some(serde_json::json!({
+            "arn": scenario::pipeline_arn("broken"),
+            "name": "broken",
+            "status": "ENABLED"
+        })),
+        ..SimPipeline::default()
+    });
+    store
+}
+
+#[tokio::test]
+async fn the_page_says_which_component_which_regions_and_whether_the_pipeline_runs() {
+    let h = Harness::start(
+        pipelines_world(),
+        at(0.0),
+        &["--discovery.interval", "100ms"],
+    )
+    .await;
+    let m = h.scrape().await;
+    let image = |i: &str| format!(r#"account_id="123456789012",region="us-east-1",image="{i}""#);
+    let pipeline = |p: &str, i: &str| {
+        format!(r#"account_id="123456789012",region="us-east-1",pipeline="{p}",image="{i}""#)
+    };
+
+    // Which component, phase and step failed, as Image Builder says it.
+    let c = m
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "imagebuilder_image_component_failure_info"
+                && s.labels.get("image") == Some("web")
+        })
+        .unwrap_or_else(|| panic!("no component failure of web:\n{}", m.text));
+    for (k, v) in [
+        ("image_version", "1.0.0/2"),
+        ("failed_step", "ApplyBuildComponents"),
+        ("component", "install-web/1.0.0"),
+        ("phase", "build"),
+        ("component_step", "InstallPackages"),
+        ("action", "ExecuteBash"),
+    ] {
+        assert_eq!(c.labels.get(k), Some(v), "{k}: {:?}", c.labels);
+    }
+    let message = c.labels.get("message").unwrap_or_default();
+    assert!(!message.is_empty() && !message.contains('\n') && message.chars().count() <= 200);
+    assert_eq!(
+        m.count("imagebuilder_image_component_failure_info", &[]),
+        2,
+        "web and odd"
+    );
+
+    // Which Regions a distribution failed in, each with its own message.
+    let arn = build_arn("app", 1);
+    for line in [
+        format!("imagebuilder_image_distribution_failure_info{{{},image_version=\"1.0.0/1\",image_build_version_arn=\"{arn}\",distribution_region=\"ap-southeast-2\",distribution_account_id=\"210987654321\",status=\"TIMED_OUT\",configuration_step=\"UPDATE_LAUNCH_TEMPLATES\",message=\"Launch template lt-0abc was not updated in time\"}} 1", image("app")),
+        format!("imagebuilder_image_distribution_failure_info{{{},image_version=\"1.0.0/1\",image_build_version_arn=\"{arn}\",distribution_region=\"eu-west-1\",distribution_account_id=\"210987654321\",status=\"FAILED\",configuration_step=\"\",message=\"The KMS key alias/images does not exist\"}} 1", image("app")),
+    ] {
+        assert!(m.text.lines().any(|l| l == line), "no {line} in\n{}", m.text);
+    }
+
+    // A context with members missing: served as far as it goes, counted.
+    let odd = build_arn("odd", 1);
+    assert!(m.text.contains(&format!(
+        "imagebuilder_image_distribution_failure_info{{{},image_version=\"1.0.0/1\",image_build_version_arn=\"{odd}\",distribution_region=\"\",distribution_account_id=\"\",status=\"FAILED\",configuration_step=\"\",message=\"copy failed\"}} 1\n",
+        image("odd")
+    )), "{}", m.text);
+    assert!(m.text.contains(&format!(
+        "imagebuilder_image_component_failure_info{{{},image_version=\"1.0.0/1\",image_build_version_arn=\"{odd}\",failed_step=\"\",component=\"\",phase=\"validate\",component_step=\"\",action=\"\",message=\"\"}} 1\n",
+        image("odd")
+    )), "{}", m.text);
+    for field in [
+        "failureContext.componentFailure.componentArn",
+        "failureContext.distributionFailure.regionFailures.region",
+    ] {
+        assert!(
+            m.get(
+                "imagebuilder_exporter_invalid_data_total",
+                &[("operation", "ListImageBuildVersions"), ("field", field)]
+            ) >= Some(1.0),
+            "{field}"
+        );
+    }
+    // The rest of that image is whole.
+    assert_eq!(
+        m.get(
+            "imagebuilder_image_build_status",
+            &[("image", "odd"), ("status", "FAILED")]
+        ),
+        Some(1.0)
+    );
+
+    // Whether the pipeline still runs: web's was disabled by its policy.
+    let web = pipeline("web", "web");
+    for (line, want) in [
+        (format!("imagebuilder_image_pipeline_status{{{web},status=\"DISABLED\"}}"), "1"),
+        (format!("imagebuilder_image_pipeline_status{{{web},status=\"ENABLED\"}}"), "0"),
+        (format!("imagebuilder_image_pipeline_consecutive_failures{{{web}}}"), "2"),
+        (format!("imagebuilder_image_pipeline_auto_disable_failure_count{{{web}}}"), "2"),
+        (format!("imagebuilder_image_pipeline_last_run_status{{{web},status=\"FAILED\"}}"), "1"),
+        (format!("imagebuilder_image_pipeline_info{{{web},pipeline_arn=\"{}\",schedule_expression=\"cron(0 */1 * * ? *)\",timezone=\"Europe/Paris\",start_condition=\"EXPRESSION_MATCH_ONLY\"}}", scenario_pipeline_arn("web")), "1"),
+    ] {
+        assert_eq!(line_value(&m.text, &format!("{line} ")), Some(want), "{line}\n{}", m.text);
+    }
+    assert!(!m.text.contains(&format!(
+        "imagebuilder_image_pipeline_next_run_timestamp_seconds{{{web}}}"
+    )));
+    // app's runs daily, without a policy (the service's default applies);
+    // tools' runs by hand.
+    let app = pipeline("app", "app");
+    assert_eq!(
+        m.get(
+            "imagebuilder_image_pipeline_consecutive_failures",
+            &[("pipeline", "app")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.count(
+            "imagebuilder_image_pipeline_auto_disable_failure_count",
+            &[("pipeline", "app")]
+        ),
+        0
+    );
+    assert_eq!(
+        m.get(
+            "imagebuilder_image_pipeline_next_run_timestamp_seconds",
+            &[("pipeline", "app")]
+        ),
+        Some(at(23.0 * 3600.0) as f64 / NANOS_PER_SEC as f64),
+        "{app}"
+    );
+    assert!(m.text.contains(&format!(
+        "imagebuilder_image_pipeline_info{{{},pipeline_arn=\"{}\",schedule_expression=\"\",timezone=\"\",start_condition=\"\"}} 1\n",
+        pipeline("tools", "tools"),
+        scenario_pipeline_arn("tools")
+    )));
+    // A pipeline without a recipe: served with an empty image, counted.
+    assert_eq!(
+        m.get(
+            "imagebuilder_image_pipeline_status",
+            &[("pipeline", "broken"), ("image", ""), ("status", "ENABLED")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        m.get(
+            "imagebuilder_exporter_invalid_data_total",
+            &[
+                ("operation", "ListImagePipelines"),
+                ("field", "imageRecipeArn")
+            ]
+        ) >= Some(1.0)
+    );
+    // One listing pass with the discovery listing.
+    assert_eq!(h.sim.calls_to("ListImagePipelines"), 1);
+    assert_eq!(m.get("imagebuilder_up", &[]), Some(1.0));
+
+    // A pipeline deleted is gone at the next listing; a newer build of web
+    // (in flight) supersedes the failed one and its failure context.
+    h.sim.update(|s| {
+        s.remove_pipeline(&scenario_pipeline_arn("tools"));
+        let mut ids = Ids::new(9);
+        let building = imagebuilder_exporter::simulator::scenario::planned_build(
+            &mut ids,
+            "web",
+            3,
+            at(-10.0),
+            &Default::default(),
+        );
+        s.insert(building);
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let m = h.scrape().await;
+    assert_eq!(
+        m.count(
+            "imagebuilder_image_pipeline_status",
+            &[("pipeline", "tools")]
+        ),
+        0
+    );
+    assert_eq!(
+        m.count(
+            "imagebuilder_image_component_failure_info",
+            &[("image", "web")]
+        ),
+        0,
+        "{}",
+        m.text
+    );
+    assert!(h.sim.calls_to("ListImagePipelines") >= 2);
+    h.shutdown().await;
+}
+
+fn scenario_pipeline_arn(name: &str) -> String {
+    imagebuilder_exporter::simulator::scenario::pipeline_arn(name)
+}

@@ -483,11 +483,10 @@ fn the_iam_policy_names_every_image_builder_call_the_exporter_makes() {
         .collect();
     assert_eq!(main.len(), 1, "the read-only policy");
     let named = strings(&main[0]["Statement"][0]["Action"]);
-    let called: std::collections::BTreeSet<String> =
-        imagebuilder_exporter::model::Operation::ALL
-            .iter()
-            .map(|op| format!("imagebuilder:{op}"))
-            .collect();
+    let called: std::collections::BTreeSet<String> = imagebuilder_exporter::model::Operation::ALL
+        .iter()
+        .map(|op| format!("imagebuilder:{op}"))
+        .collect();
     assert_eq!(called.len(), 5);
     assert_eq!(named, called);
 }

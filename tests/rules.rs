@@ -516,7 +516,11 @@ fn image_and_step_alerts_survive_restarts_the_same_way() {
         }
         pipelines += 1;
         let expr = expr_of(&block);
-        let state = expr.split_whitespace().next().expect("an expression").to_string();
+        let state = expr
+            .split_whitespace()
+            .next()
+            .expect("an expression")
+            .to_string();
         assert!(
             is_record(&state) && state.ends_with(":bool"),
             "{name}: starts with {state}"
