@@ -475,7 +475,7 @@ fn has_the_panels_on_call_needs() {
             "imagebuilder_image_distribution_failure_info",
             "imagebuilder_image_pipeline_status",
             "imagebuilder_image_pipeline_consecutive_failures",
-            "imagebuilder_image_pipeline_auto_disable_failure_count",
+            "imagebuilder_image_pipeline_auto_disable_failure_limit",
             "imagebuilder_image_pipeline_next_run_timestamp_seconds",
             "imagebuilder_image_pipeline_last_run_status",
             "imagebuilder_image_pipeline_info",
@@ -567,7 +567,7 @@ fn has_the_panels_on_call_needs() {
         }
         let count = exprs_of(pipelines)
             .into_iter()
-            .find(|e| e.contains("imagebuilder_image_pipeline_auto_disable_failure_count"))
+            .find(|e| e.contains("imagebuilder_image_pipeline_auto_disable_failure_limit"))
             .expect("the count");
         assert!(
             count.contains("or\n5 * ") && count.contains("schedule_expression!=\"\""),

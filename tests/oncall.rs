@@ -698,7 +698,7 @@ async fn the_page_says_which_component_which_regions_and_whether_the_pipeline_ru
         (format!("imagebuilder_image_pipeline_status{{{web},status=\"DISABLED\"}}"), "1"),
         (format!("imagebuilder_image_pipeline_status{{{web},status=\"ENABLED\"}}"), "0"),
         (format!("imagebuilder_image_pipeline_consecutive_failures{{{web}}}"), "2"),
-        (format!("imagebuilder_image_pipeline_auto_disable_failure_count{{{web}}}"), "2"),
+        (format!("imagebuilder_image_pipeline_auto_disable_failure_limit{{{web}}}"), "2"),
         (format!("imagebuilder_image_pipeline_last_run_status{{{web},status=\"FAILED\"}}"), "1"),
         (format!("imagebuilder_image_pipeline_info{{{web},pipeline_arn=\"{}\",schedule_expression=\"cron(0 */1 * * ? *)\",timezone=\"Europe/Paris\",start_condition=\"EXPRESSION_MATCH_ONLY\"}}", scenario_pipeline_arn("web")), "1"),
     ] {
@@ -719,7 +719,7 @@ async fn the_page_says_which_component_which_regions_and_whether_the_pipeline_ru
     );
     assert_eq!(
         m.count(
-            "imagebuilder_image_pipeline_auto_disable_failure_count",
+            "imagebuilder_image_pipeline_auto_disable_failure_limit",
             &[("pipeline", "app")]
         ),
         0

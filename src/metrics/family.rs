@@ -88,7 +88,7 @@ families! {
     ImageDistributionFailureInfo = ("imagebuilder_image_distribution_failure_info", Gauge, image_help::DISTRIBUTION_FAILURE);
     PipelineStatus = ("imagebuilder_image_pipeline_status", Gauge, pipeline_help::STATUS);
     PipelineConsecutiveFailures = ("imagebuilder_image_pipeline_consecutive_failures", Gauge, pipeline_help::CONSECUTIVE_FAILURES);
-    PipelineAutoDisableFailureCount = ("imagebuilder_image_pipeline_auto_disable_failure_count", Gauge, pipeline_help::AUTO_DISABLE);
+    PipelineAutoDisableFailureLimit = ("imagebuilder_image_pipeline_auto_disable_failure_limit", Gauge, pipeline_help::AUTO_DISABLE);
     PipelineLastRunStatus = ("imagebuilder_image_pipeline_last_run_status", Gauge, pipeline_help::LAST_RUN_STATUS);
     PipelineNextRun = ("imagebuilder_image_pipeline_next_run_timestamp_seconds", Gauge, pipeline_help::NEXT_RUN);
     PipelineInfo = ("imagebuilder_image_pipeline_info", Gauge, pipeline_help::INFO);

@@ -114,12 +114,14 @@ pub fn demo(now: Nanos, seed: u64) -> Store {
         now - 40 * MINUTE,
         "Infrastructure configuration arn:aws:imagebuilder:us-east-1:123456789012:infrastructure-configuration/windows-base is invalid: instance profile 'ImageBuilderWindows' does not exist",
     ));
-    // A failure whose rollback failed too (its build instance is left
-    // behind), and a step on its second attempt of three; on images of
-    // their own, so that no live build replaces them.
+    // A failure in a component whose rollback failed too (its build
+    // instance is left behind), and a step on its second attempt of three;
+    // on images of their own, so that no live build replaces them: the
+    // newest build of bastion-host names its failed component from the
+    // start.
     let shape = BuildShape {
         speed: 0.05,
-        failure: Some((0, 0, Outcome::Failed)),
+        failure: Some((0, 2, Outcome::Failed)),
         rollback_fails: true,
         ..BuildShape::default()
     };

@@ -331,7 +331,7 @@ fn pipeline(d: &mut Drafts, l: &[u8], v: &PipelineView) {
     }
     let schedule = p.schedule.clone().unwrap_or_default();
     if let Some(n) = schedule.auto_disable_failure_count {
-        d.sample(Family::PipelineAutoDisableFailureCount, l, &[], n as f64);
+        d.sample(Family::PipelineAutoDisableFailureLimit, l, &[], n as f64);
     }
     if let Some(s) = &p.last_run_status {
         let known = BuildStatus::KNOWN.iter().map(BuildStatus::as_str);

@@ -513,7 +513,7 @@ fn pipelines_show_their_state_policy_and_schedule() {
         format!("imagebuilder_image_pipeline_status{{{n},status=\"DISABLED\"}} 1"),
         format!("imagebuilder_image_pipeline_status{{{n},status=\"ENABLED\"}} 0"),
         format!("imagebuilder_image_pipeline_consecutive_failures{{{n}}} 3"),
-        format!("imagebuilder_image_pipeline_auto_disable_failure_count{{{n}}} 3"),
+        format!("imagebuilder_image_pipeline_auto_disable_failure_limit{{{n}}} 3"),
         format!("imagebuilder_image_pipeline_last_run_status{{{n},status=\"FAILED\"}} 1"),
         format!("imagebuilder_image_pipeline_info{{{n},pipeline_arn=\"arn:p1\",schedule_expression=\"cron(0 3 * * ? *)\",timezone=\"Europe/Paris\",start_condition=\"EXPRESSION_MATCH_ONLY\"}} 1"),
         // An unknown status is kept as its own series.
@@ -532,7 +532,7 @@ fn pipelines_show_their_state_policy_and_schedule() {
     // Absent when the service gives none.
     for absent in [
         format!("imagebuilder_image_pipeline_consecutive_failures{{{m}}}"),
-        format!("imagebuilder_image_pipeline_auto_disable_failure_count{{{m}}}"),
+        format!("imagebuilder_image_pipeline_auto_disable_failure_limit{{{m}}}"),
         format!("imagebuilder_image_pipeline_last_run_status{{{m}"),
         format!("imagebuilder_image_pipeline_next_run_timestamp_seconds{{{n}}}"),
     ] {
