@@ -474,11 +474,29 @@ fn panel_query<'a>(
         .unwrap_or_else(|| panic!("no query {ref_id} in panel {title:?}"))
 }
 
-fn all_selected() -> BTreeMap<String, Selection> {
-    grafana::all_variables()
+/// "All" for every variable, as Grafana sends it: the custom all value
+/// where the variable has one, else every value its query offers (`job` and
+/// `instance`: the exporter's jobs and replicas, never `.+`).
+async fn all_selected(
+    prom: &PromServer,
+    vars: &[Variable],
+    since: f64,
+) -> Result<BTreeMap<String, Selection>, String> {
+    let mut selected: BTreeMap<String, Selection> = grafana::all_variables()
         .into_iter()
         .map(|v| (v.to_string(), Selection::All))
-        .collect()
+        .collect();
+    for v in vars
+        .iter()
+        .filter(|v| v.kind == "query" && v.all_value.is_none())
+    {
+        let values = variable_values(prom, v, vars, &selected, since).await?;
+        if values.is_empty() {
+            return Err(format!("variable {} offers no value", v.name));
+        }
+        selected.insert(v.name.clone(), Selection::Values(values));
+    }
+    Ok(selected)
 }
 
 /// With both replicas scraped, Prometheus holds every step twice, yet the
@@ -498,7 +516,7 @@ async fn dashboard_counts_each_step_once(
     let mut answers = Vec::new();
     for (file, d) in dashboards {
         let vars = grafana::variables(d);
-        let all = all_selected();
+        let all = all_selected(prom, &vars, 0.0).await?;
         let targets = grafana::targets(d);
         let stat = panel_query(&targets, "Open step failures", "A");
         let stat = prom
@@ -628,7 +646,7 @@ async fn dashboard_has_data(
     let mut checked = 0;
     for (file, d) in dashboards {
         let vars = grafana::variables(d);
-        let all = all_selected();
+        let all = all_selected(prom, &vars, since).await?;
         for v in vars.iter().filter(|v| v.kind == "query") {
             match variable_values(prom, v, &vars, &all, since).await {
                 Ok(values) if values.is_empty() && v.name != "cluster" => {
@@ -743,7 +761,7 @@ async fn concrete_selection_works(
 ) -> Result<(), String> {
     for (file, d) in dashboards {
         let vars = grafana::variables(d);
-        let mut selected: BTreeMap<String, Selection> = all_selected();
+        let mut selected: BTreeMap<String, Selection> = all_selected(prom, &vars, since).await?;
         for v in vars.iter().filter(|v| v.kind == "query") {
             let values = variable_values(prom, v, &vars, &selected, since).await?;
             let chosen: Vec<String> = match v.name.as_str() {
@@ -838,7 +856,7 @@ async fn failure_bars_add_up(
     real: usize,
 ) -> Result<(), String> {
     let vars = grafana::variables(d);
-    let all = all_selected();
+    let all = all_selected(prom, &vars, start).await?;
     let targets = grafana::targets(d);
     for step in [15u64, 60, 300] {
         let interval = format!("{step}s");
