@@ -142,6 +142,94 @@ pub fn quote(v: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The fields a call gives before its format string, for every
+    /// `trace!` … `error!` / `event!` call in `text`.
+    fn log_call_fields(text: &str) -> Vec<(usize, String)> {
+        let calls = regex::Regex::new(r"\b(trace|debug|info|warn|error|event)!\s*\(").unwrap();
+        let mut out = Vec::new();
+        for m in calls.find_iter(text) {
+            let line = text[..m.start()].matches('\n').count() + 1;
+            // The arguments, split at top-level commas, up to the first
+            // string literal (the message); string contents are skipped.
+            let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+            let mut arg = String::new();
+            for c in text[m.end()..].chars() {
+                if in_str {
+                    in_str = escaped || c != '"';
+                    escaped = !escaped && c == '\\';
+                    arg.push(c);
+                    continue;
+                }
+                match c {
+                    '"' if depth == 0 && arg.trim().is_empty() => break,
+                    '"' => in_str = true,
+                    '(' | '[' | '{' => depth += 1,
+                    ')' | ']' | '}' if depth == 0 => break,
+                    ')' | ']' | '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push((line, std::mem::take(&mut arg).trim().to_string()));
+                        continue;
+                    }
+                    _ => {}
+                }
+                arg.push(c);
+            }
+            if !arg.trim().is_empty() {
+                out.push((line, arg.trim().to_string()));
+            }
+        }
+        out
+    }
+
+    /// The name of the field an argument gives (`name = value`, `%name`,
+    /// `?name`, `name`).
+    fn field_name(arg: &str) -> &str {
+        let name = arg.split('=').next().unwrap_or("").trim();
+        name.trim_start_matches(['%', '?']).trim()
+    }
+
+    #[test]
+    fn the_scan_finds_fields_named_message() {
+        // Written with placeholders, so that the scan of this file does not
+        // find the examples.
+        let text = "tracing::WARN(a = 1, message = %x, \"event, \\\"ignored\\\"\");\n\
+             INFO(?message, \"m {}\", message);\nWARN(target: \"t\", b = f(1, 2), \"ok\")"
+            .replace("WARN", "warn!")
+            .replace("INFO", "info!");
+        let found = log_call_fields(&text);
+        let names: Vec<&str> = found.iter().map(|(_, a)| field_name(a)).collect();
+        assert_eq!(names, ["a", "message", "message", "target: \"t\"", "b"]);
+        assert_eq!(found[2].0, 2, "line numbers");
+    }
+
+    /// A field named `message` takes the place of the line's own message
+    /// in both log formats (the text says what happened; the field's value
+    /// might be an untrusted message body): no call may give one.
+    #[test]
+    fn no_log_call_gives_a_field_named_message() {
+        fn visit(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    visit(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (line, arg) in log_call_fields(&text) {
+                        if matches!(field_name(&arg), "message" | "msg") {
+                            found.push(format!("{}:{line}: {arg}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        visit(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        assert!(found.is_empty(), "fields named message: {found:#?}");
+    }
+
     #[test]
     fn quotes_only_when_needed() {
         assert_eq!(quote("us-east-1"), "us-east-1");

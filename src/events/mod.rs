@@ -144,7 +144,7 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
             match read(&m.body, &scope) {
                 Ok(h) => hints.push((m, h)),
                 Err(why) => {
-                    self.ignore(why, &m.body, &mut outcome);
+                    self.ignore(why, Ignoring::Body(&m.body), &mut outcome);
                     delete.push(m.receipt);
                 }
             }
@@ -173,7 +173,7 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
                     }
                     delete.push(m.receipt);
                 } else if targeted.unknown.iter().any(|a| &**a == arn) {
-                    self.ignore(Ignored::UnknownBuild, arn, &mut outcome);
+                    self.ignore(Ignored::UnknownBuild, Ignoring::Build(arn), &mut outcome);
                     delete.push(m.receipt);
                 } else {
                     // The API failed: the message comes back after its
@@ -204,7 +204,7 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
         scope
     }
 
-    fn ignore(&self, why: Ignored, what: &str, outcome: &mut Outcome) {
+    fn ignore(&self, why: Ignored, what: Ignoring<'_>, outcome: &mut Outcome) {
         outcome.ignored.push(why);
         let name = self.target.name();
         self.metrics
@@ -213,8 +213,18 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
             .inc();
         // Logged once per reason: a misrouted rule would otherwise fill
         // the log with the same complaint.
+        // The field is never named `message`: the log formats take that
+        // name for the line's own message, which the untrusted body would
+        // then replace.
         if self.logs.allow(why.as_str(), None) {
-            tracing::warn!(target_name = %name, reason = why.as_str(), message = %crate::aws::shorten(what, 200), "event ignored and deleted");
+            match what {
+                Ignoring::Body(body) => {
+                    tracing::warn!(target_name = %name, reason = why.as_str(), body = %crate::aws::shorten(body, 200), "event ignored and deleted");
+                }
+                Ignoring::Build(arn) => {
+                    tracing::warn!(target_name = %name, reason = why.as_str(), build = %arn, "event ignored and deleted");
+                }
+            }
         }
     }
 
@@ -231,6 +241,15 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
             tracing::warn!(target_name = %name, operation = %e.operation(), code = e.code(), error = %e, "cannot read the event queue; the exporter keeps polling the API as without events");
         }
     }
+}
+
+/// What an ignored message is logged with.
+#[derive(Debug, Clone, Copy)]
+enum Ignoring<'a> {
+    /// The message's body, as received (shortened in the log).
+    Body(&'a str),
+    /// The build it named, which the API does not know.
+    Build(&'a str),
 }
 
 #[cfg(test)]
