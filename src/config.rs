@@ -22,6 +22,7 @@ use crate::parse::{
     parse_duration, parse_image_regex, parse_positive_duration, parse_region,
     parse_step_execution_id,
 };
+use crate::service::ScrapeTimeout;
 use crate::targets::TargetSpec;
 use crate::webconfig::WebConfig;
 
@@ -127,6 +128,10 @@ pub struct Cli {
     #[arg(long = "scrape.timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
     pub scrape_timeout: Duration,
 
+    /// Taken off the scraper's own timeout (Prometheus' X-Prometheus-Scrape-Timeout-Seconds header) to leave time for the answer: a scrape waits that timeout less this offset, at most --scrape.timeout.
+    #[arg(long = "scrape.timeout-offset", value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub scrape_timeout_offset: Duration,
+
     /// SQS queue that receives Image Builder's EventBridge events: builds are read again within seconds of a change, and discovery runs every hour unless --discovery.interval is given. Without --config.file only (per target there).
     #[arg(long = "events.sqs-queue-url", value_name = "URL", env = "IMAGEBUILDER_EVENTS_SQS_QUEUE_URL", value_parser = parse_optional_queue_url)]
     pub events_queue_url: Option<String>,
@@ -167,7 +172,7 @@ pub struct Options {
     pub limits: Limits,
     pub discovery: DiscoveryConfig,
     pub refresh_min_interval: Duration,
-    pub scrape_timeout: Duration,
+    pub scrape_timeout: ScrapeTimeout,
     pub demo: bool,
     /// What to export: from `--config.file`, or one target from the flags.
     pub targets: Vec<TargetSpec>,
@@ -279,7 +284,10 @@ impl Cli {
                 defer_backfill: true,
             },
             refresh_min_interval: min_interval,
-            scrape_timeout: self.scrape_timeout,
+            scrape_timeout: ScrapeTimeout {
+                max: self.scrape_timeout,
+                offset: self.scrape_timeout_offset,
+            },
             demo: self.demo,
             events_discovery_interval: if given("discovery_interval") {
                 self.discovery_interval
@@ -380,6 +388,16 @@ mod tests {
         assert_eq!(o.listen_address.port(), DEFAULT_PORT);
         assert_eq!(o.discovery.interval, Duration::from_secs(300));
         assert_eq!(o.refresh_min_interval, Duration::from_secs(30));
+        // blackbox_exporter's --timeout-offset: 0.5 s off the scraper's.
+        assert_eq!(
+            o.scrape_timeout,
+            ScrapeTimeout {
+                max: Duration::from_secs(10),
+                offset: Duration::from_millis(500),
+            }
+        );
+        let o = Options::from_args(["--scrape.timeout-offset", "0s"]).unwrap();
+        assert_eq!(o.scrape_timeout.offset, Duration::ZERO);
         let (_, o) = Cli::try_parse_args(["x", "--demo"]).unwrap();
         assert_eq!(o.discovery.interval, Duration::from_secs(30));
         let (_, o) = Cli::try_parse_args(["x", "--demo", "--discovery.interval", "2m"]).unwrap();
@@ -421,6 +439,7 @@ mod tests {
             vec!["x", "--log.format", "xml"],
             vec!["x", "--web.telemetry-path", "metrics"],
             vec!["x", "--labels.image-tags", "team,team"],
+            vec!["x", "--scrape.timeout-offset", "fast"],
         ] {
             let e = Cli::try_parse_args(args.clone()).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");

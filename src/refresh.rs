@@ -4,9 +4,11 @@
 //!   meanwhile wait for it instead of starting their own.
 //! * No refresh starts sooner than `min_interval` after the previous one
 //!   ended: scrapes in between are served the current snapshot.
-//! * A scrape waits at most `scrape_timeout`; after that it is served the
-//!   last complete snapshot while the refresh finishes in the background
-//!   (it runs in its own task, so an abandoned scrape does not cancel it).
+//! * A scrape waits at most its timeout (`service::ScrapeTimeout`: the
+//!   scraper's own, capped by `--scrape.timeout`); after that it is served
+//!   the last complete snapshot while the refresh finishes in the
+//!   background (it runs in its own task, so an abandoned scrape does not
+//!   cancel it).
 //! * After a cold start's first refresh, the backfill (see
 //!   `discovery::backfill`) runs in its own task, in small batches that let
 //!   any refresh go first.
@@ -163,7 +165,7 @@ impl<C: ImageBuilderApi> Target<C> {
             if waited.is_err() {
                 self.metrics.scrape_timeouts.inc();
                 if self.logs.allow("scrape-timeout", Some(WARN_EVERY)) {
-                    tracing::warn!(target_name = %self.name, timeout_s = timeout.as_secs_f64(), "refresh slower than --scrape.timeout; serving the previous snapshot while it finishes");
+                    tracing::warn!(target_name = %self.name, timeout_s = timeout.as_secs_f64(), "refresh slower than the scrape could wait (--scrape.timeout, or the scraper's timeout less --scrape.timeout-offset); serving the previous snapshot while it finishes");
                 }
             }
         }
