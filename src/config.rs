@@ -46,7 +46,7 @@ pub struct Cli {
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = parse_telemetry_path)]
     pub telemetry_path: String,
 
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections open at once; when all are, a new one replaces the oldest idle connection of the client address holding the most (new ones wait only while every connection is answering a request).
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     pub max_connections: u32,
 
