@@ -29,20 +29,27 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides the level.
-pub fn init(level: LogLevel, format: LogFormat) {
+/// What is logged without `RUST_LOG`: our own messages at `level`; the
+/// libraries' only when they warn, but for aws-config's warning at every
+/// refused `sts:AssumeRole` (at every call, while a role's trust is
+/// revoked): the exporter reports a refused role itself, once per five
+/// minutes per target, with the target and the code.
+pub fn default_filter(level: LogLevel) -> String {
     let level = match level {
         LogLevel::Debug => "debug",
         LogLevel::Info => "info",
         LogLevel::Warn => "warn",
         LogLevel::Error => "error",
     };
-    // Our own messages at the chosen level; the libraries' only when they warn.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!(
-            "warn,imagebuilder_exporter={level},imagebuilder_sim={level}"
-        ))
-    });
+    format!(
+        "warn,aws_config::sts::assume_role=error,imagebuilder_exporter={level},imagebuilder_sim={level}"
+    )
+}
+
+/// Installs the global subscriber. `RUST_LOG`, when set, overrides the level.
+pub fn init(level: LogLevel, format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -228,6 +235,54 @@ mod tests {
             &mut found,
         );
         assert!(found.is_empty(), "fields named message: {found:#?}");
+    }
+
+    /// Lines the default filter lets through, of events logged under it.
+    fn filtered(level: LogLevel, log: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new(default_filter(level)))
+            .event_format(Logfmt)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+        text
+    }
+
+    #[test]
+    fn the_default_filter_keeps_our_lines_and_the_libraries_warnings_but_one() {
+        let text = filtered(LogLevel::Info, || {
+            tracing::info!(target: "imagebuilder_exporter::refresh", "ours");
+            tracing::debug!(target: "imagebuilder_exporter::refresh", "our debug");
+            tracing::warn!(target: "aws_config::imds", "a library's warning");
+            tracing::info!(target: "aws_config::imds", "a library's info");
+            // At every refused AssumeRole: the exporter says it itself.
+            tracing::warn!(target: "aws_config::sts::assume_role", "STS refused to grant assume role");
+            tracing::error!(target: "aws_config::sts::assume_role", "an error");
+        });
+        assert!(text.contains("msg=ours"), "{text}");
+        assert!(text.contains("a library's warning"), "{text}");
+        assert!(text.contains("an error"), "{text}");
+        for hidden in ["our debug", "a library's info", "STS refused"] {
+            assert!(!text.contains(hidden), "{hidden}: {text}");
+        }
+        let text = filtered(LogLevel::Debug, || {
+            tracing::debug!(target: "imagebuilder_exporter::refresh", "our debug");
+        });
+        assert!(text.contains("our debug"), "{text}");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::aws::ImageBuilderApi;
+use crate::aws::{ApiError, ImageBuilderApi};
 use crate::clock::{secs, Clock, Nanos};
 use crate::discovery::{Phase, RefreshReport, Targeted, Tracker};
 use crate::loglimit::LogLimiter;
@@ -325,6 +325,16 @@ impl<C: ImageBuilderApi> Target<C> {
     fn log_failures(&self, report: &RefreshReport) {
         let t = [&*self.name];
         for f in &report.failures {
+            if let ApiError::Credentials { .. } = f.error {
+                // Every call of the target fails alike (a role whose trust
+                // was revoked, say): one line for them all, not one per
+                // resource.
+                let key = format!("credentials|{}", f.error.code());
+                if self.logs.allow(&key, Some(WARN_EVERY)) {
+                    tracing::warn!(target_name = %self.name, operation = %f.error.operation(), code = f.error.code(), error = %f.error, "no credentials for this target; keeping the last good data (every call fails alike; repeats within five minutes are not logged)");
+                }
+                continue;
+            }
             let key = format!(
                 "fail|{}|{}|{}",
                 f.error.operation(),
