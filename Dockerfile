@@ -31,6 +31,7 @@ RUN mkdir -p src/bin benches \
     && echo 'fn main() {}' > src/main.rs \
     && echo 'fn main() {}' > src/bin/imagebuilder-sim.rs \
     && echo 'fn main() {}' > benches/scale.rs \
+    && echo 'fn main() {}' > benches/hostile.rs \
     && touch src/lib.rs \
     && cargo build --release --locked --target x86_64-unknown-linux-musl --config 'profile.release.strip="symbols"' --bin imagebuilder-exporter \
     && rm -rf src

@@ -106,7 +106,7 @@ pub async fn build(
             settings.region = spec.region.clone();
         }
         settings.assume_role = spec.assume_role.clone();
-        let sdk = load_sdk_config(&settings).await?;
+        let sdk = load_sdk_config(&settings, clock.clone()).await?;
         let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
         let name = if spec.name.is_empty() {
             region.clone()

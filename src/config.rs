@@ -22,6 +22,7 @@ use crate::parse::{
     parse_duration, parse_image_regex, parse_positive_duration, parse_region,
     parse_step_execution_id,
 };
+use crate::service::ScrapeTimeout;
 use crate::targets::TargetSpec;
 use crate::webconfig::WebConfig;
 
@@ -45,7 +46,7 @@ pub struct Cli {
     #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics", value_parser = parse_telemetry_path, help_heading = WEB)]
     pub telemetry_path: String,
 
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections open at once; when all are, a new one replaces the oldest idle connection of the client address holding the most (new ones wait only while every connection is answering a request).
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=65_535), help_heading = WEB)]
     pub max_connections: u32,
 
@@ -112,6 +113,10 @@ pub struct Cli {
     /// Longest a scrape waits for a refresh before it is served the last complete data.
     #[arg(long = "scrape.timeout", value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration, help_heading = REFRESH)]
     pub scrape_timeout: Duration,
+
+    /// Taken off the scraper's own timeout (Prometheus' X-Prometheus-Scrape-Timeout-Seconds header) to leave time for the answer: a scrape waits that timeout less this offset, at most --scrape.timeout.
+    #[arg(long = "scrape.timeout-offset", value_name = "DURATION", default_value = "500ms", value_parser = parse_duration, help_heading = REFRESH)]
+    pub scrape_timeout_offset: Duration,
 
     /// Longest /-/ready waits, from start-up, for a target whose refreshes keep failing with passing errors (throttling, timeouts, connection); a target failing with an error retrying will not fix (access denied, no credentials, a role that cannot be assumed) never holds it.
     #[arg(long = "readiness.max-wait", value_name = "DURATION", default_value = "5m", value_parser = parse_duration, help_heading = REFRESH)]
@@ -188,7 +193,7 @@ pub struct Options {
     pub limits: Limits,
     pub discovery: DiscoveryConfig,
     pub refresh_min_interval: Duration,
-    pub scrape_timeout: Duration,
+    pub scrape_timeout: ScrapeTimeout,
     /// `--readiness.max-wait`: how long a target failing with passing
     /// errors may hold `/-/ready` at 503.
     pub ready_max_wait: Duration,
@@ -311,7 +316,10 @@ impl Cli {
                 defer_backfill: true,
             },
             refresh_min_interval: min_interval,
-            scrape_timeout: self.scrape_timeout,
+            scrape_timeout: ScrapeTimeout {
+                max: self.scrape_timeout,
+                offset: self.scrape_timeout_offset,
+            },
             ready_max_wait: self.ready_max_wait,
             demo: self.demo,
             events_discovery_interval: if given("discovery_interval") {
@@ -413,6 +421,16 @@ mod tests {
         assert_eq!(o.listen_address.port(), DEFAULT_PORT);
         assert_eq!(o.discovery.interval, Duration::from_secs(300));
         assert_eq!(o.refresh_min_interval, Duration::from_secs(30));
+        // blackbox_exporter's --timeout-offset: 0.5 s off the scraper's.
+        assert_eq!(
+            o.scrape_timeout,
+            ScrapeTimeout {
+                max: Duration::from_secs(10),
+                offset: Duration::from_millis(500),
+            }
+        );
+        let o = Options::from_args(["--scrape.timeout-offset", "0s"]).unwrap();
+        assert_eq!(o.scrape_timeout.offset, Duration::ZERO);
         let (_, o) = Cli::try_parse_args(["x", "--demo"]).unwrap();
         assert_eq!(o.discovery.interval, Duration::from_secs(30));
         let (_, o) = Cli::try_parse_args(["x", "--demo", "--discovery.interval", "2m"]).unwrap();
@@ -479,6 +497,7 @@ mod tests {
             vec!["x", "--log.format", "xml"],
             vec!["x", "--web.telemetry-path", "metrics"],
             vec!["x", "--labels.image-tags", "team,team"],
+            vec!["x", "--scrape.timeout-offset", "fast"],
         ] {
             let e = Cli::try_parse_args(args.clone()).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");

@@ -29,16 +29,20 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. `RUST_LOG`, when set, overrides the level.
-pub fn init(level: LogLevel, format: LogFormat) {
-    let level = match level {
+/// What is logged without `RUST_LOG` (see `directives`).
+pub fn default_filter(level: LogLevel) -> String {
+    directives(match level {
         LogLevel::Debug => "debug",
         LogLevel::Info => "info",
         LogLevel::Warn => "warn",
         LogLevel::Error => "error",
-    };
+    })
+}
+
+/// Installs the global subscriber. `RUST_LOG`, when set, overrides the level.
+pub fn init(level: LogLevel, format: LogFormat) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(directives(level)));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter(level)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -51,8 +55,10 @@ pub fn init(level: LogLevel, format: LogFormat) {
 
 /// The default filter: our own messages at `level`; the libraries' only
 /// when they warn. aws-config's warnings (the instance metadata tried for a
-/// region or credentials, STS refusing a role) are Debug dumps of what the
-/// exporter's own error line says with its fix: shown with `debug` only.
+/// region or credentials, STS refusing a role, at every call while a role's
+/// trust is revoked) are Debug dumps of what the exporter's own error line
+/// says with its fix, once per five minutes per target: shown with `debug`
+/// only.
 fn directives(level: &str) -> String {
     let aws_config = if level == "debug" { "warn" } else { "error" };
     format!("warn,aws_config={aws_config},imagebuilder_exporter={level},imagebuilder_sim={level}")
@@ -221,6 +227,146 @@ pub fn quote(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fields a call gives before its format string, for every
+    /// `trace!` … `error!` / `event!` call in `text`.
+    fn log_call_fields(text: &str) -> Vec<(usize, String)> {
+        let calls = regex::Regex::new(r"\b(trace|debug|info|warn|error|event)!\s*\(").unwrap();
+        let mut out = Vec::new();
+        for m in calls.find_iter(text) {
+            let line = text[..m.start()].matches('\n').count() + 1;
+            // The arguments, split at top-level commas, up to the first
+            // string literal (the message); string contents are skipped.
+            let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+            let mut arg = String::new();
+            for c in text[m.end()..].chars() {
+                if in_str {
+                    in_str = escaped || c != '"';
+                    escaped = !escaped && c == '\\';
+                    arg.push(c);
+                    continue;
+                }
+                match c {
+                    '"' if depth == 0 && arg.trim().is_empty() => break,
+                    '"' => in_str = true,
+                    '(' | '[' | '{' => depth += 1,
+                    ')' | ']' | '}' if depth == 0 => break,
+                    ')' | ']' | '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push((line, std::mem::take(&mut arg).trim().to_string()));
+                        continue;
+                    }
+                    _ => {}
+                }
+                arg.push(c);
+            }
+            if !arg.trim().is_empty() {
+                out.push((line, arg.trim().to_string()));
+            }
+        }
+        out
+    }
+
+    /// The name of the field an argument gives (`name = value`, `%name`,
+    /// `?name`, `name`).
+    fn field_name(arg: &str) -> &str {
+        let name = arg.split('=').next().unwrap_or("").trim();
+        name.trim_start_matches(['%', '?']).trim()
+    }
+
+    #[test]
+    fn the_scan_finds_fields_named_message() {
+        // Written with placeholders, so that the scan of this file does not
+        // find the examples.
+        let text = "tracing::WARN(a = 1, message = %x, \"event, \\\"ignored\\\"\");\n\
+             INFO(?message, \"m {}\", message);\nWARN(target: \"t\", b = f(1, 2), \"ok\")"
+            .replace("WARN", "warn!")
+            .replace("INFO", "info!");
+        let found = log_call_fields(&text);
+        let names: Vec<&str> = found.iter().map(|(_, a)| field_name(a)).collect();
+        assert_eq!(names, ["a", "message", "message", "target: \"t\"", "b"]);
+        assert_eq!(found[2].0, 2, "line numbers");
+    }
+
+    /// A field named `message` takes the place of the line's own message
+    /// in both log formats (the text says what happened; the field's value
+    /// might be an untrusted message body): no call may give one.
+    #[test]
+    fn no_log_call_gives_a_field_named_message() {
+        fn visit(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    visit(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (line, arg) in log_call_fields(&text) {
+                        if matches!(field_name(&arg), "message" | "msg") {
+                            found.push(format!("{}:{line}: {arg}", path.display()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        visit(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        assert!(found.is_empty(), "fields named message: {found:#?}");
+    }
+
+    /// Lines the default filter lets through, of events logged under it.
+    fn filtered(level: LogLevel, log: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new(default_filter(level)))
+            .event_format(Logfmt)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+        text
+    }
+
+    #[test]
+    fn the_default_filter_keeps_our_lines_and_the_libraries_warnings_but_aws_configs() {
+        let text = filtered(LogLevel::Info, || {
+            tracing::info!(target: "imagebuilder_exporter::refresh", "ours");
+            tracing::debug!(target: "imagebuilder_exporter::refresh", "our debug");
+            tracing::warn!(target: "aws_smithy_runtime::client", "a library's warning");
+            tracing::info!(target: "aws_smithy_runtime::client", "a library's info");
+            // aws-config's Debug dumps (the instance metadata, a refused
+            // AssumeRole at every call): the exporter says it itself.
+            tracing::warn!(target: "aws_config::imds", "IMDS dump");
+            tracing::warn!(target: "aws_config::sts::assume_role", "STS refused to grant assume role");
+            tracing::error!(target: "aws_config::sts::assume_role", "an error");
+        });
+        assert!(text.contains("msg=ours"), "{text}");
+        assert!(text.contains("a library's warning"), "{text}");
+        assert!(text.contains("an error"), "{text}");
+        for hidden in ["our debug", "a library's info", "STS refused", "IMDS dump"] {
+            assert!(!text.contains(hidden), "{hidden}: {text}");
+        }
+        let text = filtered(LogLevel::Debug, || {
+            tracing::debug!(target: "imagebuilder_exporter::refresh", "our debug");
+            tracing::warn!(target: "aws_config::imds", "IMDS dump");
+        });
+        assert!(text.contains("our debug"), "{text}");
+        assert!(text.contains("IMDS dump"), "{text}");
+    }
 
     #[test]
     fn quotes_only_when_needed() {

@@ -4,9 +4,11 @@
 //!   meanwhile wait for it instead of starting their own.
 //! * No refresh starts sooner than `min_interval` after the previous one
 //!   ended: scrapes in between are served the current snapshot.
-//! * A scrape waits at most `scrape_timeout`; after that it is served the
-//!   last complete snapshot while the refresh finishes in the background
-//!   (it runs in its own task, so an abandoned scrape does not cancel it).
+//! * A scrape waits at most its timeout (`service::ScrapeTimeout`: the
+//!   scraper's own, capped by `--scrape.timeout`); after that it is served
+//!   the last complete snapshot while the refresh finishes in the
+//!   background (it runs in its own task, so an abandoned scrape does not
+//!   cancel it).
 //! * After a cold start's first refresh, the backfill (see
 //!   `discovery::backfill`) runs in its own task, in small batches that let
 //!   any refresh go first.
@@ -17,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::aws::ImageBuilderApi;
+use crate::aws::{ApiError, ImageBuilderApi};
 use crate::clock::{secs, Clock, Nanos};
 use crate::discovery::{Phase, RefreshReport, Targeted, Tracker};
 use crate::loglimit::LogLimiter;
@@ -308,7 +310,7 @@ impl<C: ImageBuilderApi> Target<C> {
             if waited.is_err() {
                 self.metrics.scrape_timeouts.inc();
                 if self.logs.allow("scrape-timeout", Some(WARN_EVERY)) {
-                    tracing::warn!(target_name = %self.name, timeout_s = timeout.as_secs_f64(), "refresh slower than --scrape.timeout; serving the previous snapshot while it finishes");
+                    tracing::warn!(target_name = %self.name, timeout_s = timeout.as_secs_f64(), "refresh slower than the scrape could wait (--scrape.timeout, or the scraper's timeout less --scrape.timeout-offset); serving the previous snapshot while it finishes");
                 }
             }
         }
@@ -496,6 +498,16 @@ impl<C: ImageBuilderApi> Target<C> {
         let t = [&*self.name];
         let had_data = self.coord().ready;
         for f in &report.failures {
+            if let ApiError::Credentials { .. } = f.error {
+                // Every call of the target fails alike (a role whose trust
+                // was revoked, say): one line for them all, not one per
+                // resource.
+                let key = format!("credentials|{}", f.error.code());
+                if self.logs.allow(&key, Some(WARN_EVERY)) {
+                    tracing::warn!(target_name = %self.name, operation = %f.error.operation(), code = f.error.code(), error = %f.error, "no credentials for this target; keeping the last good data (every call fails alike; repeats within five minutes are not logged)");
+                }
+                continue;
+            }
             let key = format!(
                 "fail|{}|{}|{}",
                 f.error.operation(),
@@ -670,6 +682,7 @@ mod tests {
             operation: OP,
             message: "cannot assume arn:aws:iam::210987654321:role/x: STS answered AccessDenied"
                 .into(),
+            code: Some("AccessDenied".into()),
         }
     }
 

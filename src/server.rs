@@ -15,7 +15,7 @@ use crate::aws::ImageBuilderApi;
 use crate::httpserve::{respond, respond_chunks, serve_with_tls, Chunks, TlsConfigSource};
 use crate::metrics::text::CONTENT_TYPE;
 use crate::refresh::{Release, Standing};
-use crate::service::{Encoding, Exporter};
+use crate::service::{Encoding, Exporter, SCRAPE_TIMEOUT_HEADER};
 use crate::webconfig::WebConfig;
 use crate::webconfig::WebSecurity;
 
@@ -94,8 +94,13 @@ async fn route<C: ImageBuilderApi>(
         // Headers only: no reason to refresh.
         respond(200, CONTENT_TYPE, Bytes::new())
     } else if path == telemetry_path {
+        let wait = exporter.scrape_wait(
+            req.headers()
+                .get(SCRAPE_TIMEOUT_HEADER)
+                .and_then(|v| v.to_str().ok()),
+        );
         if accepts_gzip(&req) {
-            let body = exporter.render_metrics(Encoding::Gzip).await;
+            let body = exporter.render_metrics_within(Encoding::Gzip, wait).await;
             let mut r = respond_chunks(200, CONTENT_TYPE, body);
             r.headers_mut()
                 .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
@@ -106,7 +111,9 @@ async fn route<C: ImageBuilderApi>(
             respond_chunks(
                 200,
                 CONTENT_TYPE,
-                exporter.render_metrics(Encoding::Identity).await,
+                exporter
+                    .render_metrics_within(Encoding::Identity, wait)
+                    .await,
             )
         }
     } else {

@@ -21,7 +21,7 @@ pub struct Exporter<C> {
     targets: Vec<Arc<Target<C>>>,
     metrics: ExporterMetrics,
     clock: Arc<dyn Clock>,
-    scrape_timeout: Duration,
+    scrape_timeout: ScrapeTimeout,
     /// Targets whose series are not served, and the earlier target that
     /// serves their account and region, as of the last scrape.
     overlaps: Mutex<HashMap<Arc<str>, Arc<str>>>,
@@ -33,7 +33,7 @@ impl<C: ImageBuilderApi> Exporter<C> {
         targets: Vec<Arc<Target<C>>>,
         metrics: ExporterMetrics,
         clock: Arc<dyn Clock>,
-        scrape_timeout: Duration,
+        scrape_timeout: ScrapeTimeout,
     ) -> Arc<Self> {
         Arc::new(Self {
             targets,
@@ -113,11 +113,24 @@ impl<C: ImageBuilderApi> Exporter<C> {
         }
     }
 
-    /// The body of `/metrics`: refreshes what is due (waiting at most the
-    /// scrape timeout), then renders every target and the exporter's own
-    /// metrics, as plain text or gzip.
+    /// How long a scrape that sent `header` (the value of
+    /// [`SCRAPE_TIMEOUT_HEADER`], if any) may wait for a refresh.
+    pub fn scrape_wait(&self, header: Option<&str>) -> Duration {
+        self.scrape_timeout.for_scrape(header)
+    }
+
+    /// The body of `/metrics`, waiting at most `--scrape.timeout` for a
+    /// refresh (see [`Exporter::render_metrics_within`]).
     pub async fn render_metrics(&self, encoding: Encoding) -> Chunks {
-        let snapshots = join_all(self.targets.iter().map(|t| t.scrape(self.scrape_timeout))).await;
+        self.render_metrics_within(encoding, self.scrape_timeout.max)
+            .await
+    }
+
+    /// The body of `/metrics`: refreshes what is due (waiting at most
+    /// `wait`), then renders every target and the exporter's own metrics,
+    /// as plain text or gzip.
+    pub async fn render_metrics_within(&self, encoding: Encoding, wait: Duration) -> Chunks {
+        let snapshots = join_all(self.targets.iter().map(|t| t.scrape(wait))).await;
         let snapshots = self.without_overlaps(snapshots);
         let now = self.clock.now();
         for t in &self.targets {
@@ -187,9 +200,96 @@ impl<C> Exporter<C> {
     }
 }
 
+/// The header in which Prometheus sends its scrape timeout, in seconds
+/// (`10`, `2.5`).
+pub const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
+
+/// How long a scrape may wait for a refresh. A scraper gives up after its
+/// own timeout and records the target as down, though the exporter had
+/// good data to serve: the wait follows the scraper's timeout less an
+/// offset for the answer's way back (blackbox_exporter's
+/// `--timeout-offset`), and never exceeds `--scrape.timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScrapeTimeout {
+    /// `--scrape.timeout`: the longest wait, and the wait of a scrape that
+    /// does not say its timeout.
+    pub max: Duration,
+    /// `--scrape.timeout-offset`: taken off the scraper's timeout.
+    pub offset: Duration,
+}
+
+impl ScrapeTimeout {
+    /// The wait for a scrape that sent `header` as its timeout: the header
+    /// less the offset, capped by the maximum. A header that is not a
+    /// positive number of seconds is ignored (the maximum applies); one at
+    /// or below the offset leaves no time to wait, so the scrape is
+    /// answered at once with the data at hand.
+    pub fn for_scrape(&self, header: Option<&str>) -> Duration {
+        match header.and_then(positive_seconds) {
+            Some(asked) => asked.saturating_sub(self.offset).min(self.max),
+            None => self.max,
+        }
+    }
+}
+
+/// `2.5` as 2.5 s; `None` for anything but a finite positive number.
+fn positive_seconds(s: &str) -> Option<Duration> {
+    let v: f64 = s.trim().parse().ok()?;
+    if v.is_finite() && v > 0.0 {
+        Duration::try_from_secs_f64(v).ok()
+    } else {
+        None
+    }
+}
+
 /// How `/metrics` is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     Identity,
     Gzip,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn the_scrapers_timeout_less_the_offset_capped_by_the_flag() {
+        let t = ScrapeTimeout {
+            max: secs(10.0),
+            offset: secs(0.5),
+        };
+        // Prometheus' 3 s: 2.5 s; its default 10 s: capped at the flag.
+        assert_eq!(t.for_scrape(Some("3")), secs(2.5));
+        assert_eq!(t.for_scrape(Some(" 2.75 ")), secs(2.25));
+        assert_eq!(t.for_scrape(Some("10")), secs(9.5));
+        assert_eq!(t.for_scrape(Some("60")), secs(10.0));
+        // At or below the offset: answered at once.
+        assert_eq!(t.for_scrape(Some("0.5")), Duration::ZERO);
+        assert_eq!(t.for_scrape(Some("0.2")), Duration::ZERO);
+        // No header, or one that is not a positive number: the flag.
+        for bad in [
+            None,
+            Some(""),
+            Some("soon"),
+            Some("0"),
+            Some("-3"),
+            Some("NaN"),
+            Some("inf"),
+            Some("1e400"),
+            Some("3s"),
+        ] {
+            assert_eq!(t.for_scrape(bad), secs(10.0), "{bad:?}");
+        }
+        // Without an offset the scraper's own timeout is used whole.
+        let t = ScrapeTimeout {
+            max: secs(10.0),
+            offset: Duration::ZERO,
+        };
+        assert_eq!(t.for_scrape(Some("3")), secs(3.0));
+    }
 }

@@ -224,6 +224,53 @@ async fn messages_that_can_never_be_used_are_counted_and_deleted() {
     h.shutdown().await;
 }
 
+/// The log line of an ignored message says what happened; the untrusted
+/// body (or the unknown build) is a field of its own. A field named
+/// `message` would have replaced the line's message with the body.
+#[tokio::test]
+async fn an_ignored_message_is_logged_with_its_body_in_a_field_of_its_own() {
+    let (logs, _guard) = logs::Captured::start();
+    let h = start(sample_world(), &["--refresh.min-interval", "1h"], |sim| {
+        sim.create_queue(QUEUE)
+    })
+    .await;
+    h.scrape().await;
+    let unknown = scenario::build_arn("nowhere", 3);
+    let event = serde_json::json!({
+        "source": "aws.imagebuilder",
+        "detail-type": "EC2 Image Builder Image State Change",
+        "region": "us-east-1",
+        "resources": [unknown],
+    });
+    h.sim
+        .send_message(QUEUE, "{not json")
+        .expect("queue exists");
+    h.sim
+        .send_message(QUEUE, &event.to_string())
+        .expect("queue exists");
+    within(&h, Duration::from_secs(10), |m| {
+        m.sum("imagebuilder_exporter_events_ignored_total", &[]) == 2.0
+    })
+    .await;
+    let not_json = logs.lines_with("warn", &["reason=not_json"]);
+    assert_eq!(not_json.len(), 1, "{}", logs.text());
+    assert!(
+        not_json[0].contains(r#"msg="event ignored and deleted""#)
+            && not_json[0].contains(r#"body="{not json""#),
+        "{}",
+        not_json[0]
+    );
+    let unknown_build = logs.lines_with("warn", &["reason=unknown_build"]);
+    assert_eq!(unknown_build.len(), 1, "{}", logs.text());
+    assert!(
+        unknown_build[0].contains(r#"msg="event ignored and deleted""#)
+            && unknown_build[0].contains(&format!("build={unknown}")),
+        "{}",
+        unknown_build[0]
+    );
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn when_events_never_come_the_listing_still_finds_the_build() {
     // The rule is broken: the queue exists but nothing is sent to it.

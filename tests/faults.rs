@@ -261,6 +261,55 @@ async fn a_slow_api_never_holds_a_scrape_past_its_timeout() {
     h.shutdown().await;
 }
 
+/// Prometheus says how long it waits (`X-Prometheus-Scrape-Timeout-Seconds`,
+/// 10 s by default): a scrape that asks for 3 s, with the API far slower
+/// than that, is answered with the last good data once 3 s less the
+/// 0.5 s offset have passed, not after `--scrape.timeout`'s 10 s (after
+/// which Prometheus would long have recorded the exporter as down).
+#[tokio::test]
+async fn a_scrape_is_answered_within_the_scrapers_own_timeout() {
+    // The defaults: --scrape.timeout 10s, --scrape.timeout-offset 500ms.
+    const FLAG: Duration = Duration::from_secs(10);
+    const ASKED: &str = "3";
+    const WAIT: Duration = Duration::from_millis(2500);
+    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    h.scrape().await; // a first complete snapshot
+                      // Every call takes 6 s: the refresh (at least two calls in a row)
+                      // outlasts either timeout.
+    h.sim.set_faults(Faults {
+        latency: Duration::from_secs(6),
+        ..Faults::default()
+    });
+    h.clock.advance_secs(10.0);
+    let started = Instant::now();
+    let (status, _, body) = raw_request(
+        "GET",
+        &format!("{}/metrics", h.url),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", ASKED)],
+    )
+    .await
+    .expect("answered");
+    let took = started.elapsed();
+    assert_eq!(status, 200);
+    let m = Metrics::parse(&String::from_utf8_lossy(&body));
+    assert_last_good(&m);
+    assert_eq!(
+        m.get("imagebuilder_exporter_scrape_timeouts_total", &[]),
+        Some(1.0),
+        "served the previous snapshot because the refresh outlasted the wait"
+    );
+    // It waited for the refresh as long as it was allowed to, and answered
+    // well before the flag's 10 s: the bound is halfway between the two,
+    // a margin of seconds that a loaded machine keeps.
+    assert!(took >= WAIT, "answered before waiting: {took:?}");
+    let bound = WAIT + (FLAG - WAIT) / 2;
+    assert!(
+        took < bound,
+        "a scrape that asked for {ASKED} s took {took:?} (bound {bound:?})"
+    );
+    h.shutdown().await;
+}
+
 /// Runs one bad-answer case: a clean first scrape, then the fault.
 async fn after_bad_answer(
     op: &str,

@@ -226,16 +226,24 @@ fn credentials(ctx: &ErrorContext, op: Operation, err: &CredentialsError) -> Api
         .credentials
         .as_ref()
         .map_or("the default chain".to_string(), |s| s.to_string());
-    let lasting = |message: String| ApiError::Credentials {
+    // `code`: the refusal's own code (STS's AccessDenied), the `code`
+    // label of the API error counter, when a service refused.
+    let lasting = |message: String, code: Option<String>| ApiError::Credentials {
         operation: op,
         message,
+        code,
     };
     match err {
-        CredentialsError::CredentialsNotLoaded(_) => lasting(no_credentials(ctx, &text.join("\n"))),
-        CredentialsError::InvalidConfiguration(_) => lasting(format!(
-            "the AWS configuration is invalid ({}): fix the profile in AWS_CONFIG_FILE or ~/.aws/config",
-            innermost(&below)
-        )),
+        CredentialsError::CredentialsNotLoaded(_) => {
+            lasting(no_credentials(ctx, &text.join("\n")), None)
+        }
+        CredentialsError::InvalidConfiguration(_) => lasting(
+            format!(
+                "the AWS configuration is invalid ({}): fix the profile in AWS_CONFIG_FILE or ~/.aws/config",
+                innermost(&below)
+            ),
+            None,
+        ),
         CredentialsError::ProviderTimedOut(_) => ApiError::Connection {
             operation: op,
             message: format!("loading credentials from {source} timed out: check the network to it"),
@@ -256,14 +264,20 @@ fn credentials(ctx: &ErrorContext, op: Operation, err: &CredentialsError) -> Api
                         place(ctx.sts.as_ref(), ctx.region.as_deref())
                     ),
                 },
-                (Some((code, message)), Some(role)) => lasting(format!(
-                    "cannot assume {role}: STS answered {code}: {}: the role's trust policy must allow sts:AssumeRole to {source} (and external_id must match its sts:ExternalId condition, if it has one)",
-                    shorten(&message, 200)
-                )),
-                (Some((code, message)), None) => lasting(format!(
-                    "{source} refused the credentials: {code}: {}",
-                    shorten(&message, 200)
-                )),
+                (Some((code, message)), Some(role)) => lasting(
+                    format!(
+                        "cannot assume {role}: STS answered {code}: {}: the role's trust policy must allow sts:AssumeRole to {source} (and external_id must match its sts:ExternalId condition, if it has one)",
+                        shorten(&message, 200)
+                    ),
+                    Some(code),
+                ),
+                (Some((code, message)), None) => lasting(
+                    format!(
+                        "{source} refused the credentials: {code}: {}",
+                        shorten(&message, 200)
+                    ),
+                    Some(code),
+                ),
                 (None, Some(role)) if connection => ApiError::Connection {
                     operation: op,
                     message: format!(
@@ -279,10 +293,13 @@ fn credentials(ctx: &ErrorContext, op: Operation, err: &CredentialsError) -> Api
                         connection_cause(&below)
                     ),
                 },
-                _ => lasting(format!(
-                    "cannot load credentials from {source}: {}",
-                    innermost(&below)
-                )),
+                _ => lasting(
+                    format!(
+                        "cannot load credentials from {source}: {}",
+                        innermost(&below)
+                    ),
+                    None,
+                ),
             }
         }
     }

@@ -53,10 +53,14 @@ pub enum ApiError {
     },
     /// No credentials could be had: none in the chain, or a role that
     /// cannot be assumed. Not retried: it is the configuration's to fix.
+    /// `code` is the error code of the service that refused them (STS's
+    /// `AccessDenied` for a role whose trust does not name the exporter),
+    /// when one did: the `code` label of the API error counter.
     #[error("{operation}: {message}")]
     Credentials {
         operation: Operation,
         message: String,
+        code: Option<String>,
     },
     /// The answer could not be read: malformed JSON, wrong types, a
     /// pagination token that never ends.
@@ -80,7 +84,7 @@ impl ApiError {
             ApiError::Service { code, .. } => code,
             ApiError::Timeout { .. } => "timeout",
             ApiError::Connection { .. } => "connection",
-            ApiError::Credentials { .. } => "credentials",
+            ApiError::Credentials { code, .. } => code.as_deref().unwrap_or("credentials"),
             ApiError::Parse { .. } => "parse",
             ApiError::Configuration { .. } => "configuration",
         }

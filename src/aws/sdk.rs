@@ -3,12 +3,13 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_imagebuilder::Client;
+use aws_smithy_async::time::TimeSource;
 use tokio::sync::Semaphore;
 
 use super::convert::{self, Issues};
@@ -19,6 +20,7 @@ use super::errors::{ErrorContext, IntoApiError};
 use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
 use super::{ApiError, AssumeRole, Fetched, ImageBuilderApi, Operation, Page};
+use crate::clock::Clock;
 use crate::metrics::ExporterMetrics;
 use crate::model::{Build, Pipeline, StepDetail, StepExecution, WorkflowExecution};
 
@@ -64,8 +66,30 @@ pub struct Limits {
     pub retry: RetryPolicy,
 }
 
-/// Loads the SDK configuration for one target.
-pub async fn load_sdk_config(s: &AwsSettings) -> Result<aws_config::SdkConfig, AwsConfigError> {
+/// The exporter's clock as the SDK's time source: assumed-role credentials
+/// are renewed when *this* clock says they expire, the clock by which the
+/// rest of the exporter (and, in tests and the demo, the simulator that
+/// hands them out) tells time. In production both are the system clock.
+struct ClockTimeSource(Arc<dyn Clock>);
+
+impl std::fmt::Debug for ClockTimeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClockTimeSource")
+    }
+}
+
+impl TimeSource for ClockTimeSource {
+    fn now(&self) -> SystemTime {
+        let nanos = u64::try_from(self.0.now()).unwrap_or(0);
+        UNIX_EPOCH + Duration::from_nanos(nanos)
+    }
+}
+
+/// Loads the SDK configuration for one target, telling time by `clock`.
+pub async fn load_sdk_config(
+    s: &AwsSettings,
+    clock: Arc<dyn Clock>,
+) -> Result<aws_config::SdkConfig, AwsConfigError> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3).min(s.request_timeout))
         .operation_attempt_timeout(s.request_timeout)
@@ -74,7 +98,8 @@ pub async fn load_sdk_config(s: &AwsSettings) -> Result<aws_config::SdkConfig, A
         // Retries are ours (see `retry`): the SDK would not retry 429s and
         // would hide attempts from the metrics.
         .retry_config(RetryConfig::disabled())
-        .timeout_config(timeouts);
+        .timeout_config(timeouts)
+        .time_source(ClockTimeSource(clock));
     if let Some(r) = &s.region {
         loader = loader.region(Region::new(r.clone()));
     }

@@ -154,7 +154,7 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
             match read(&m.body, &scope) {
                 Ok(h) => hints.push((m, h)),
                 Err(why) => {
-                    self.ignore(why, &m.body, &mut outcome);
+                    self.ignore(why, Ignoring::Body(&m.body), &mut outcome);
                     delete.push(m.receipt);
                 }
             }
@@ -226,7 +226,8 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
                 }
                 Fate::Ignored(why) => {
                     let what = match &h.subject {
-                        Subject::Build(a) | Subject::Pipeline(a) => a.as_str(),
+                        Subject::Build(a) => Ignoring::Build(a),
+                        Subject::Pipeline(a) => Ignoring::Pipeline(a),
                     };
                     self.ignore(why, what, &mut outcome);
                     delete.push(m.receipt);
@@ -258,7 +259,7 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
         scope
     }
 
-    fn ignore(&self, why: Ignored, what: &str, outcome: &mut Outcome) {
+    fn ignore(&self, why: Ignored, what: Ignoring<'_>, outcome: &mut Outcome) {
         outcome.ignored.push(why);
         let name = self.target.name();
         self.metrics
@@ -267,8 +268,21 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
             .inc();
         // Logged once per reason: a misrouted rule would otherwise fill
         // the log with the same complaint.
+        // The field is never named `message`: the log formats take that
+        // name for the line's own message, which the untrusted body would
+        // then replace.
         if self.logs.allow(why.as_str(), None) {
-            tracing::warn!(target_name = %name, reason = why.as_str(), message = %crate::aws::shorten(what, 200), "event ignored and deleted");
+            match what {
+                Ignoring::Body(body) => {
+                    tracing::warn!(target_name = %name, reason = why.as_str(), body = %crate::aws::shorten(body, 200), "event ignored and deleted");
+                }
+                Ignoring::Build(arn) => {
+                    tracing::warn!(target_name = %name, reason = why.as_str(), build = %arn, "event ignored and deleted");
+                }
+                Ignoring::Pipeline(arn) => {
+                    tracing::warn!(target_name = %name, reason = why.as_str(), pipeline = %arn, "event ignored and deleted");
+                }
+            }
         }
     }
 
@@ -285,6 +299,17 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
             tracing::warn!(target_name = %name, operation = %e.operation(), code = e.code(), error = %e, "cannot read the event queue; the exporter keeps polling the API as without events");
         }
     }
+}
+
+/// What an ignored message is logged with.
+#[derive(Debug, Clone, Copy)]
+enum Ignoring<'a> {
+    /// The message's body, as received (shortened in the log).
+    Body(&'a str),
+    /// The build it named, which the API does not know.
+    Build(&'a str),
+    /// The pipeline it named, which the listing does not hold.
+    Pipeline(&'a str),
 }
 
 #[cfg(test)]

@@ -169,7 +169,7 @@ impl ExporterMetrics {
         )?;
         let scrape_timeouts = IntCounter::with_opts(Opts::new(
             "imagebuilder_exporter_scrape_timeouts_total",
-            "Scrapes answered with the previous snapshot because the refresh took longer than --scrape.timeout.",
+            "Scrapes answered with the previous snapshot because the refresh took longer than the scrape could wait (--scrape.timeout, or the scraper's timeout less --scrape.timeout-offset).",
         ))?;
         let build_info = IntGaugeVec::new(
             Opts::new(

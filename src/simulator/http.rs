@@ -96,6 +96,18 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
         ));
     };
     let account = state.record_call(op, req.headers());
+    if state.session_expired(req.headers()) {
+        // What Image Builder answers to a request signed with an expired
+        // session token.
+        return Ok(error_response(
+            &state,
+            &SimError {
+                status: 403,
+                code: "ExpiredTokenException",
+                message: "The security token included in the request is expired".into(),
+            },
+        ));
+    }
     let query = req.uri().query().unwrap_or_default().to_string();
     let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
         Ok(b) => b.to_bytes(),

@@ -84,6 +84,11 @@ pub(crate) struct SimState {
     pub(crate) roles: Mutex<sts::Roles>,
     /// Access keys handed out by AssumeRole, and their account.
     pub(crate) assumed: Mutex<HashMap<String, String>>,
+    /// When the sessions handed out by AssumeRole expire, by access key.
+    pub(crate) expiry: Mutex<HashMap<String, crate::clock::Nanos>>,
+    /// How long every session lasts, whatever was asked (see
+    /// [`Simulator::set_session_lifetime`]).
+    pub(crate) session_lifetime: Mutex<Option<Duration>>,
     faults: RwLock<Faults>,
     calls: Mutex<BTreeMap<String, u64>>,
     access_keys: Mutex<BTreeMap<String, u64>>,
@@ -123,6 +128,20 @@ impl SimState {
         *lock(&self.access_keys).entry(key.clone()).or_insert(0) += 1;
         let account = lock(&self.assumed).get(&key).cloned()?;
         Some((account, region))
+    }
+
+    /// True if the request was signed with assumed-role credentials whose
+    /// session has expired by the simulator's clock.
+    pub(crate) fn session_expired(&self, headers: &hyper::HeaderMap) -> bool {
+        let key = headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split("Credential=").nth(1))
+            .and_then(|c| c.split(['/', ',', ' ']).next())
+            .unwrap_or_default();
+        lock(&self.expiry)
+            .get(key)
+            .is_some_and(|&expires| self.clock.now() >= expires)
     }
 
     /// True with probability `p`.
@@ -176,6 +195,8 @@ impl Simulator {
                 accounts: RwLock::new(HashMap::new()),
                 roles: Mutex::new(sts::Roles::default()),
                 assumed: Mutex::new(HashMap::new()),
+                expiry: Mutex::new(HashMap::new()),
+                session_lifetime: Mutex::new(None),
                 faults: RwLock::new(Faults::default()),
                 calls: Mutex::new(BTreeMap::new()),
                 access_keys: Mutex::new(BTreeMap::new()),
@@ -319,6 +340,22 @@ impl Simulator {
     /// else allows it.
     pub fn deny_role(&self, role_arn: &str) {
         lock(&self.state.roles).deny(role_arn);
+    }
+
+    /// Takes back `role_arn`'s trust: `sts:AssumeRole` is denied from now
+    /// on. Sessions already handed out work until they expire, as in AWS.
+    pub fn revoke_role(&self, role_arn: &str) {
+        lock(&self.state.roles).deny(role_arn);
+    }
+
+    /// Makes every session `AssumeRole` hands out from now on last
+    /// `lifetime`, whatever `DurationSeconds` asked (`None`: as asked, one
+    /// hour by default). Real sessions last 15 minutes at least; shorter
+    /// ones let a test see credentials expire and be renewed. A request
+    /// signed with an expired session is refused with
+    /// `ExpiredTokenException`.
+    pub fn set_session_lifetime(&self, lifetime: Option<Duration>) {
+        *lock(&self.state.session_lifetime) = lifetime;
     }
 
     pub fn set_faults(&self, f: Faults) {

@@ -133,11 +133,17 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
             &format!("User is not authorized to perform: sts:AssumeRole on resource: {role}"),
         );
     }
+    let lifetime = match session_lifetime(state, get("DurationSeconds")) {
+        Ok(d) => d,
+        Err(message) => return error(state, 400, "ValidationError", &message),
+    };
     let account = role.split(':').nth(4).unwrap_or_default().to_string();
     let n = state.request_id().replace('-', "").to_uppercase();
     let access_key = format!("ASIA{}", &n[n.len() - 16..]);
     crate::sync::lock(&state.assumed).insert(access_key.clone(), account.clone());
-    let expiration = format_rfc3339_millis(state.clock.now() + 3600 * NANOS_PER_SEC);
+    let expires = state.clock.now().saturating_add(lifetime);
+    crate::sync::lock(&state.expiry).insert(access_key.clone(), expires);
+    let expiration = format_rfc3339_millis(expires);
     let role_name = role.rsplit('/').next().unwrap_or_default();
     let xml = format!(
         "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
@@ -149,6 +155,26 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
         state.request_id()
     );
     respond(200, "text/xml", Bytes::from(xml))
+}
+
+/// How long a session lasts, in nanoseconds: the simulator's override if
+/// set, else `DurationSeconds` (900 to 43200, as STS accepts), else an hour.
+fn session_lifetime(state: &SimState, asked: Option<&str>) -> Result<i64, String> {
+    let asked = match asked {
+        None => 3600,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if (900..=43_200).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                "1 validation error detected: Value '{v}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200"
+            ))
+            }
+        },
+    };
+    Ok(match *crate::sync::lock(&state.session_lifetime) {
+        Some(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        None => asked * NANOS_PER_SEC,
+    })
 }
 
 #[cfg(test)]

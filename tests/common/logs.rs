@@ -13,6 +13,7 @@ pub struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Captured {
     pub fn start() -> (Captured, tracing::subscriber::DefaultGuard) {
+        keep_a_second_dispatcher();
         let c = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .event_format(Logfmt)
@@ -37,6 +38,19 @@ impl Captured {
             .map(str::to_string)
             .collect()
     }
+}
+
+/// Keeps one more dispatcher registered for the life of the test binary.
+///
+/// With a single dispatcher registered (the one `start` sets for its
+/// thread), tracing computes a log call's interest from the default
+/// dispatcher of whichever thread reaches that call first: a test on
+/// another thread, logging nowhere, would make it "never" for every
+/// thread, and this one would miss the line. With two, the interest is
+/// taken from all of them.
+fn keep_a_second_dispatcher() {
+    static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
 }
 
 impl Write for Captured {

@@ -1,8 +1,11 @@
 //! The accept loop shared by the exporter's web server and the simulator:
 //! HTTP/1.1 over hyper, optionally over TLS (rustls), a limit on open
-//! connections, a deadline for the TLS handshake and the request headers
-//! (slow clients cannot hold a connection forever) and graceful shutdown
-//! that lets requests in flight finish.
+//! connections that closes an idle one for a new client rather than make it
+//! wait (see [`connections`]), a deadline for the TLS handshake and the
+//! request headers (slow clients cannot hold a connection forever) and
+//! graceful shutdown that lets requests in flight finish.
+
+mod connections;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -22,8 +25,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
+use self::connections::{Admitted, Connections};
 use crate::loglimit::LogLimiter;
 
 /// A handler's answer; an `Err` closes the connection without a response
@@ -96,6 +99,34 @@ impl Body for Chunks {
     }
 }
 
+/// A response body on the wire: the connection counts as answering a
+/// request (not idle, never closed to make room) until hyper has taken the
+/// last chunk and drops it.
+struct Answer {
+    body: Chunks,
+    _busy: connections::Busy,
+}
+
+impl Body for Answer {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Asks the server to drop the connection instead of answering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("connection closed by the handler")]
@@ -103,7 +134,9 @@ pub struct CloseConnection;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Connections open at once; further ones wait in the listen backlog.
+    /// Connections open at once. When all are open, a new one takes the
+    /// place of an idle one (see [`connections`]); only when every one is
+    /// answering a request do new ones wait in the listen backlog.
     pub max_connections: usize,
     /// Time a client has to send its request headers.
     pub header_read_timeout: Duration,
@@ -159,17 +192,11 @@ pub async fn serve_with_tls<H, Fut>(
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let connections = Connections::new(opts.max_connections);
     let handshake_failures = Arc::new(LogLimiter::new(64));
+    let sheds = LogLimiter::new(4);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -182,36 +209,65 @@ pub async fn serve_with_tls<H, Fut>(
             },
             () = &mut shutdown => break,
         };
+        // Checked once the connection is here (before, its slot could have
+        // turned busy while accept waited): with every connection answering
+        // a request, this one waits, as those behind it wait in the backlog.
+        tokio::select! {
+            () = connections.room() => {}
+            () = &mut shutdown => break,
+        }
         let _ = stream.set_nodelay(true);
+        let (admitted, shed) = connections.admit(peer.ip());
+        let full = shed.is_some();
+        if let Some(shed) = shed {
+            tracing::debug!(address = %shed.address, held = shed.held, "server full: closed an idle connection for a new one");
+            // Worth knowing (a client holding connections without sending
+            // requests, or --web.max-connections too low), not at every one.
+            if sheds.allow("shed", Some(SHED_LOG_EVERY)) {
+                tracing::warn!(address = %shed.address, held = shed.held, max_connections = opts.max_connections, "server full: closing the oldest idle connection of the client address holding the most, so that new clients are served (repeats within five minutes are logged at debug)");
+            }
+        }
         let conn = Conn {
             handler: handler.clone(),
             peer,
             opts: opts.clone(),
             watcher: graceful.watcher(),
+            admitted: Arc::new(admitted),
         };
-        match &tls {
-            None => {
-                tokio::spawn(async move {
-                    conn.serve(TokioIo::new(stream)).await;
-                    drop(permit);
-                });
-            }
-            Some(source) => {
-                let source = source.clone();
-                let failures = handshake_failures.clone();
-                tokio::spawn(async move {
-                    let timeout = conn.opts.header_read_timeout;
-                    let accepted =
-                        tokio::time::timeout(timeout, accept_tls(stream, &source, peer, &failures))
-                            .await;
-                    match accepted {
-                        Ok(Some(tls_stream)) => conn.serve(TokioIo::new(tls_stream)).await,
-                        Ok(None) => {}
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        let source = tls.clone();
+        let failures = handshake_failures.clone();
+        tokio::spawn(async move {
+            let admitted = conn.admitted.clone();
+            let served = async move {
+                match source {
+                    None => conn.serve(TokioIo::new(stream)).await,
+                    Some(source) => {
+                        let timeout = conn.opts.header_read_timeout;
+                        let accepted = tokio::time::timeout(
+                            timeout,
+                            accept_tls(stream, &source, peer, &failures),
+                        )
+                        .await;
+                        match accepted {
+                            Ok(Some(tls_stream)) => conn.serve(TokioIo::new(tls_stream)).await,
+                            Ok(None) => {}
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
                     }
-                    drop(permit);
-                });
+                }
+            };
+            // Closed (the future dropped) when its slot is needed; a
+            // connection answering a request is never chosen.
+            tokio::select! {
+                () = served => {}
+                () = admitted.shed() => tracing::debug!(%peer, "idle connection closed to make room"),
             }
+        });
+        if full {
+            // Full: let the new connection read its request (and so turn
+            // busy) before another is accepted and could take its place.
+            // Accepting without yielding would admit a whole burst first.
+            tokio::task::yield_now().await;
         }
     }
     drop(listener);
@@ -223,12 +279,19 @@ pub async fn serve_with_tls<H, Fut>(
     }
 }
 
+/// How often the server says (at warn) that it closes idle connections to
+/// make room.
+const SHED_LOG_EVERY: Duration = Duration::from_secs(300);
+
 /// One accepted connection, before its transport is ready.
 struct Conn<H> {
     handler: H,
     peer: SocketAddr,
     opts: ServeOptions,
     watcher: Watcher,
+    /// Its slot among the open connections, released when the last clone
+    /// drops.
+    admitted: Arc<Admitted>,
 }
 
 impl<H, Fut> Conn<H>
@@ -244,9 +307,16 @@ where
     {
         let peer = self.peer;
         let h = self.handler;
+        let admitted = self.admitted;
         let svc = service_fn(move |req| {
             let h = h.clone();
-            async move { h(req, peer).await }
+            // Busy from the request's headers until its body is sent.
+            let busy = admitted.request();
+            async move {
+                h(req, peer)
+                    .await
+                    .map(|r| r.map(|body| Answer { body, _busy: busy }))
+            }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
