@@ -504,7 +504,11 @@ impl<C: ImageBuilderApi> Target<C> {
                 // resource.
                 let key = format!("credentials|{}", f.error.code());
                 if self.logs.allow(&key, Some(WARN_EVERY)) {
-                    tracing::warn!(target_name = %self.name, operation = %f.error.operation(), code = f.error.code(), error = %f.error, "no credentials for this target; keeping the last good data (every call fails alike; repeats within five minutes are not logged)");
+                    if had_data {
+                        tracing::warn!(target_name = %self.name, operation = %f.error.operation(), code = f.error.code(), error = %f.error, "could not read; keeping the last good data (no credentials: every call fails alike, and repeats within five minutes are not logged)");
+                    } else {
+                        tracing::warn!(target_name = %self.name, operation = %f.error.operation(), code = f.error.code(), error = %f.error, "could not read; nothing read yet for this target");
+                    }
                 }
                 continue;
             }

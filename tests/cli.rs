@@ -437,7 +437,11 @@ async fn demo_serves_every_metric_family() {
     assert_eq!(
         m.get(
             "imagebuilder_workflow_step_rollback_status",
-            &[("image", "bastion-host"), ("status", "FAILED")]
+            &[
+                ("image", "bastion-host"),
+                ("step_name", "ApplyBuildComponents"),
+                ("status", "FAILED")
+            ]
         ),
         Some(1.0)
     );

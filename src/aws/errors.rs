@@ -621,7 +621,8 @@ mod tests {
             )),
         ));
         let e = classify_in(&with_role, OP, dispatch(denied, false));
-        assert_eq!(e.code(), "credentials");
+        // Counted by STS's own code, the reason on the dashboard.
+        assert_eq!(e.code(), "AccessDenied");
         assert!(!e.is_retryable());
         assert_eq!(
             e.to_string(),
