@@ -32,11 +32,12 @@ use imagebuilder_exporter::service::Encoding;
 use imagebuilder_exporter::simulator::scenario::{self, BuildShape, Ids};
 use imagebuilder_exporter::simulator::{Faults, Simulator};
 
-const OPS: [&str; 4] = [
+const OPS: [&str; 5] = [
     "ListImageBuildVersions",
     "ListWorkflowExecutions",
     "ListWorkflowStepExecutions",
     "GetWorkflowStepExecution",
+    "ListImagePipelines",
 ];
 const LATENCY: Duration = Duration::from_millis(20);
 
@@ -147,7 +148,7 @@ fn print_table(rows: &[Row]) {
     add("step executions in the account", &|r| {
         r.step_executions.to_string()
     });
-    add("calls before /-/ready (LIBV/LWE/LWSE/GWSE)", &|r| {
+    add("calls before /-/ready (LIBV/LWE/LWSE/GWSE/LIP)", &|r| {
         calls_text(&r.ready_calls)
     });
     add("time to /-/ready", &|r| {
@@ -384,7 +385,17 @@ async fn latency(base: &str, clients: usize, n: usize, gzip: bool) -> (Duration,
 async fn measure(builds: usize, images: usize, running: usize) -> Row {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
-    let store = scenario::sized(now, builds, images, running, 20 * 3600 * NANOS_PER_SEC, 1);
+    let mut store = scenario::sized(now, builds, images, running, 20 * 3600 * NANOS_PER_SEC, 1);
+    // A scheduled pipeline per image, as accounts have them: listed with
+    // every discovery (one page per 100 pipelines).
+    for i in 0..images {
+        let schedule = imagebuilder_exporter::simulator::SimSchedule::new(
+            "cron(0 3 * * ? *)",
+            24 * 3600 * NANOS_PER_SEC,
+            now - 3600 * NANOS_PER_SEC,
+        );
+        store.insert_pipeline(scenario::pipeline(&scenario::image_name(i), Some(schedule)));
+    }
     // What a naive exporter would call at every scrape: every page, every
     // build's executions, every execution's steps, every step's detail.
     let (mut executions, mut steps) = (0u64, 0u64);
@@ -498,11 +509,10 @@ async fn measure_process(
     sim.reset_calls();
     scrape(&base).await;
     row.steady_discovery = sim.calls();
-    row.listing_pages = row
-        .steady_discovery
-        .get("ListImageBuildVersions")
-        .copied()
-        .unwrap_or(0);
+    row.listing_pages = ["ListImageBuildVersions", "ListImagePipelines"]
+        .iter()
+        .map(|op| row.steady_discovery.get(*op).copied().unwrap_or(0))
+        .sum();
 
     sim.update(|s| {
         let shape = BuildShape {
