@@ -990,17 +990,42 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus_scraping_two_replic
     )
     .await;
     assert!(!alerted.is_empty());
-    for name in ["ImageBuilderStepRollbackFailed", "ImageBuilderImageStale"] {
-        eventually(deadline, &format!("{name} fires in the demo"), || async {
+    // What the demo holds for each (see the simulator's demo): a failed
+    // rollback, a stale image, a pipeline one failure from its policy's
+    // count, a build that failed distributing to eu-west-1.
+    for (name, label, value) in [
+        ("ImageBuilderStepRollbackFailed", "alertname", "ImageBuilderStepRollbackFailed"),
+        ("ImageBuilderImageStale", "alertname", "ImageBuilderImageStale"),
+        ("ImageBuilderPipelineNearAutoDisable", "pipeline", "gpu-worker"),
+        ("ImageBuilderImageDistributionFailed", "image", "analytics-etl"),
+    ] {
+        let alert = eventually(deadline, &format!("{name} fires in the demo"), || async {
             let alerts = prom.alerts().await?;
             alerts
-                .iter()
-                .any(|a| a["labels"]["alertname"] == name && a["state"] == "firing")
-                .then_some(())
-                .ok_or_else(|| format!("no {name}"))
+                .into_iter()
+                .find(|a| {
+                    a["labels"]["alertname"] == name
+                        && a["labels"][label] == value
+                        && a["state"] == "firing"
+                })
+                .ok_or_else(|| format!("no {name} with {label}={value}"))
         })
         .await;
+        if name == "ImageBuilderImageDistributionFailed" {
+            let description = alert["annotations"]["description"].as_str().unwrap_or_default();
+            assert!(
+                description.starts_with("eu-west-1 (account 210987654321): FAILED: "),
+                "{description}"
+            );
+        }
     }
+    // A pipeline disabled by hand below its count is no alert.
+    let alerts = prom.alerts().await.unwrap_or_default();
+    assert!(
+        !alerts.iter().any(|a| a["labels"]["alertname"] == "ImageBuilderPipelineAutoDisabled"
+            && a["labels"]["pipeline"] == "windows-base"),
+        "{alerts:?}"
+    );
 
     // Events: the demo's builds change state every minute or so; each
     // event reaches one replica, which reads its build at once.
@@ -1118,6 +1143,31 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus_scraping_two_replic
     failure_bars_add_up(&prom, d, since, end, real)
         .await
         .unwrap_or_else(|e| panic!("{file}: {e}"));
+
+    // The demo's hardened-base pipeline disables itself about 2.5 minutes
+    // in (its policy's count is 2): the event and the listing bring it to
+    // Prometheus, and the alert says so.
+    let disabled = eventually(
+        failures_deadline,
+        "ImageBuilderPipelineAutoDisabled fires for hardened-base",
+        || async {
+            let alerts = prom.alerts().await?;
+            alerts
+                .into_iter()
+                .find(|a| {
+                    a["labels"]["alertname"] == "ImageBuilderPipelineAutoDisabled"
+                        && a["labels"]["pipeline"] == "hardened-base"
+                        && a["state"] == "firing"
+                })
+                .ok_or_else(|| "not yet".to_string())
+        },
+    )
+    .await;
+    let description = disabled["annotations"]["description"].as_str().unwrap_or_default();
+    assert!(
+        description.contains("was disabled by Image Builder after 2 consecutive failed scheduled runs (its auto-disable count is 2)"),
+        "{description}"
+    );
 
     let checked = eventually(
         Instant::now() + DEADLINE,
