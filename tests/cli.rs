@@ -338,6 +338,12 @@ async fn uses_the_standard_aws_environment_and_stops_on_sigterm() {
     assert!(exit.success(), "{exit:?}");
     let mut logs = String::new();
     std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    // Not vacuous: the start-up line is there, and every line is JSON.
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"message\":\"starting imagebuilder-exporter\"")),
+        "no start-up line in {logs:?}"
+    );
     assert!(
         logs.lines()
             .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),

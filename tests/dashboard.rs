@@ -26,11 +26,22 @@ const PANEL_TYPES: [&str; 5] = ["row", "stat", "table", "timeseries", "bargauge"
 /// The Grafana version the JSON needs (`__requires`), as the README says.
 const GRAFANA_VERSION: &str = "10.4.0";
 
+/// The bundled dashboards, never none: a lint loop over an empty list
+/// would pass without checking anything.
 fn dashboards() -> Vec<(String, Value)> {
-    grafana::dashboard_paths()
+    let found: Vec<(String, Value)> = grafana::dashboard_paths()
         .into_iter()
         .map(|p| (p.display().to_string(), grafana::load(&p)))
-        .collect()
+        .collect();
+    assert!(!found.is_empty(), "no dashboard found");
+    found
+}
+
+/// A dashboard's queries, never none (see [`dashboards`]).
+fn targets(d: &Value) -> Vec<grafana::Target> {
+    let t = grafana::targets(d);
+    assert!(t.len() > 10, "only {} queries", t.len());
+    t
 }
 
 fn is_var_ref(ds: &Value) -> bool {
@@ -356,7 +367,7 @@ fn queries_are_well_formed_before_and_after_interpolation() {
             .map(|v| v.name.as_str())
             .chain(grafana::BUILTINS)
             .collect();
-        for t in grafana::targets(&d) {
+        for t in targets(&d) {
             let ctx = format!("{file}: {}", t.name());
             assert!(!t.expr.trim().is_empty(), "{ctx}: empty query");
             let tokens = grafana::lex(&t.expr).unwrap_or_else(|e| panic!("{ctx}: {e}"));
@@ -448,7 +459,7 @@ fn has_the_panels_on_call_needs() {
             ],
             "{file}: rows"
         );
-        let targets = grafana::targets(&d);
+        let targets = targets(&d);
         let uses = |metric: &str| {
             targets
                 .iter()
@@ -918,7 +929,7 @@ fn every_table_column_has_a_readable_header() {
 fn queries_count_each_step_once_and_show_exporter_health_per_replica() {
     for (file, d) in dashboards() {
         let mut per_replica_panels = BTreeSet::new();
-        for t in grafana::targets(&d) {
+        for t in targets(&d) {
             let ctx = format!("{file}: {}", t.name());
             let handling =
                 grafana::replica_handling(&t.expr).unwrap_or_else(|e| panic!("{ctx}: {e}"));
@@ -1224,11 +1235,13 @@ fn counter_agg_exception(panel: &str, metric: &str) -> bool {
 }
 
 fn raw_variables(d: &Value) -> Vec<&Value> {
-    d["templating"]["list"]
+    let v: Vec<&Value> = d["templating"]["list"]
         .as_array()
         .into_iter()
         .flatten()
-        .collect()
+        .collect();
+    assert!(!v.is_empty(), "no variables");
+    v
 }
 
 #[test]
@@ -1309,10 +1322,12 @@ fn lint_template_on_time_change_reload_rule() {
 
 /// Panels with queries (not rows).
 fn query_panels(d: &Value) -> Vec<&Value> {
-    grafana::panels(d)
+    let p: Vec<&Value> = grafana::panels(d)
         .into_iter()
         .filter(|p| p["type"] != "row")
-        .collect()
+        .collect();
+    assert!(p.len() > 10, "only {} panels", p.len());
+    p
 }
 
 #[test]
@@ -1447,7 +1462,7 @@ fn lint_target_promql_rule() {
             }
         };
         for sel in [all_selection(), concrete_selection()] {
-            for t in grafana::targets(&d) {
+            for t in targets(&d) {
                 add(grafana::interpolate(&t.expr, &vars, &sel, &TEST_BUILTINS));
             }
             for v in vars.iter().filter(|v| v.kind == "query") {
@@ -1473,7 +1488,7 @@ fn lint_target_promql_rule() {
 #[test]
 fn lint_target_rate_interval_rule() {
     for (file, d) in dashboards() {
-        for t in grafana::targets(&d) {
+        for t in targets(&d) {
             for s in grafana::selector_infos(&t.expr).expect("lexes") {
                 if matches!(s.directly_in.as_deref(), Some("rate" | "irate")) {
                     assert_eq!(
@@ -1492,7 +1507,7 @@ fn lint_target_rate_interval_rule() {
 #[test]
 fn lint_target_job_rule() {
     for (file, d) in dashboards() {
-        for t in grafana::targets(&d) {
+        for t in targets(&d) {
             for s in grafana::selector_infos(&t.expr).expect("lexes") {
                 assert!(
                     s.has("job", "=~", "$job"),
@@ -1515,7 +1530,7 @@ fn lint_target_job_rule() {
 #[test]
 fn lint_target_instance_rule() {
     for (file, d) in dashboards() {
-        for t in grafana::targets(&d) {
+        for t in targets(&d) {
             for s in grafana::selector_infos(&t.expr).expect("lexes") {
                 if instance_exception(&s.name) {
                     assert!(
@@ -1548,7 +1563,7 @@ fn lint_target_instance_rule() {
 #[test]
 fn lint_target_counter_agg_rule() {
     for (file, d) in dashboards() {
-        for t in grafana::targets(&d) {
+        for t in targets(&d) {
             for s in grafana::selector_infos(&t.expr).expect("lexes") {
                 if !s.name.ends_with("_total") || counter_agg_exception(&t.panel, &s.name) {
                     continue;

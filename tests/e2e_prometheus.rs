@@ -994,10 +994,26 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus_scraping_two_replic
     // rollback, a stale image, a pipeline one failure from its policy's
     // count, a build that failed distributing to eu-west-1.
     for (name, label, value) in [
-        ("ImageBuilderStepRollbackFailed", "alertname", "ImageBuilderStepRollbackFailed"),
-        ("ImageBuilderImageStale", "alertname", "ImageBuilderImageStale"),
-        ("ImageBuilderPipelineNearAutoDisable", "pipeline", "gpu-worker"),
-        ("ImageBuilderImageDistributionFailed", "image", "analytics-etl"),
+        (
+            "ImageBuilderStepRollbackFailed",
+            "alertname",
+            "ImageBuilderStepRollbackFailed",
+        ),
+        (
+            "ImageBuilderImageStale",
+            "alertname",
+            "ImageBuilderImageStale",
+        ),
+        (
+            "ImageBuilderPipelineNearAutoDisable",
+            "pipeline",
+            "gpu-worker",
+        ),
+        (
+            "ImageBuilderImageDistributionFailed",
+            "image",
+            "analytics-etl",
+        ),
     ] {
         let alert = eventually(deadline, &format!("{name} fires in the demo"), || async {
             let alerts = prom.alerts().await?;
@@ -1012,7 +1028,9 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus_scraping_two_replic
         })
         .await;
         if name == "ImageBuilderImageDistributionFailed" {
-            let description = alert["annotations"]["description"].as_str().unwrap_or_default();
+            let description = alert["annotations"]["description"]
+                .as_str()
+                .unwrap_or_default();
             assert!(
                 description.starts_with("eu-west-1 (account 210987654321): FAILED: "),
                 "{description}"
@@ -1022,8 +1040,10 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus_scraping_two_replic
     // A pipeline disabled by hand below its count is no alert.
     let alerts = prom.alerts().await.unwrap_or_default();
     assert!(
-        !alerts.iter().any(|a| a["labels"]["alertname"] == "ImageBuilderPipelineAutoDisabled"
-            && a["labels"]["pipeline"] == "windows-base"),
+        !alerts.iter().any(
+            |a| a["labels"]["alertname"] == "ImageBuilderPipelineAutoDisabled"
+                && a["labels"]["pipeline"] == "windows-base"
+        ),
         "{alerts:?}"
     );
 
@@ -1163,7 +1183,9 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus_scraping_two_replic
         },
     )
     .await;
-    let description = disabled["annotations"]["description"].as_str().unwrap_or_default();
+    let description = disabled["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
         description.contains("was disabled by Image Builder after 2 consecutive failed scheduled runs (its auto-disable count is 2)"),
         "{description}"

@@ -63,49 +63,71 @@ async fn fifty_concurrent_scrapers_share_refreshes() {
         ..Faults::default()
     });
     h.scrape().await;
-    let before = rss();
     h.sim.reset_calls();
     let url = format!("{}/metrics", h.url);
-    let run_for = Duration::from_secs(5);
+    // A fixed number of scrapes, not a time: how many a machine manages is
+    // the benchmark's business (BENCHMARKS.md), not a test's.
+    const EACH: u32 = 10;
     let started = Instant::now();
     let scrapers: Vec<_> = (0..50)
         .map(|_| {
             let url = url.clone();
             tokio::spawn(async move {
-                let mut n = 0u32;
-                while started.elapsed() < run_for {
+                for _ in 0..EACH {
                     let (status, _, body) = get(&url).await;
                     assert_eq!(status, 200);
                     assert!(body.contains("imagebuilder_up{target=\"us-east-1\"} 1"));
-                    n += 1;
                 }
-                n
             })
         })
         .collect();
-    let mut scrapes = 0;
     for s in scrapers {
-        scrapes += s.await.expect("no scraper failed");
+        s.await.expect("no scraper failed");
     }
     let elapsed = started.elapsed().as_secs_f64();
     // One refresh per second at most, whatever the number of scrapers: the
     // running build costs one ListWorkflowExecutions per refresh.
     let refreshes = h.sim.calls_to("ListWorkflowExecutions");
-    assert!(scrapes >= 250, "only {scrapes} scrapes");
     assert!(
         refreshes as f64 <= elapsed + 1.0,
-        "{refreshes} refreshes in {elapsed:.1}s for {scrapes} scrapes"
+        "{refreshes} refreshes in {elapsed:.1}s for {} scrapes",
+        50 * EACH
     );
     assert_eq!(
         h.sim.calls_to("ListImageBuildVersions"),
         0,
         "discovery is not due"
     );
-    if let (Some(before), Some(after)) = (before, rss()) {
-        let grown = after.saturating_sub(before);
-        assert!(grown < 64 << 20, "memory grew by {} MiB", grown >> 20);
-    }
     h.shutdown().await;
+}
+
+/// Runs test `name` of this module again, alone in a process of its own
+/// (one test thread), and checks that it passed there: what it measures of
+/// the process (its memory) is then its own, whatever other tests run
+/// beside it here. True in that process: run the test's body.
+fn in_a_process_of_its_own(name: &str) -> bool {
+    const ALONE: &str = "IMAGEBUILDER_TEST_ALONE";
+    if std::env::var(ALONE).as_deref() == Ok(name) {
+        return true;
+    }
+    // The test's path within the binary: its module's, without the crate.
+    let path = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{name}"),
+        None => name.to_string(),
+    };
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args([path.as_str(), "--exact", "--test-threads=1"])
+        .env(ALONE, name)
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{path} alone:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
 }
 
 #[tokio::test]
@@ -156,8 +178,11 @@ async fn max_builds_drops_the_oldest_finished_builds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_flat_over_hours_of_builds() {
-    // Six simulated hours of builds, one every 2 minutes over 8 images,
-    // played in a few seconds: the clock jumps 30 s every 5 ms.
+    if !in_a_process_of_its_own("memory_stays_flat_over_hours_of_builds") {
+        return;
+    }
+    // Six simulated hours of builds, one every 2 minutes over 8 images: the
+    // clock moves 30 s before each scrape, whatever the machine's speed.
     let hours = 6;
     let start = at(0.0);
     let store = scenario::stream(
@@ -173,19 +198,13 @@ async fn memory_stays_flat_over_hours_of_builds() {
         &["--discovery.lookback", "30m", "--discovery.interval", "1ms"],
     )
     .await;
-    let clock = h.clock.clone();
-    let end = start + hours * 3600 * NANOS_PER_SEC;
-    let ticker = tokio::spawn(async move {
-        while imagebuilder_exporter::clock::Clock::now(&*clock) < end {
-            clock.advance_secs(30.0);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    });
+    let steps = hours * 3600 / 30;
     let mut tracked_max = 0.0f64;
     let mut steps_max = 0.0f64;
     let mut rss_samples = Vec::new();
     let mut counted = 0.0;
-    while !ticker.is_finished() {
+    for i in 0..steps {
+        h.clock.advance_secs(30.0);
         let m = h.scrape().await;
         tracked_max = tracked_max.max(
             m.get("imagebuilder_exporter_tracked_builds", &[])
@@ -196,9 +215,10 @@ async fn memory_stays_flat_over_hours_of_builds() {
                 .unwrap_or(0.0),
         );
         counted = m.sum("imagebuilder_workflow_step_executions_total", &[]);
-        rss_samples.extend(rss());
+        if i % 20 == 0 {
+            rss_samples.extend(rss());
+        }
     }
-    ticker.await.unwrap();
     // 30 minutes of builds at one every 2 minutes, plus the newest of each
     // image and those in flight: a bound that does not grow with the hours.
     assert!(tracked_max <= 30.0, "tracked up to {tracked_max} builds");
@@ -206,12 +226,12 @@ async fn memory_stays_flat_over_hours_of_builds() {
         steps_max <= 30.0 * 12.0,
         "held up to {steps_max} step executions"
     );
+    // 180 builds of about a dozen steps each ended in those hours.
     assert!(
         counted >= 1000.0,
         "only {counted} step executions counted: the scenario did not move"
     );
     if cfg!(target_os = "linux") {
-        // Enough samples for halves to mean something.
         assert!(rss_samples.len() >= 4, "{} samples", rss_samples.len());
         let first_half = rss_samples[..rss_samples.len() / 2]
             .iter()

@@ -15,6 +15,37 @@ use proptest::prelude::*;
 const MIN_MS: i64 = -9_000_000_000_000;
 const MAX_MS: i64 = 9_000_000_000_000;
 
+/// `timeoutSeconds` as the service might send it: mostly in the model's
+/// range 0..=43,200 (`any::<i32>()` alone would almost never land there),
+/// its bounds and their neighbours, and anything else.
+fn timeout_seconds() -> impl Strategy<Value = i32> {
+    let max = MAX_TIMEOUT_SECONDS as i32;
+    prop_oneof![
+        4 => 0..=max,
+        2 => prop::sample::select(vec![-1, 0, 1, max - 1, max, max + 1, i32::MIN, i32::MAX]),
+        2 => any::<i32>(),
+    ]
+}
+
+#[test]
+fn the_timeout_strategy_covers_both_sides_of_the_range() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut inside, mut outside) = (0, 0);
+    for _ in 0..1000 {
+        let t = timeout_seconds().new_tree(&mut runner).unwrap().current();
+        if (0..=MAX_TIMEOUT_SECONDS as i32).contains(&t) {
+            inside += 1;
+        } else {
+            outside += 1;
+        }
+    }
+    assert!(
+        inside > 300 && outside > 100,
+        "{inside} in range, {outside} out"
+    );
+}
+
 fn offset() -> impl Strategy<Value = i64> {
     (-23i64..=23, 0i64..60).prop_map(|(h, m)| {
         if h < 0 {
@@ -150,7 +181,7 @@ proptest! {
     }
 
     #[test]
-    fn timeouts_outside_the_model_are_dropped(timeout in proptest::option::of(any::<i32>())) {
+    fn timeouts_outside_the_model_are_dropped(timeout in proptest::option::of(timeout_seconds())) {
         let o = GetWorkflowStepExecutionOutput::builder()
             .step_execution_id("step-1")
             .name("Build")
@@ -161,7 +192,10 @@ proptest! {
         let mut issues = Issues::new(Operation::GetWorkflowStepExecution);
         let d = convert::step_detail(&o, &mut issues).unwrap();
         match timeout {
-            Some(t) if (0..=MAX_TIMEOUT_SECONDS as i32).contains(&t) => prop_assert_eq!(d.limits.timeout_seconds, Some(i64::from(t))),
+            Some(t) if (0..=MAX_TIMEOUT_SECONDS as i32).contains(&t) => {
+                prop_assert_eq!(d.limits.timeout_seconds, Some(i64::from(t)));
+                prop_assert!(issues.list.is_empty());
+            }
             Some(_) => {
                 prop_assert_eq!(d.limits.timeout_seconds, None);
                 prop_assert_eq!(issues.list.len(), 1);

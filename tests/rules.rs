@@ -264,51 +264,89 @@ struct Seen {
     quiet: bool,
     /// Firing at one time, then not at a later time of the same test.
     resolves: bool,
-    /// In a test about a restart.
+    /// Checked (firing, or quiet as it must be) in a test whose input has
+    /// a replica going away: one of its series present, then missing (a
+    /// restart, or a replica gone). Judged by the series fed, not by the
+    /// test's name.
     restart: bool,
-    /// Quiet in a test about a cold start.
+    /// Quiet in a test where an exporter is not ready yet
+    /// (`imagebuilder_exporter_ready` 0): a cold start.
     cold_start: bool,
+}
+
+/// Whether a promtool `values` string has a sample, then a missing one
+/// (`_`, `_xN` or `stale`): the series went away.
+fn goes_away(values: &str) -> bool {
+    let mut present = false;
+    for token in values.split_whitespace() {
+        let missing = token == "stale" || token.starts_with('_');
+        if missing && present {
+            return true;
+        }
+        present |= !missing;
+    }
+    false
+}
+
+#[test]
+fn a_series_going_away_is_seen() {
+    assert!(goes_away("1x4 _x3 1x3"));
+    assert!(goes_away("0x4 1x14 stale _x2 0x9"));
+    assert!(!goes_away("_x5 1x20"), "a series that starts late");
+    assert!(!goes_away("1x19"));
 }
 
 fn seen_in_unit_tests() -> BTreeMap<String, Seen> {
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    let str_of = |v: &serde_yaml::Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
     for file in rule_tests() {
         let text = std::fs::read_to_string(repo(&file)).expect("rule tests");
-        let mut test = String::new();
-        // For the current test: the times each alert fired.
-        let mut fired: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        let mut time = 0;
-        let mut alertname: Option<String> = None;
-        let mut lines = text.lines().map(str::trim).peekable();
-        while let Some(t) = lines.next() {
-            if let Some(n) = t.strip_prefix("- name:") {
-                test = n.trim().trim_matches('"').to_string();
-                fired.clear();
-            } else if let Some(at) = t.strip_prefix("- eval_time:") {
-                let at = at.trim();
-                let minutes = at.strip_suffix('m').and_then(|m| m.parse::<u64>().ok());
-                time = minutes.unwrap_or_else(|| panic!("{file}: eval_time {at} not in minutes"));
-            } else if let Some(n) = t.strip_prefix("alertname:") {
-                alertname = Some(n.trim().to_string());
-            } else if let Some(rest) = t.strip_prefix("exp_alerts:") {
-                let name = alertname.take().expect("exp_alerts after alertname");
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+        let tests = doc["tests"].as_sequence().expect("tests");
+        assert!(!tests.is_empty(), "{file}: no tests");
+        for test in tests {
+            let series = test["input_series"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default();
+            let restart = series.iter().any(|s| goes_away(&str_of(s, "values")));
+            let cold_start = series.iter().any(|s| {
+                str_of(s, "series").starts_with("imagebuilder_exporter_ready{")
+                    && str_of(s, "values")
+                        .split_whitespace()
+                        .any(|v| v.starts_with("0x") || v == "0")
+            });
+            // The times each alert fired in this test.
+            let mut fired: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+            let cases = test["alert_rule_test"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default();
+            for case in cases {
+                let at = str_of(&case, "eval_time");
+                let time: u64 = at
+                    .strip_suffix('m')
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or_else(|| panic!("{file}: eval_time {at} not in minutes"));
+                let name = str_of(&case, "alertname");
+                let alerts = case["exp_alerts"]
+                    .as_sequence()
+                    .cloned()
+                    .unwrap_or_default();
                 let entry = seen.entry(name.clone()).or_default();
-                entry.restart |= test.contains("restart");
-                if rest.trim() == "[]" {
+                entry.restart |= restart;
+                if alerts.is_empty() {
                     entry.quiet = true;
-                    entry.cold_start |= test.contains("cold start");
+                    entry.cold_start |= cold_start;
                     let before = fired.get(&name).into_iter().flatten();
                     entry.resolves |= before.into_iter().any(|&f| f < time);
                 } else {
-                    // Items follow: the first one starts with `- exp_labels:`.
-                    while lines
-                        .peek()
-                        .is_some_and(|l| l.is_empty() || l.starts_with('#'))
-                    {
-                        lines.next();
+                    for a in &alerts {
+                        assert!(
+                            a["exp_labels"].is_mapping(),
+                            "{file}: {name} at {at}: {a:?}"
+                        );
                     }
-                    let item = lines.peek().copied().unwrap_or_default();
-                    assert!(item.starts_with("- exp_labels:"), "unexpected {item:?}");
                     entry.fires = true;
                     fired.entry(name).or_default().push(time);
                 }
