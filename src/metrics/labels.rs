@@ -67,6 +67,22 @@ pub const HISTOGRAM: [&str; 6] = [
     "action",
 ];
 
+/// The label of a state set (`_status` families, and the terminal status of
+/// `imagebuilder_workflow_step_executions_total`).
+pub const STATUS: [&str; 1] = ["status"];
+
+/// The label of `imagebuilder_workflow_execution_steps`.
+pub const OUTCOME: [&str; 1] = ["outcome"];
+
+/// Labels of the exporter's per-target metrics: the region, or the name
+/// given in the config file.
+pub const TARGET: [&str; 1] = ["target"];
+
+/// Stands, in the metric table, for the labels `--labels.image-tags` names
+/// at run time (`tag_` and each key, see [`TagAllowList`]): they cannot be
+/// listed in advance.
+pub const TAG_LABELS: [&str; 1] = ["tag_<key>"];
+
 /// The build version a row comes from, on the `_info` families.
 pub struct BuildLabels<'a> {
     pub version: &'a str,
