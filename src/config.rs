@@ -20,10 +20,10 @@ use crate::logging::{LogFormat, LogLevel};
 use crate::metrics::labels::TagAllowList;
 use crate::parse::{
     parse_duration, parse_image_regex, parse_positive_duration, parse_region,
-    parse_step_execution_id,
+    parse_step_execution_id, ParseError,
 };
 use crate::service::ScrapeTimeout;
-use crate::targets::TargetSpec;
+use crate::targets::{TargetSpec, TargetsFileError};
 use crate::webconfig::WebConfig;
 
 /// The default port, in the Prometheus exporters' 9100–9999 range.
@@ -166,9 +166,29 @@ pub const EVENTS: &str = "Events";
 pub const LOGGING: &str = "Logging";
 pub const DEMO: &str = "Demo";
 
+/// A flag value of this module's own parsers that is refused. Each is the
+/// parser of one flag, and clap names the flag before the message
+/// (`invalid value 'x' for '--web.listen-address <ADDRESS>': …`), so the
+/// message says what is wrong with the value and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    /// `--web.listen-address`.
+    #[error("{0:?} is not a listen address: use HOST:PORT, [IPv6]:PORT or :PORT (e.g. :{DEFAULT_PORT} or 127.0.0.1:{DEFAULT_PORT})")]
+    ListenAddress(String),
+    /// `--web.telemetry-path`.
+    #[error("{0:?} is not a usable path: it must start with '/', not be '/' or under '/-/', and hold no spaces, '?' or '#'")]
+    TelemetryPath(String),
+    /// `--aws.profile`.
+    #[error("must not be empty")]
+    Empty,
+    /// `--aws.max-requests-per-second`.
+    #[error("{0:?} is not a request rate: use a number above 0 and at most 10000, like 10 or 0.5")]
+    Rate(String),
+}
+
 /// A queue URL, or nothing: an empty `IMAGEBUILDER_EVENTS_SQS_QUEUE_URL`
 /// (a ConfigMap key left empty) turns events off rather than failing.
-fn parse_optional_queue_url(s: &str) -> Result<String, String> {
+fn parse_optional_queue_url(s: &str) -> Result<String, ParseError> {
     if s.is_empty() {
         Ok(String::new())
     } else {
@@ -180,7 +200,7 @@ fn parse_optional_queue_url(s: &str) -> Result<String, String> {
 #[derive(Debug, Clone)]
 pub struct TargetsFile(pub Vec<TargetSpec>);
 
-fn parse_targets_file(s: &str) -> Result<TargetsFile, String> {
+fn parse_targets_file(s: &str) -> Result<TargetsFile, TargetsFileError> {
     crate::targets::load(std::path::Path::new(s)).map(TargetsFile)
 }
 
@@ -336,10 +356,8 @@ impl Cli {
 }
 
 /// `host:port`, `[v6]:port` or `:port` (all interfaces).
-pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
-    let err = || {
-        format!("{s:?} is not a listen address: use HOST:PORT, [IPv6]:PORT or :PORT (e.g. :{DEFAULT_PORT} or 127.0.0.1:{DEFAULT_PORT})")
-    };
+pub fn parse_listen_address(s: &str) -> Result<SocketAddr, FlagError> {
+    let err = || FlagError::ListenAddress(s.to_string());
     if let Some(port) = s.strip_prefix(':') {
         let port: u16 = port.parse().map_err(|_| err())?;
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
@@ -356,7 +374,7 @@ pub fn parse_listen_address(s: &str) -> Result<SocketAddr, String> {
     }
 }
 
-fn parse_telemetry_path(s: &str) -> Result<String, String> {
+fn parse_telemetry_path(s: &str) -> Result<String, FlagError> {
     let ok = s.starts_with('/')
         && s.len() > 1
         && !s.starts_with("/-/")
@@ -365,24 +383,22 @@ fn parse_telemetry_path(s: &str) -> Result<String, String> {
     if ok {
         Ok(s.to_string())
     } else {
-        Err(format!("{s:?} is not a usable path: it must start with '/', not be '/' or under '/-/', and hold no spaces, '?' or '#'"))
+        Err(FlagError::TelemetryPath(s.to_string()))
     }
 }
 
-fn parse_nonempty(s: &str) -> Result<String, String> {
+fn parse_nonempty(s: &str) -> Result<String, FlagError> {
     if s.trim().is_empty() {
-        Err("must not be empty".into())
+        Err(FlagError::Empty)
     } else {
         Ok(s.to_string())
     }
 }
 
-fn parse_rate(s: &str) -> Result<f64, String> {
+fn parse_rate(s: &str) -> Result<f64, FlagError> {
     match s.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 && r <= 10_000.0 => Ok(r),
-        _ => Err(format!(
-            "{s:?} is not a request rate: use a number above 0 and at most 10000, like 10 or 0.5"
-        )),
+        _ => Err(FlagError::Rate(s.to_string())),
     }
 }
 
@@ -411,6 +427,7 @@ mod tests {
         for bad in ["9863", ":99999", "example.com:80", "1.2.3.4", ""] {
             assert!(parse_listen_address(bad)
                 .unwrap_err()
+                .to_string()
                 .contains("listen address"));
         }
     }

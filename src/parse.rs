@@ -24,11 +24,34 @@ pub const WORKFLOW_EXECUTION_ID: &str =
 pub const STEP_EXECUTION_ID: &str =
     r"^step-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
+/// A value that does not parse. The message quotes the value and says what
+/// is accepted; whoever reads the value names where it came from (clap the
+/// flag, the targets file its target and field).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParseError {
+    #[error("{0:?} is not a duration: use a number with a unit, like 30s, 5m or 1h30m (units: ms, s, m, h, d, w, y)")]
+    Duration(String),
+    #[error("{0:?} is too long a duration")]
+    DurationTooLong(String),
+    #[error("{0:?} must be longer than zero")]
+    ZeroDuration(String),
+    #[error("{0:?} is not an SQS queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/imagebuilder-events")]
+    QueueUrl(String),
+    #[error("{0:?} is not an AWS region name like us-east-1")]
+    Region(String),
+    #[error("{text:?} is not a valid regular expression: {error}")]
+    Regex { text: String, error: regex::Error },
+    #[error("{0:?} is not a step execution ID: it must match {STEP_EXECUTION_ID}")]
+    StepExecutionId(String),
+    /// One of the patterns above does not compile: a bug, which the unit
+    /// tests catch, reported rather than panicked on.
+    #[error("a built-in pattern does not compile: {0}")]
+    Pattern(#[from] regex::Error),
+}
+
 /// True if `s` matches `pattern` (one of the constants above).
-pub fn matches(pattern: &str, s: &str) -> Result<bool, String> {
-    Regex::new(pattern)
-        .map(|re| re.is_match(s))
-        .map_err(|e| e.to_string())
+pub fn matches(pattern: &str, s: &str) -> Result<bool, regex::Error> {
+    Regex::new(pattern).map(|re| re.is_match(s))
 }
 
 /// Parses a Prometheus-style duration: `30s`, `5m`, `1h30m`, `500ms`, `7d`.
@@ -39,10 +62,8 @@ pub fn matches(pattern: &str, s: &str) -> Result<bool, String> {
 /// assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
 /// assert!(parse_duration("1.5h").is_err());
 /// ```
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || {
-        format!("{s:?} is not a duration: use a number with a unit, like 30s, 5m or 1h30m (units: ms, s, m, h, d, w, y)")
-    };
+pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
+    let err = || ParseError::Duration(s.to_string());
     if s == "0" {
         return Ok(Duration::ZERO);
     }
@@ -80,7 +101,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         total = n
             .checked_mul(*ms)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("{s:?} is too long a duration"))?;
+            .ok_or_else(|| ParseError::DurationTooLong(s.to_string()))?;
     }
     if last.is_none() {
         return Err(err());
@@ -89,10 +110,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// [`parse_duration`], refusing zero.
-pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_positive_duration(s: &str) -> Result<Duration, ParseError> {
     let d = parse_duration(s)?;
     if d.is_zero() {
-        return Err(format!("{s:?} must be longer than zero"));
+        return Err(ParseError::ZeroDuration(s.to_string()));
     }
     Ok(d)
 }
@@ -100,10 +121,8 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 /// An SQS queue URL (`https://sqs.eu-west-1.amazonaws.com/123456789012/name`,
 /// or another endpoint's, such as the simulator's): http or https, a host,
 /// and a path naming the queue.
-pub fn parse_queue_url(s: &str) -> Result<String, String> {
-    let err = || {
-        format!("{s:?} is not an SQS queue URL like https://sqs.eu-west-1.amazonaws.com/123456789012/imagebuilder-events")
-    };
+pub fn parse_queue_url(s: &str) -> Result<String, ParseError> {
+    let err = || ParseError::QueueUrl(s.to_string());
     let rest = s
         .strip_prefix("https://")
         .or_else(|| s.strip_prefix("http://"))
@@ -134,28 +153,28 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// An AWS region name.
-pub fn parse_region(s: &str) -> Result<String, String> {
+pub fn parse_region(s: &str) -> Result<String, ParseError> {
     if matches(REGION, s)? {
         Ok(s.to_string())
     } else {
-        Err(format!("{s:?} is not an AWS region name like us-east-1"))
+        Err(ParseError::Region(s.to_string()))
     }
 }
 
 /// An image-name filter: anchored at both ends, as Prometheus anchors regexes.
-pub fn parse_image_regex(s: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{s})$"))
-        .map_err(|e| format!("{s:?} is not a valid regular expression: {e}"))
+pub fn parse_image_regex(s: &str) -> Result<Regex, ParseError> {
+    Regex::new(&format!("^(?:{s})$")).map_err(|error| ParseError::Regex {
+        text: s.to_string(),
+        error,
+    })
 }
 
 /// A step execution ID, in the API's format.
-pub fn parse_step_execution_id(s: &str) -> Result<String, String> {
+pub fn parse_step_execution_id(s: &str) -> Result<String, ParseError> {
     if matches(STEP_EXECUTION_ID, s)? {
         Ok(s.to_string())
     } else {
-        Err(format!(
-            "{s:?} is not a step execution ID: it must match {STEP_EXECUTION_ID}"
-        ))
+        Err(ParseError::StepExecutionId(s.to_string()))
     }
 }
 
@@ -185,7 +204,7 @@ mod tests {
             " 5s",
             "99999999999999999999y",
         ] {
-            let e = parse_duration(bad).unwrap_err();
+            let e = parse_duration(bad).unwrap_err().to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
         assert!(parse_positive_duration("0s").is_err());
@@ -194,7 +213,7 @@ mod tests {
     #[test]
     fn step_ids_follow_the_api_pattern() {
         assert!(parse_step_execution_id("step-0123abcd-0123-4567-89ab-0123456789ab").is_ok());
-        let e = parse_step_execution_id("step-123").unwrap_err();
+        let e = parse_step_execution_id("step-123").unwrap_err().to_string();
         assert!(e.contains("\"step-123\"") && e.contains("^step-"));
     }
 
@@ -205,6 +224,7 @@ mod tests {
         assert!(!re.is_match("my-web-server"));
         assert!(parse_image_regex("(")
             .unwrap_err()
+            .to_string()
             .contains("regular expression"));
     }
 
@@ -225,7 +245,10 @@ mod tests {
             "https://h/1/q x",
         ] {
             assert!(
-                parse_queue_url(bad).unwrap_err().contains("SQS queue URL"),
+                parse_queue_url(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("SQS queue URL"),
                 "{bad}"
             );
         }
@@ -234,7 +257,10 @@ mod tests {
     #[test]
     fn names_follow_the_aws_patterns() {
         assert_eq!(parse_region("eu-west-1").as_deref(), Ok("eu-west-1"));
-        assert!(parse_region("mars").unwrap_err().contains("\"mars\""));
+        assert!(parse_region("mars")
+            .unwrap_err()
+            .to_string()
+            .contains("\"mars\""));
         for p in [
             ROLE_ARN,
             EXTERNAL_ID,

@@ -15,15 +15,90 @@
 //! with the file, the target and the field, and exit status 2.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use regex::Regex;
 use serde::Deserialize;
 
 pub use crate::aws::AssumeRole;
 use crate::parse::{
-    parse_image_regex, parse_queue_url, EXTERNAL_ID, REGION, ROLE_ARN, SESSION_NAME,
+    parse_image_regex, parse_queue_url, ParseError, EXTERNAL_ID, REGION, ROLE_ARN, SESSION_NAME,
 };
+
+/// A targets file that cannot be used: the file, then what is wrong in it.
+/// clap prints it after the flag (`--config.file`).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetsFileError {
+    #[error("cannot read {}: {error}", file.display())]
+    Read {
+        file: PathBuf,
+        error: std::io::Error,
+    },
+    /// Boxed, so that a `Result` of it stays small.
+    #[error("{}: {error}", file.display())]
+    Invalid {
+        file: PathBuf,
+        error: Box<TargetsError>,
+    },
+}
+
+/// What is wrong in the text of a targets file, naming the target (by its
+/// index) and the field, as in `targets[1].role_arn`.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetsError {
+    /// Not YAML, or not the file's shape (an unknown or missing field):
+    /// serde_yaml's message names the field, the line and the column.
+    #[error(transparent)]
+    Yaml(serde_yaml::Error),
+    #[error("`targets` is empty: list at least one")]
+    Empty,
+    #[error("targets[{index}].{field}: {error}")]
+    Field {
+        index: usize,
+        field: &'static str,
+        error: TargetFieldError,
+    },
+    /// Two targets that read one account and region would serve every
+    /// series twice.
+    #[error("targets[{first}] ({first_name:?}) and targets[{second}] ({second_name:?}) both read region {region} {}: the same account and region, so every series would be served twice. Keep one of them (one image_name_filter can match the images of both)", match role { Some(r) => format!("through the role {r}"), None => "with the default credentials".into() })]
+    SameAccount {
+        first: usize,
+        first_name: String,
+        second: usize,
+        second_name: String,
+        region: String,
+        role: Option<String>,
+    },
+    /// A pattern of `parse` does not compile: a bug the unit tests catch.
+    #[error("a built-in pattern does not compile: {0}")]
+    Pattern(regex::Error),
+}
+
+/// What is wrong with one field of one target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetFieldError {
+    /// `region`, `image_name_filter`, `events.sqs_queue_url`: parsed as
+    /// the flags that take the same values are.
+    #[error(transparent)]
+    Value(#[from] ParseError),
+    #[error("{0:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name")]
+    RoleArn(String),
+    #[error("{0:?} must be 2 to 1224 characters of letters, digits and +=,.@:/-")]
+    ExternalId(String),
+    #[error("{0:?} must be 2 to 64 characters of letters, digits and +=,.@-")]
+    SessionName(String),
+    /// `external_id` or `session_name` without a role to assume.
+    #[error("needs role_arn")]
+    NeedsRoleArn,
+    #[error("{0:?} must be 1 to 128 characters of letters, digits and _.:/-")]
+    Name(String),
+    #[error("{0:?} is used by another target: give each target its own name")]
+    NameTaken(String),
+    /// One consumer per queue: another target would take (and delete) this
+    /// one's events as "another account's".
+    #[error("{url:?} is also targets[{other}]'s queue: give each target its own queue")]
+    QueueTaken { url: String, other: usize },
+}
 
 /// One account and region to export.
 #[derive(Debug, Clone)]
@@ -68,19 +143,24 @@ const NAME: &str = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$";
 const DEFAULT_SESSION: &str = "imagebuilder-exporter";
 
 /// Reads and checks a targets file; the error says what is wrong and where.
-pub fn load(path: &Path) -> Result<Vec<TargetSpec>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+pub fn load(path: &Path) -> Result<Vec<TargetSpec>, TargetsFileError> {
+    let text = std::fs::read_to_string(path).map_err(|error| TargetsFileError::Read {
+        file: path.to_path_buf(),
+        error,
+    })?;
+    parse(&text).map_err(|error| TargetsFileError::Invalid {
+        file: path.to_path_buf(),
+        error: Box::new(error),
+    })
 }
 
 /// Parses and checks the text of a targets file.
-pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
-    let file: File = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+pub fn parse(text: &str) -> Result<Vec<TargetSpec>, TargetsError> {
+    let file: File = serde_yaml::from_str(text).map_err(TargetsError::Yaml)?;
     if file.targets.is_empty() {
-        return Err("`targets` is empty: list at least one".into());
+        return Err(TargetsError::Empty);
     }
-    let re = |p: &str| Regex::new(p).map_err(|e| e.to_string());
+    let re = |p: &str| Regex::new(p).map_err(TargetsError::Pattern);
     let (region_re, role_re, external_re, session_re, name_re) = (
         re(REGION)?,
         re(ROLE_ARN)?,
@@ -94,33 +174,32 @@ pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
     let mut reach: Vec<(String, Option<String>, String)> = Vec::new();
     let mut out = Vec::with_capacity(file.targets.len());
     for (i, e) in file.targets.into_iter().enumerate() {
-        let at = |field: &str, msg: String| format!("targets[{i}].{field}: {msg}");
+        let at = |field: &'static str, error: TargetFieldError| TargetsError::Field {
+            index: i,
+            field,
+            error,
+        };
         if !region_re.is_match(&e.region) {
-            return Err(at(
-                "region",
-                format!("{:?} is not an AWS region name like us-east-1", e.region),
-            ));
+            let error = ParseError::Region(e.region.clone());
+            return Err(at("region", error.into()));
         }
         let assume_role = match e.role_arn {
             Some(arn) => {
                 if !role_re.is_match(&arn) {
-                    return Err(at("role_arn", format!("{arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name")));
+                    return Err(at("role_arn", TargetFieldError::RoleArn(arn)));
                 }
                 if let Some(x) = e
                     .external_id
                     .as_deref()
                     .filter(|x| !external_re.is_match(x))
                 {
-                    return Err(at(
-                        "external_id",
-                        format!(
-                            "{x:?} must be 2 to 1224 characters of letters, digits and +=,.@:/-"
-                        ),
-                    ));
+                    let error = TargetFieldError::ExternalId(x.to_string());
+                    return Err(at("external_id", error));
                 }
                 let session_name = e.session_name.unwrap_or_else(|| DEFAULT_SESSION.into());
                 if !session_re.is_match(&session_name) {
-                    return Err(at("session_name", format!("{session_name:?} must be 2 to 64 characters of letters, digits and +=,.@-")));
+                    let error = TargetFieldError::SessionName(session_name);
+                    return Err(at("session_name", error));
                 }
                 Some(AssumeRole {
                     role_arn: arn,
@@ -129,15 +208,17 @@ pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
                 })
             }
             None if e.external_id.is_some() => {
-                return Err(at("external_id", "needs role_arn".into()))
+                return Err(at("external_id", TargetFieldError::NeedsRoleArn))
             }
             None if e.session_name.is_some() => {
-                return Err(at("session_name", "needs role_arn".into()))
+                return Err(at("session_name", TargetFieldError::NeedsRoleArn))
             }
             None => None,
         };
         let image_name_filter = match &e.image_name_filter {
-            Some(f) => Some(parse_image_regex(f).map_err(|err| at("image_name_filter", err))?),
+            Some(f) => {
+                Some(parse_image_regex(f).map_err(|err| at("image_name_filter", err.into()))?)
+            }
             None => None,
         };
         let name = e.name.unwrap_or_else(|| match &assume_role {
@@ -149,46 +230,36 @@ pub fn parse(text: &str) -> Result<Vec<TargetSpec>, String> {
             None => e.region.clone(),
         });
         if !name_re.is_match(&name) {
-            return Err(at(
-                "name",
-                format!("{name:?} must be 1 to 128 characters of letters, digits and _.:/-"),
-            ));
+            return Err(at("name", TargetFieldError::Name(name)));
         }
         if !names.insert(name.clone()) {
-            return Err(at(
-                "name",
-                format!("{name:?} is used by another target: give each target its own name"),
-            ));
+            return Err(at("name", TargetFieldError::NameTaken(name)));
         }
         let role = assume_role.as_ref().map(|r| r.role_arn.clone());
         if let Some(j) = reach
             .iter()
             .position(|(region, r, _)| *region == e.region && *r == role)
         {
-            let how = match &role {
-                Some(r) => format!("through the role {r}"),
-                None => "with the default credentials".into(),
-            };
-            return Err(format!(
-                "targets[{j}] ({:?}) and targets[{i}] ({name:?}) both read region {} {how}: the same account and region, so every series would be served twice. Keep one of them (one image_name_filter can match the images of both)",
-                reach[j].2, e.region
-            ));
+            return Err(TargetsError::SameAccount {
+                first: j,
+                first_name: reach[j].2.clone(),
+                second: i,
+                second_name: name,
+                region: e.region,
+                role,
+            });
         }
         reach.push((e.region.clone(), role, name.clone()));
         let events_queue_url = match e.events {
             Some(ev) => {
                 let url = parse_queue_url(&ev.sqs_queue_url)
-                    .map_err(|err| at("events.sqs_queue_url", err))?;
-                // One consumer per queue: another target would take (and
-                // delete) this one's events as "another account's".
+                    .map_err(|err| at("events.sqs_queue_url", err.into()))?;
                 if let Some(other) = out
                     .iter()
                     .position(|t: &TargetSpec| t.events_queue_url.as_deref() == Some(&url))
                 {
-                    return Err(at(
-                        "events.sqs_queue_url",
-                        format!("{url:?} is also targets[{other}]'s queue: give each target its own queue"),
-                    ));
+                    let error = TargetFieldError::QueueTaken { url, other };
+                    return Err(at("events.sqs_queue_url", error));
                 }
                 Some(url)
             }
@@ -269,8 +340,41 @@ mod tests {
             ),
             ("targets:\n  - [oops\n", "line 2"),
         ] {
-            let e = parse(text).unwrap_err();
+            let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(want), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn file_errors_name_the_file_then_the_target_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("targets.yml");
+        let e = load(&path).unwrap_err();
+        assert!(matches!(e, TargetsFileError::Read { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot read {}: ", path.display())),
+            "{e}"
+        );
+        std::fs::write(&path, "targets:\n  - region: mars\n").unwrap();
+        let e = load(&path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: targets[0].region: \"mars\" is not an AWS region name like us-east-1",
+                path.display()
+            )
+        );
+        let TargetsFileError::Invalid { error, .. } = e else {
+            panic!("{e:?}")
+        };
+        assert!(matches!(
+            *error,
+            TargetsError::Field {
+                index: 0,
+                field: "region",
+                error: TargetFieldError::Value(ParseError::Region(_)),
+            }
+        ));
     }
 }

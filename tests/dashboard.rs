@@ -18,6 +18,8 @@ use common::grafana::{
     TARGET_VARIABLE,
 };
 use common::tools;
+use imagebuilder_exporter::metrics::family::{self, Kind};
+use imagebuilder_exporter::metrics::labels;
 use serde_json::Value;
 
 /// Panel types the dashboard may use; each must be listed in `__requires`.
@@ -751,105 +753,29 @@ fn renames(table: &Value) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The labels of each family the dashboard reads (the metric contract),
-/// to check that a table gives every column a readable header.
+/// The labels of each family the dashboard reads (the metric table of the
+/// library), to check that a table gives every column a readable header.
+/// The `tag_` labels are named at run time: the dashboard cannot know them.
 fn family_labels(metric: &str) -> Vec<&'static str> {
-    const STEP: [&str; 7] = [
-        "account_id",
-        "region",
-        "image",
-        "workflow_arn",
-        "workflow_type",
-        "step_name",
-        "action",
-    ];
-    const IMG: [&str; 3] = ["account_id", "region", "image"];
-    let mut l: Vec<&str> = match metric {
-        "imagebuilder_workflow_step_status" | "imagebuilder_workflow_step_executions_total" => {
-            [&STEP[..], &["status"]].concat()
-        }
-        "imagebuilder_workflow_step_failure_info" => [
-            &STEP[..],
-            &["image_version", "image_build_version_arn", "message"],
-        ]
-        .concat(),
-        "imagebuilder_workflow_execution_status" => [&STEP[..5], &["status"]].concat(),
-        "imagebuilder_workflow_execution_duration_seconds" => STEP[..5].to_vec(),
-        "imagebuilder_workflow_execution_steps" => [&STEP[..5], &["outcome"]].concat(),
-        m if m.starts_with("imagebuilder_workflow_step_execution_duration_seconds") => vec![
-            "account_id",
-            "region",
-            "workflow_arn",
-            "workflow_type",
-            "step_name",
-            "action",
-            "le",
-        ],
-        m if m.starts_with("imagebuilder_workflow_step_") => STEP.to_vec(),
-        "imagebuilder_image_build_status" => [&IMG[..], &["status"]].concat(),
-        "imagebuilder_image_component_failure_info" => [
-            &IMG[..],
-            &[
-                "image_version",
-                "image_build_version_arn",
-                "failed_step",
-                "component",
-                "phase",
-                "component_step",
-                "action",
-                "message",
-            ],
-        ]
-        .concat(),
-        "imagebuilder_image_distribution_failure_info" => [
-            &IMG[..],
-            &[
-                "image_version",
-                "image_build_version_arn",
-                "distribution_region",
-                "distribution_account_id",
-                "status",
-                "configuration_step",
-                "message",
-            ],
-        ]
-        .concat(),
-        "imagebuilder_image_build_failure_info" => [
-            &IMG[..],
-            &["image_version", "image_build_version_arn", "reason"],
-        ]
-        .concat(),
-        m if m.starts_with("imagebuilder_image_pipeline_") => {
-            let mut l = [&IMG[..], &["pipeline"]].concat();
-            match m {
-                "imagebuilder_image_pipeline_status"
-                | "imagebuilder_image_pipeline_last_run_status" => l.push("status"),
-                "imagebuilder_image_pipeline_info" => l.extend([
-                    "pipeline_arn",
-                    "schedule_expression",
-                    "timezone",
-                    "start_condition",
-                ]),
-                _ => {}
-            }
-            l
-        }
-        "imagebuilder_image_build_info" => [
-            &IMG[..],
-            &[
-                "image_version",
-                "image_build_version_arn",
-                "build_type",
-                "log_group",
-            ],
-        ]
-        .concat(),
-        m if m.starts_with("imagebuilder_image_") => IMG.to_vec(),
-        "imagebuilder_exporter_build_info" => vec!["version"],
-        "imagebuilder_exporter_scrape_timeouts_total" | "up" => vec![],
-        m if m.starts_with("process_") => vec![],
-        _ => vec!["target"],
+    let row = |name: &str| family::find(name).map(|r| r.label_names().collect::<Vec<_>>());
+    let histogram = |suffix: &str| {
+        metric
+            .strip_suffix(suffix)
+            .filter(|base| family::find(base).is_some_and(|r| r.kind == Kind::Histogram))
+            .and_then(row)
     };
+    let mut l: Vec<&str> = match (row(metric), histogram("_bucket")) {
+        (Some(l), _) => l,
+        (None, Some(l)) => [&l[..], &["le"]].concat(),
+        (None, None) => match histogram("_sum").or_else(|| histogram("_count")) {
+            Some(l) => l,
+            None if metric == "up" || metric.starts_with("process_") => vec![],
+            // Recording rules keep the labels of what they record, `target`
+            // among them.
+            None => vec!["target"],
+        },
+    };
+    l.retain(|n| *n != labels::TAG_LABELS[0]);
     l.extend(["job", "instance", "pod", "__name__"]);
     l
 }

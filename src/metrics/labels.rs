@@ -67,6 +67,22 @@ pub const HISTOGRAM: [&str; 6] = [
     "action",
 ];
 
+/// The label of a state set (`_status` families, and the terminal status of
+/// `imagebuilder_workflow_step_executions_total`).
+pub const STATUS: [&str; 1] = ["status"];
+
+/// The label of `imagebuilder_workflow_execution_steps`.
+pub const OUTCOME: [&str; 1] = ["outcome"];
+
+/// Labels of the exporter's per-target metrics: the region, or the name
+/// given in the config file.
+pub const TARGET: [&str; 1] = ["target"];
+
+/// Stands, in the metric table, for the labels `--labels.image-tags` names
+/// at run time (`tag_` and each key, see [`TagAllowList`]): they cannot be
+/// listed in advance.
+pub const TAG_LABELS: [&str; 1] = ["tag_<key>"];
+
 /// The build version a row comes from, on the `_info` families.
 pub struct BuildLabels<'a> {
     pub version: &'a str,
@@ -247,6 +263,22 @@ impl LabelSet<4> for PipelineInfoLabels<'_> {
     }
 }
 
+/// A `--labels.image-tags` value that is refused (clap names the flag).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagListError {
+    #[error("{0:?} is not a list of tag keys: give keys of 1 to 128 characters separated by commas, like team,env")]
+    NotAList(String),
+    #[error("tag key {key:?} is listed twice in {list:?}")]
+    Twice { key: String, list: String },
+    /// Two keys whose label names are the same once sanitised.
+    #[error("tag keys {first:?} and {second:?} both become the label {label}: keep one of them")]
+    SameLabel {
+        first: String,
+        second: String,
+        label: String,
+    },
+}
+
 /// `--labels.image-tags`: the tag keys exported as labels of
 /// `imagebuilder_image_tags`, and their label names (`tag_` and the key,
 /// every character outside `[a-zA-Z0-9_]` as `_`), as kube-state-metrics'
@@ -267,16 +299,14 @@ impl TagAllowList {
     /// assert_eq!(t.labels(), ["tag_team", "tag_cost_center"]);
     /// assert!(TagAllowList::parse("cost-center,cost_center").is_err());
     /// ```
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, TagListError> {
         let mut out = Self::default();
         if s.is_empty() {
             return Ok(out);
         }
         for key in s.split(',') {
             if key.is_empty() || key.chars().count() > 128 {
-                return Err(format!(
-                    "{s:?} is not a list of tag keys: give keys of 1 to 128 characters separated by commas, like team,env"
-                ));
+                return Err(TagListError::NotAList(s.to_string()));
             }
             let label: String = "tag_"
                 .chars()
@@ -291,9 +321,16 @@ impl TagAllowList {
             if let Some(i) = out.labels.iter().position(|l| *l == label) {
                 let other = &out.keys[i];
                 return Err(if other == key {
-                    format!("tag key {key:?} is listed twice in {s:?}")
+                    TagListError::Twice {
+                        key: key.to_string(),
+                        list: s.to_string(),
+                    }
                 } else {
-                    format!("tag keys {other:?} and {key:?} both become the label {label}: keep one of them")
+                    TagListError::SameLabel {
+                        first: other.clone(),
+                        second: key.to_string(),
+                        label,
+                    }
                 });
             }
             out.keys.push(key.to_string());
@@ -337,7 +374,7 @@ mod tests {
                 "\"a.b\" and \"a-b\" both become the label tag_a_b",
             ),
         ] {
-            let e = TagAllowList::parse(bad).unwrap_err();
+            let e = TagAllowList::parse(bad).unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
     }

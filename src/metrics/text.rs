@@ -174,7 +174,7 @@ pub fn write_int(out: &mut Vec<u8>, v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::family::Kind;
+    use crate::metrics::family::{Family, Kind};
 
     #[test]
     fn escapes_labels_and_help() {
@@ -188,6 +188,7 @@ mod tests {
                 name: "m",
                 kind: Kind::Gauge,
                 help: "back\\slash\nnew \"quoted\"",
+                ..*Family::StepStatus.def()
             },
         );
         assert_eq!(

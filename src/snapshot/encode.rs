@@ -9,7 +9,7 @@ use crate::metrics::labels::TagAllowList;
 use crate::metrics::labels::{
     encode as labels, BuildLabels, ComponentFailureLabels, DistributionFailureLabels,
     FailureLabels, ImageInfoLabels, LabelSet, MessageLabels, PipelineInfoLabels, ReasonLabels,
-    StepInfoLabels, WORKFLOW,
+    StepInfoLabels, OUTCOME, STATUS, WORKFLOW,
 };
 use crate::metrics::text::{
     sample_prefix, write_histogram, write_labels, write_sample, write_state_set,
@@ -52,7 +52,8 @@ impl Drafts {
         known: impl IntoIterator<Item = &'a str>,
         current: &str,
     ) {
-        write_state_set(self.text(f), f.def().name, labels, "status", known, current);
+        let [status] = STATUS;
+        write_state_set(self.text(f), f.def().name, labels, status, known, current);
     }
 }
 
@@ -82,7 +83,7 @@ pub(super) fn encode(views: &Views, counters: &StepCounters, tags: &TagAllowList
     let mut status = Vec::with_capacity(32);
     for (key, s, n) in counters.executions() {
         status.clear();
-        write_labels(&mut status, &["status"], &[s]);
+        write_labels(&mut status, &STATUS, &[s]);
         write_sample(
             d.text(Family::StepExecutions),
             name,
@@ -214,7 +215,7 @@ fn workflow(d: &mut Drafts, l: &[u8], w: &WorkflowView) {
     ] {
         if let Some(v) = v {
             outcome.clear();
-            write_labels(&mut outcome, &["outcome"], &[name]);
+            write_labels(&mut outcome, &OUTCOME, &[name]);
             d.sample(Family::WorkflowSteps, l, &outcome, v as f64);
         }
     }

@@ -4,7 +4,7 @@
 //! Names follow Go's `crypto/tls`, as the exporter-toolkit's do. What rustls
 //! cannot do (TLS 1.0/1.1, CBC or RSA key-exchange suites, P-521) is refused
 //! with a message that says so, never silently dropped. The name parsers
-//! return that message; the loader, which knows the field, makes it a
+//! return a [`TlsNameError`]; the loader, which knows the field, makes it a
 //! [`WebConfigError`].
 
 use std::fmt;
@@ -78,15 +78,37 @@ pub(crate) enum TlsVersion {
     Tls13,
 }
 
+/// A Go name of a TLS version, cipher suite or curve that cannot be used:
+/// unknown, or known but not implemented by rustls (said so, with what to
+/// use instead).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TlsNameError {
+    #[error("{0} is not supported: the TLS library (rustls) implements only TLS 1.2 and 1.3, as TLS 1.0 and 1.1 are deprecated (RFC 8996); use TLS12 or TLS13")]
+    OldVersion(String),
+    #[error("unknown TLS version {0:?}: use TLS12 or TLS13")]
+    UnknownVersion(String),
+    #[error("{name} is not supported: rustls implements only AEAD suites with forward secrecy (supported: {})", supported_suite_names())]
+    WeakSuite { name: String },
+    #[error(
+        "unknown cipher suite {name:?} (supported: {})",
+        supported_suite_names()
+    )]
+    UnknownSuite { name: String },
+    #[error(
+        "CurveP521 is not supported by rustls: use CurveP256, CurveP384, X25519 or X25519MLKEM768"
+    )]
+    CurveP521,
+    #[error("unknown curve {0:?}: use CurveP256, CurveP384, X25519 or X25519MLKEM768")]
+    UnknownCurve(String),
+}
+
 /// Parses `TLS12`/`TLS13`; `TLS10`/`TLS11` are refused with the reason.
-pub(crate) fn parse_version(s: &str) -> Result<TlsVersion, String> {
+pub(crate) fn parse_version(s: &str) -> Result<TlsVersion, TlsNameError> {
     match s {
         "TLS12" => Ok(TlsVersion::Tls12),
         "TLS13" => Ok(TlsVersion::Tls13),
-        "TLS10" | "TLS11" => Err(format!(
-            "{s} is not supported: the TLS library (rustls) implements only TLS 1.2 and 1.3, as TLS 1.0 and 1.1 are deprecated (RFC 8996); use TLS12 or TLS13"
-        )),
-        _ => Err(format!("unknown TLS version {s:?}: use TLS12 or TLS13")),
+        "TLS10" | "TLS11" => Err(TlsNameError::OldVersion(s.to_string())),
+        _ => Err(TlsNameError::UnknownVersion(s.to_string())),
     }
 }
 
@@ -168,7 +190,7 @@ fn supported_suite_names() -> String {
 }
 
 /// Maps `cipher_suites` to rustls suites, in the given order.
-pub(crate) fn parse_cipher_suites(names: &[String]) -> Result<Vec<CipherSuite>, String> {
+pub(crate) fn parse_cipher_suites(names: &[String]) -> Result<Vec<CipherSuite>, TlsNameError> {
     let mut out = Vec::new();
     for name in names {
         match SUITES.iter().find(|(n, _)| n == name) {
@@ -178,17 +200,9 @@ pub(crate) fn parse_cipher_suites(names: &[String]) -> Result<Vec<CipherSuite>, 
                 }
             }
             None if GO_ONLY_SUITES.contains(&name.as_str()) => {
-                return Err(format!(
-                    "{name} is not supported: rustls implements only AEAD suites with forward secrecy (supported: {})",
-                    supported_suite_names()
-                ))
+                return Err(TlsNameError::WeakSuite { name: name.clone() })
             }
-            None => {
-                return Err(format!(
-                    "unknown cipher suite {name:?} (supported: {})",
-                    supported_suite_names()
-                ))
-            }
+            None => return Err(TlsNameError::UnknownSuite { name: name.clone() }),
         }
     }
     Ok(out)
@@ -196,7 +210,9 @@ pub(crate) fn parse_cipher_suites(names: &[String]) -> Result<Vec<CipherSuite>, 
 
 /// Maps `curve_preferences` (Go's `tls.CurveID` names) to key exchange
 /// groups of the provider, in the given order.
-pub(crate) fn parse_curves(names: &[String]) -> Result<Vec<&'static dyn SupportedKxGroup>, String> {
+pub(crate) fn parse_curves(
+    names: &[String],
+) -> Result<Vec<&'static dyn SupportedKxGroup>, TlsNameError> {
     use rustls::crypto::aws_lc_rs::kx_group;
     let mut out: Vec<&'static dyn SupportedKxGroup> = Vec::new();
     for name in names {
@@ -205,17 +221,8 @@ pub(crate) fn parse_curves(names: &[String]) -> Result<Vec<&'static dyn Supporte
             "CurveP384" => kx_group::SECP384R1,
             "X25519" => kx_group::X25519,
             "X25519MLKEM768" => kx_group::X25519MLKEM768,
-            "CurveP521" => {
-                return Err(
-                    "CurveP521 is not supported by rustls: use CurveP256, CurveP384, X25519 or X25519MLKEM768"
-                        .into(),
-                )
-            }
-            _ => {
-                return Err(format!(
-                    "unknown curve {name:?}: use CurveP256, CurveP384, X25519 or X25519MLKEM768"
-                ))
-            }
+            "CurveP521" => return Err(TlsNameError::CurveP521),
+            _ => return Err(TlsNameError::UnknownCurve(name.clone())),
         };
         if !out.iter().any(|o| o.name() == g.name()) {
             out.push(g);
@@ -491,12 +498,15 @@ mod tests {
     fn versions() {
         assert_eq!(parse_version("TLS12"), Ok(TlsVersion::Tls12));
         assert_eq!(parse_version("TLS13"), Ok(TlsVersion::Tls13));
-        let e = parse_version("TLS10").unwrap_err();
+        let e = parse_version("TLS10").unwrap_err().to_string();
         assert!(
             e.contains("TLS10") && e.contains("only TLS 1.2 and 1.3"),
             "{e}"
         );
-        assert!(parse_version("tls13").unwrap_err().contains("unknown"));
+        assert!(parse_version("tls13")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown"));
     }
 
     #[test]
@@ -521,18 +531,24 @@ mod tests {
                 "{name}"
             );
         }
-        let e = parse_cipher_suites(&["TLS_RSA_WITH_AES_128_CBC_SHA".into()]).unwrap_err();
+        let e = parse_cipher_suites(&["TLS_RSA_WITH_AES_128_CBC_SHA".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not supported"), "{e}");
-        let e = parse_cipher_suites(&["TLS_MADE_UP".into()]).unwrap_err();
+        let e = parse_cipher_suites(&["TLS_MADE_UP".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown cipher suite \"TLS_MADE_UP\""), "{e}");
 
         let c = parse_curves(&["X25519".into(), "CurveP256".into()]).unwrap();
         assert_eq!(c.len(), 2);
         assert!(parse_curves(&["CurveP521".into()])
             .unwrap_err()
+            .to_string()
             .contains("not supported"));
         assert!(parse_curves(&["P-256".into()])
             .unwrap_err()
+            .to_string()
             .contains("unknown curve"));
     }
 

@@ -24,11 +24,23 @@ const UNIT_NAMES: &str = "ns, us (or µs), ms, s, m, h";
 /// 2^63: the magnitude of the most negative duration.
 const LIMIT: u64 = 1 << 63;
 
+/// Why a text is not a Go duration, quoting it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum GoDurationError {
+    /// Not the syntax, or out of range.
+    #[error("{0:?} is not a Go duration (like 1.5s, 300ms or 2h45m)")]
+    Invalid(String),
+    #[error("{0:?} has a number without a unit (units: {UNIT_NAMES})")]
+    NoUnit(String),
+    #[error("{text:?} has an unknown unit {unit:?} (units: {UNIT_NAMES})")]
+    UnknownUnit { text: String, unit: String },
+}
+
 /// Parses a Go duration into signed nanoseconds: an optional sign, then one
 /// or more decimal numbers (with an optional fraction), each with a unit.
 /// `"0"` alone needs no unit. The error says why, quoting the input.
-pub(super) fn parse_go(text: &str) -> Result<i64, String> {
-    let invalid = || format!("{text:?} is not a Go duration (like 1.5s, 300ms or 2h45m)");
+pub(super) fn parse_go(text: &str) -> Result<i64, GoDurationError> {
+    let invalid = || GoDurationError::Invalid(text.to_string());
     let (negative, mut s) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -61,16 +73,15 @@ pub(super) fn parse_go(text: &str) -> Result<i64, String> {
             .find(|c: char| c == '.' || c.is_ascii_digit())
             .unwrap_or(s.len());
         if unit_len == 0 {
-            return Err(format!(
-                "{text:?} has a number without a unit (units: {UNIT_NAMES})"
-            ));
+            return Err(GoDurationError::NoUnit(text.to_string()));
         }
         let (unit, rest) = s.split_at(unit_len);
         s = rest;
         let Some(&(_, per_unit)) = UNITS.iter().find(|(u, _)| *u == unit) else {
-            return Err(format!(
-                "{text:?} has an unknown unit {unit:?} (units: {UNIT_NAMES})"
-            ));
+            return Err(GoDurationError::UnknownUnit {
+                text: text.to_string(),
+                unit: unit.to_string(),
+            });
         };
         if whole > LIMIT / per_unit {
             return Err(invalid());
@@ -241,9 +252,9 @@ mod tests {
         ] {
             assert!(parse_go(text).is_err(), "{text:?} accepted");
         }
-        let e = parse_go("1d").unwrap_err();
+        let e = parse_go("1d").unwrap_err().to_string();
         assert!(e.contains("unknown unit \"d\""), "{e}");
-        let e = parse_go("3").unwrap_err();
+        let e = parse_go("3").unwrap_err().to_string();
         assert!(e.contains("without a unit"), "{e}");
     }
 }

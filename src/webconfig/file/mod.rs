@@ -29,11 +29,9 @@ use super::{now_unix, Policy, Summary, WebConfigError};
 /// For clap's `value_parser`: checks the whole file (certificates, keys,
 /// hashes) so that a bad one is refused like any bad flag, with exit status
 /// 2, before the exporter listens.
-pub(crate) fn parse_web_config_file(s: &str) -> Result<PathBuf, String> {
+pub(crate) fn parse_web_config_file(s: &str) -> Result<PathBuf, WebConfigError> {
     let path = PathBuf::from(s);
-    load_policy(&path, now_unix())
-        .1
-        .map_err(|e| e.to_string())?;
+    load_policy(&path, now_unix()).1?;
     Ok(path)
 }
 
@@ -225,7 +223,9 @@ fn rate_limit(r: RateLimitFile) -> Result<Option<RateLimit>, WebConfigError> {
     const FIELD: &str = "rate_limit.interval";
     let nanos = match r.interval.as_deref() {
         None => 0,
-        Some(s) => duration::parse_go(s).map_err(|why| WebConfigError::at(FIELD, why))?,
+        Some(s) => {
+            duration::parse_go(s).map_err(|why| WebConfigError::at(FIELD, why.to_string()))?
+        }
     };
     if nanos < 0 {
         return Err(WebConfigError::at(

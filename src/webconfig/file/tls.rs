@@ -44,11 +44,14 @@ impl Loader<'_> {
         let client_cas = self.client_cas(t.client_ca, t.client_ca_file, client_auth)?;
         let allowed_sans = allowed_sans(t.client_allowed_sans, client_auth)?;
         let (min_version, max_version) = versions(t.min_version, t.max_version)?;
-        let cipher_suites =
-            rustls_config::parse_cipher_suites(&t.cipher_suites.unwrap_or_default())
-                .map_err(|e| WebConfigError::at("tls_server_config.cipher_suites", e))?;
+        let cipher_suites = rustls_config::parse_cipher_suites(
+            &t.cipher_suites.unwrap_or_default(),
+        )
+        .map_err(|e| WebConfigError::at("tls_server_config.cipher_suites", e.to_string()))?;
         let curves = rustls_config::parse_curves(&t.curve_preferences.unwrap_or_default())
-            .map_err(|e| WebConfigError::at("tls_server_config.curve_preferences", e))?;
+            .map_err(|e| {
+                WebConfigError::at("tls_server_config.curve_preferences", e.to_string())
+            })?;
         let config = rustls_config::build(TlsSettings {
             chain,
             key: key_der,
@@ -308,7 +311,9 @@ fn versions(
 ) -> Result<(TlsVersion, TlsVersion), WebConfigError> {
     let version = |v: Option<String>, field: &str, default| match v.as_deref() {
         None | Some("") => Ok(default),
-        Some(s) => rustls_config::parse_version(s).map_err(|e| WebConfigError::at(field, e)),
+        Some(s) => {
+            rustls_config::parse_version(s).map_err(|e| WebConfigError::at(field, e.to_string()))
+        }
     };
     let min = version(min, "tls_server_config.min_version", TlsVersion::Tls12)?;
     let max = version(max, "tls_server_config.max_version", TlsVersion::Tls13)?;

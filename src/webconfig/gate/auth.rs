@@ -65,16 +65,30 @@ impl Users {
     }
 }
 
+/// Why a `basic_auth_users` entry is not a usable bcrypt hash. Never
+/// quotes the hash.
+#[derive(Debug, thiserror::Error)]
+enum HashError {
+    /// bcrypt's own reason, without its "Invalid hash: " prefix (the
+    /// message already says "not a bcrypt hash").
+    #[error("{0}")]
+    Malformed(&'static str),
+    #[error(transparent)]
+    Bcrypt(bcrypt::BcryptError),
+    #[error("cost {0} is outside 4 to 31")]
+    Cost(u32),
+}
+
 /// Accepts `$2a$`, `$2b$`, `$2x$` and `$2y$` hashes of cost 4 to 31, as Go's
 /// `bcrypt.Cost` does.
-fn check_hash(hash: &str) -> Result<(), String> {
+fn check_hash(hash: &str) -> Result<(), HashError> {
     let parts = bcrypt::HashParts::from_str(hash).map_err(|e| match e {
-        bcrypt::BcryptError::InvalidHash(why) => why.to_string(),
-        e => e.to_string(),
+        bcrypt::BcryptError::InvalidHash(why) => HashError::Malformed(why),
+        e => HashError::Bcrypt(e),
     })?;
     let cost = parts.get_cost();
     if !(4..=31).contains(&cost) {
-        return Err(format!("cost {cost} is outside 4 to 31"));
+        return Err(HashError::Cost(cost));
     }
     Ok(())
 }
