@@ -1,5 +1,6 @@
-//! The README's configuration examples, run: a user copies them, so each
-//! must be accepted by the program it is written for.
+//! The documentation (the README, the changelog, `docs/`): its
+//! configuration examples, run (a user copies them, so each must be
+//! accepted by the program it is written for), and its links, followed.
 
 mod common;
 
@@ -17,7 +18,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn every_targets_file_in_the_readme_is_accepted() {
+fn every_targets_file_in_the_docs_is_accepted() {
     let dir = scratch("readme-targets");
     let files: Vec<String> = readme::code_blocks("yaml")
         .into_iter()
@@ -29,7 +30,7 @@ fn every_targets_file_in_the_readme_is_accepted() {
         let path = dir.join(format!("targets-{i}.yml"));
         std::fs::write(&path, file).unwrap();
         let targets = imagebuilder_exporter::targets::load(&path)
-            .unwrap_or_else(|e| panic!("README targets file {i} refused: {e}\n{file}"));
+            .unwrap_or_else(|e| panic!("targets file {i} of the docs refused: {e}\n{file}"));
         let listed = file
             .lines()
             .filter(|l| l.trim_start().starts_with("- "))
@@ -42,12 +43,12 @@ fn every_targets_file_in_the_readme_is_accepted() {
     }
 }
 
-/// Each targets file of the README, as a user copies it, run by the
+/// Each targets file of the docs, as a user copies it, run by the
 /// exporter binary against the simulator binary (which lets any role be
-/// assumed) with the endpoint variables the README gives: every target of
-/// every file is read, and the exporter gets ready.
+/// assumed) with the endpoint variables docs/configuration.md gives: every
+/// target of every file is read, and the exporter gets ready.
 #[tokio::test(flavor = "multi_thread")]
-async fn every_targets_file_in_the_readme_starts_and_gets_ready_against_the_simulator() {
+async fn every_targets_file_in_the_docs_starts_and_gets_ready_against_the_simulator() {
     let dir = scratch("readme-targets-run");
     let files: Vec<String> = readme::code_blocks("yaml")
         .into_iter()
@@ -79,7 +80,7 @@ async fn every_targets_file_in_the_readme_starts_and_gets_ready_against_the_simu
         let path = dir.join(format!("targets-{i}.yml"));
         std::fs::write(&path, file).unwrap();
         let names: Vec<String> = imagebuilder_exporter::targets::load(&path)
-            .unwrap_or_else(|e| panic!("README targets file {i} refused: {e}\n{file}"))
+            .unwrap_or_else(|e| panic!("targets file {i} of the docs refused: {e}\n{file}"))
             .into_iter()
             .map(|t| t.name)
             .collect();
@@ -120,8 +121,8 @@ async fn every_targets_file_in_the_readme_starts_and_gets_ready_against_the_simu
     }
 }
 
-/// The README's basic-auth example says which password its hash is of, so
-/// that a user can try it: checked with bcrypt.
+/// The basic-auth example of docs/security.md says which password its hash
+/// is of, so that a user can try it: checked with bcrypt.
 #[test]
 fn the_basic_auth_example_states_the_password_of_its_hash() {
     let blocks: Vec<String> = readme::code_blocks("yaml")
@@ -151,7 +152,7 @@ fn the_basic_auth_example_states_the_password_of_its_hash() {
 }
 
 #[test]
-fn every_prometheus_configuration_in_the_readme_is_valid() {
+fn every_prometheus_configuration_in_the_docs_is_valid() {
     let Some(promtool) = tools::require("promtool") else {
         return;
     };
@@ -161,14 +162,14 @@ fn every_prometheus_configuration_in_the_readme_is_valid() {
         .into_iter()
         .filter(|b| b.lines().any(|l| l.starts_with("scrape_configs:")))
         .collect();
-    // The full prometheus.yml and the federation job.
+    // The full prometheus.yml, the TLS scrape job and the federation job.
     assert!(
         configs.len() >= 2,
         "found {} Prometheus configurations",
         configs.len()
     );
     for (i, config) in configs.iter().enumerate() {
-        // The rules file where the README says to put it is, here, the repo's.
+        // The rules file where the docs say to put it is, here, the repo's.
         let mut config = config.replace(
             "/etc/prometheus/rules/imagebuilder.rules.yml",
             &rules.display().to_string(),
@@ -198,7 +199,10 @@ fn every_prometheus_configuration_in_the_readme_is_valid() {
                 .output()
                 .expect("promtool runs"),
         );
-        assert!(ok, "README configuration {i}: {text}\n{config}");
+        assert!(
+            ok,
+            "Prometheus configuration {i} of the docs: {text}\n{config}"
+        );
         if config.contains("rule_files:") {
             assert!(
                 text.contains("rules found"),
@@ -208,14 +212,14 @@ fn every_prometheus_configuration_in_the_readme_is_valid() {
     }
 }
 
-/// The README's CloudFormation template for following Image Builder's
-/// events, parsed.
+/// The CloudFormation template of docs/events.md, for following Image
+/// Builder's events, parsed.
 fn events_template() -> serde_json::Value {
     let blocks: Vec<String> = readme::code_blocks("json")
         .into_iter()
         .filter(|b| b.contains("AWSTemplateFormatVersion"))
         .collect();
-    assert_eq!(blocks.len(), 1, "one CloudFormation template in the README");
+    assert_eq!(blocks.len(), 1, "one CloudFormation template in the docs");
     serde_json::from_str(&blocks[0])
         .unwrap_or_else(|e| panic!("the events template is not JSON: {e}\n{}", blocks[0]))
 }
@@ -437,7 +441,7 @@ fn the_events_template_delivers_image_builders_events_to_the_queue() {
 
 #[test]
 fn the_iam_statements_for_events_name_the_sqs_actions_the_exporter_calls() {
-    let iam = readme::section("## IAM policy");
+    let iam = readme::page_section("docs/deployment.md", "## IAM policy");
     let statements: Vec<serde_json::Value> = readme::code_blocks("json")
         .iter()
         .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
