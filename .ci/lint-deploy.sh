@@ -4,12 +4,15 @@
 #   * the Dockerfile against .ci/static-binary.sh: same target, same cargo
 #     command (that script tests the image's binary where Docker cannot run),
 #     and the image version against Cargo.toml;
-#   * deploy/kubernetes/, rendered with `kubectl kustomize` (as `kubectl
-#     apply -k` renders it) and checked by .ci/validate-manifests.py:
-#     kubernetes-validate's strict schemas for the core resources,
-#     prometheus-operator's CRD models for the ServiceMonitor, the
-#     kustomization, and the references between the resources (selectors,
-#     port names, service account).
+#   * every kustomization under deploy/kubernetes/ (the base, the
+#     kube-prometheus-stack overlays and their components), rendered with
+#     `kubectl kustomize` (as `kubectl apply -k` renders it) and checked by
+#     .ci/validate-manifests.py: kubernetes-validate's strict schemas for the
+#     core resources, prometheus-operator's CRD models for the ServiceMonitor
+#     and the PrometheusRules, the kustomizations, the references between the
+#     resources (selectors, port names, service account), and that the
+#     PrometheusRules and the dashboard ConfigMap hold alerts/ and
+#     dashboards/ unchanged.
 # The tools come from PyPI, pinned in .ci/deploy-lint-requirements.txt, into
 # a virtualenv under target/ (reused while the pins do not change).
 #
@@ -79,17 +82,14 @@ PY
 log "image version matches Cargo.toml"
 version=$(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)
 grep -qx "ARG VERSION=$version" Dockerfile || die "Dockerfile: ARG VERSION is not $version (Cargo.toml)"
-grep -q "image: ghcr.io/example/imagebuilder-exporter:$version\$" deploy/kubernetes/deployment.yaml \
-  || die "deploy/kubernetes/deployment.yaml: the image tag is not $version (Cargo.toml)"
-grep -q "newTag: $version\$" deploy/kubernetes/kustomization.yaml \
-  || die "deploy/kubernetes/kustomization.yaml: newTag is not $version (Cargo.toml)"
+grep -q "image: ghcr.io/example/imagebuilder-exporter:$version\$" deploy/kubernetes/base/deployment.yaml \
+  || die "deploy/kubernetes/base/deployment.yaml: the image tag is not $version (Cargo.toml)"
+grep -q "newTag: $version\$" deploy/kubernetes/base/kustomization.yaml \
+  || die "deploy/kubernetes/base/kustomization.yaml: newTag is not $version (Cargo.toml)"
 echo "$version"
 
-log "Kubernetes manifests (Kubernetes $K8S_VERSIONS)"
-rendered=$(mktemp)
-trap 'rm -f "$rendered"' EXIT
-"$VENV/bin/kubectl" kustomize deploy/kubernetes >"$rendered"
+log "Kubernetes manifests: every kustomization under deploy/kubernetes (Kubernetes $K8S_VERSIONS)"
 # shellcheck disable=SC2086  # one argument per version
-"$VENV/bin/python" .ci/validate-manifests.py deploy/kubernetes "$rendered" $K8S_VERSIONS
+"$VENV/bin/python" .ci/validate-manifests.py "$VENV/bin/kubectl" deploy/kubernetes $K8S_VERSIONS
 
 log "deploy lint passed"

@@ -54,7 +54,7 @@ pub struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE", value_parser = crate::webconfig::parse_web_config_file, help_heading = WEB)]
     pub web_config_file: Option<std::path::PathBuf>,
 
-    /// YAML file listing the accounts and regions to export, each with its own region and optional role (see the README); without it, one target from the flags and the default chain.
+    /// YAML file listing the accounts and regions to export, each with its own region and optional role (see docs/configuration.md); without it, one target from the flags and the default chain.
     #[arg(long = "config.file", value_name = "FILE", value_parser = parse_targets_file, help_heading = TARGETS)]
     pub targets: Option<TargetsFile>,
 

@@ -1,4 +1,4 @@
-//! `imagebuilder-exporter`: see the README, or `--help`.
+//! `imagebuilder-exporter`: see the README and docs/, or `--help`.
 
 use std::process::ExitCode;
 use std::sync::Arc;

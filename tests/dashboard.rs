@@ -25,7 +25,7 @@ use serde_json::Value;
 /// Panel types the dashboard may use; each must be listed in `__requires`.
 const PANEL_TYPES: [&str; 5] = ["row", "stat", "table", "timeseries", "bargauge"];
 
-/// The Grafana version the JSON needs (`__requires`), as the README says.
+/// The Grafana version the JSON needs (`__requires`), as docs/dashboard.md says.
 const GRAFANA_VERSION: &str = "10.4.0";
 
 /// The bundled dashboards, never none: a lint loop over an empty list
@@ -104,10 +104,10 @@ fn is_importable() {
             .find(|r| r["id"] == "grafana")
             .and_then(|r| r["version"].as_str());
         assert_eq!(grafana_version, Some(GRAFANA_VERSION), "{file}");
-        let readme = common::readme::section("## Grafana dashboard");
+        let docs = common::readme::page("docs/dashboard.md");
         assert!(
-            readme.contains(&format!("Grafana {GRAFANA_VERSION}")),
-            "README's Grafana dashboard section names the version the JSON needs"
+            docs.contains(&format!("Grafana {GRAFANA_VERSION}")),
+            "docs/dashboard.md names the version the JSON needs"
         );
         for p in grafana::panels(&d) {
             let t = p["type"].as_str().unwrap_or_default();
@@ -845,7 +845,7 @@ fn every_table_column_has_a_readable_header() {
 }
 
 /// Two identical exporter replicas may be scraped for high availability
-/// (README, "Two replicas for high availability"). Every Image Builder
+/// (docs/scaling.md, "Two replicas for high availability"). Every Image Builder
 /// query reduces the replicas to one value (the same way as the alert
 /// rules) before it sums or counts anything, so no step, failure or image
 /// counts twice and every table has one row per step. The exporter's own

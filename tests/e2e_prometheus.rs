@@ -1,5 +1,5 @@
 //! End to end: a real Prometheus (Debian's `prometheus` package) scrapes
-//! two replicas of the exporter, the way the README recommends running it
+//! two replicas of the exporter, the way docs/scaling.md recommends running it
 //! for high availability, and evaluates the rules in `alerts/`. Both
 //! replicas read one simulated Image Builder account (an `imagebuilder-sim`
 //! process running the demo scenario) with `--labels.image-tags team,env`,

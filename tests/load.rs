@@ -361,7 +361,7 @@ async fn when_full_an_idle_connection_makes_room_and_a_busy_one_never_does() {
 /// behind the half-open connections for 10 s per 128 of them); the
 /// exporter keeps at most its 128 connections (it closes the others), its
 /// memory stays bounded, and it keeps running. The measured latency is in
-/// the README (`cargo bench --bench hostile`); the bound here is generous
+/// docs/design.md (`cargo bench --bench hostile`); the bound here is generous
 /// (half the header timeout) so that a loaded machine never fails it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_connections_never_starve_the_probes() {

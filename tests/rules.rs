@@ -1,7 +1,7 @@
 //! The alerting rules in `alerts/`: valid for promtool, unit-tested with
 //! `promtool test rules`, every alert seen firing, not firing, resolving,
 //! across a replica restart and through a cold start in those unit tests,
-//! with the annotations on-call needs (a runbook section of the README that
+//! with the annotations on-call needs (a section of docs/runbooks.md that
 //! exists, a dashboard link); and firing once per problem, not once per
 //! replica, when several exporter replicas are scraped.
 
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::grafana::{self, Replicas};
-use common::tools;
+use common::{readme, tools};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -23,9 +23,12 @@ const RULES: &str = "alerts/imagebuilder.rules.yml";
 const EVENT_RULES: &str = "alerts/imagebuilder-events.rules.yml";
 const RULE_FILES: [&str; 2] = [RULES, EVENT_RULES];
 
-/// Where every `runbook_url` points (the README's anchors) and every
-/// `dashboard_url` starts (the bundled dashboard's uid).
-const RUNBOOK_BASE: &str = "https://github.com/example/imagebuilder-exporter/blob/main/README.md#";
+/// Where every `runbook_url` points (the sections of docs/runbooks.md, on
+/// GitHub) and every `dashboard_url` starts (the bundled dashboard's uid).
+const RUNBOOK_BASE: &str =
+    "https://github.com/example/imagebuilder-exporter/blob/main/docs/runbooks.md#";
+const RUNBOOKS: &str = "docs/runbooks.md";
+const ALERTS_DOC: &str = "docs/alerts.md";
 const DASHBOARD_BASE: &str = "https://grafana.example.com/d/";
 
 /// The unit-test files under `alerts/tests/`.
@@ -180,32 +183,14 @@ fn every_alert_has_severity_and_annotations() {
     assert!(!alerts.contains_key("ImageBuilderAPIThrottled"), "renamed");
 }
 
-/// GitHub's anchor of a Markdown heading: lower case, spaces to `-`,
-/// punctuation other than `-` and `_` dropped.
-fn anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter_map(|c| match c {
-            ' ' => Some('-'),
-            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Every `runbook_url` is a section of the README named after its alert,
-/// under "Alerts", that says what to do; every `dashboard_url` opens the
-/// bundled dashboard (its uid), on the image when the alert has one.
+/// Every `runbook_url` is the section of docs/runbooks.md named after its
+/// alert (GitHub's anchor of its heading), which says what to do; every
+/// `dashboard_url` opens the bundled dashboard (its uid), on the image when
+/// the alert has one.
 #[test]
 fn runbook_and_dashboard_links_lead_somewhere() {
-    let readme = std::fs::read_to_string(repo("README.md")).expect("README");
-    let anchors: BTreeSet<String> = readme
-        .lines()
-        .filter(|l| l.starts_with('#'))
-        .map(|l| anchor(l.trim_start_matches('#')))
-        .collect();
+    let runbooks = readme::page(RUNBOOKS);
+    let anchors = readme::anchors(&runbooks);
     let dash = grafana::load(&repo("dashboards/imagebuilder.json"));
     let uid = dash["uid"].as_str().expect("uid");
     let vars: BTreeSet<String> = grafana::variables(&dash)
@@ -220,15 +205,10 @@ fn runbook_and_dashboard_links_lead_somewhere() {
         assert_eq!(fragment, name.to_lowercase(), "{name}: its own section");
         assert!(
             anchors.contains(fragment),
-            "{name}: README has no #{fragment}"
+            "{name}: {RUNBOOKS} has no #{fragment}"
         );
         // The section has a heading of its own and says something.
-        let heading = format!("#### {name}\n");
-        let at = readme
-            .find(&heading)
-            .unwrap_or_else(|| panic!("README: no heading {heading:?}"));
-        let body = &readme[at + heading.len()..];
-        let body = &body[..body.find("\n#").unwrap_or(body.len())];
+        let body = readme::page_section(RUNBOOKS, &format!("## {name}"));
         assert!(
             body.split_whitespace().count() >= 40,
             "{name}: runbook {body:?}"
@@ -572,7 +552,7 @@ fn image_and_step_alerts_survive_restarts_the_same_way() {
     assert_eq!(pipelines, 2);
 }
 
-/// The tag labels are named in one list (the README and the rules file
+/// The tag labels are named in one list (docs/alerts.md and the rules file
 /// say which), written the same in the two rules that need it (steps and
 /// pipelines take the tags of their image), so that one text replacement
 /// changes both.
@@ -591,10 +571,9 @@ fn the_tag_list_is_one_list() {
     for l in &lists {
         assert!(l.ends_with("group_left (tag_team, tag_env)"), "{lists:?}");
     }
-    let readme = std::fs::read_to_string(repo("README.md")).expect("README");
     assert!(
-        readme.contains("group_left (tag_team, tag_env)"),
-        "README names the list"
+        readme::page(ALERTS_DOC).contains("group_left (tag_team, tag_env)"),
+        "{ALERTS_DOC} names the list"
     );
 }
 
@@ -625,19 +604,17 @@ fn the_job_selector_is_the_same_everywhere() {
     }
 }
 
-/// The README states each alert's meaning and threshold.
+/// docs/alerts.md states each alert's meaning, severity and threshold, in
+/// its table of alerts; the changelog says what was renamed.
 #[test]
-fn readme_documents_every_alert() {
-    let readme = std::fs::read_to_string(repo("README.md")).expect("README");
-    for name in alerts().keys() {
-        assert!(readme.contains(name), "README.md does not document {name}");
-    }
+fn the_docs_document_every_alert() {
     assert!(
-        readme.contains("ImageBuilderAPIThrottled"),
-        "README says what was renamed"
+        readme::page("CHANGELOG.md").contains("ImageBuilderAPIThrottled"),
+        "CHANGELOG.md says what was renamed"
     );
     // Each alert has its row in the alert table, with its severity.
-    let rows: BTreeMap<String, String> = readme
+    let table = readme::page_section(ALERTS_DOC, "## The alerts");
+    let rows: BTreeMap<String, String> = table
         .lines()
         .filter_map(|l| l.strip_prefix("| [`"))
         .filter_map(|l| {
@@ -656,13 +633,27 @@ fn readme_documents_every_alert() {
         assert_eq!(
             rows.get(&name).map(String::as_str),
             Some(severity),
-            "README's alert table: {name}"
+            "{ALERTS_DOC}'s alert table: {name}"
         );
     }
+    // And nothing else: no row, no runbook for an alert that is gone.
+    let names: BTreeSet<String> = alerts().keys().cloned().collect();
+    assert_eq!(
+        rows.keys().cloned().collect::<BTreeSet<_>>(),
+        names,
+        "{ALERTS_DOC}'s table"
+    );
+    let runbooks: BTreeSet<String> = readme::headings(&readme::page(RUNBOOKS))
+        .into_iter()
+        .filter(|(level, _, _)| *level == 2)
+        .map(|(_, title, _)| title)
+        .collect();
+    assert_eq!(runbooks, names, "the sections of {RUNBOOKS}");
 }
 
 #[test]
 fn anchors_are_githubs() {
+    use readme::anchor;
     assert_eq!(anchor(" ImageBuilderStepFailed"), "imagebuilderstepfailed");
     assert_eq!(
         anchor("Two replicas for high availability"),

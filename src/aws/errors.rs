@@ -410,7 +410,7 @@ pub fn service_line(op: Operation, code: &str, message: &str, status: u16) -> St
             .and_then(|(_, rest)| rest.split_once(" is not authorized"))
             .map_or("these credentials".to_string(), |(p, _)| p.to_string());
         return format!(
-            "access denied: {principal} may not call {}: allow it in the IAM policy (see the README's IAM policy) ({code}: {message})",
+            "access denied: {principal} may not call {}: allow it in the IAM policy (see docs/deployment.md#iam-policy) ({code}: {message})",
             iam_action(op)
         );
     }
