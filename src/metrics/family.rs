@@ -416,7 +416,7 @@ table! {
         name: "imagebuilder_exporter_ready",
         help: "0 from start-up until the first complete refresh of this target (a cold start), then 1 for the life of the process.",
         labels: &[&TARGET],
-        meaning: "0 from start-up until the target's first complete refresh, then 1 for the life of the process. It stays 0 for a target that has never read everything, even when `/-/ready` no longer waits for it (see [Readiness](../README.md#readiness)).",
+        meaning: "0 from start-up until the target's first complete refresh, then 1 for the life of the process. It stays 0 for a target that has never read everything, even when `/-/ready` no longer waits for it (see [Readiness](design.md#readiness)).",
     };
     ApiRequests = {
         name: "imagebuilder_exporter_api_requests_total",
@@ -524,7 +524,7 @@ table! {
         name: "imagebuilder_exporter_backfill_pending",
         help: "Reads left before the state is what a full read of the account gives: older builds inside --discovery.lookback and the details of finished steps, read after the exporter is ready, newest first. 0 once done; absent before the first refresh ends.",
         labels: &[&TARGET],
-        meaning: "Reads left before the state is what a full read of the account gives (see [What is tracked, and when it is read](../README.md#what-is-tracked-and-when-it-is-read)): 0 once the cold start's backfill is done; absent before the first refresh ends.",
+        meaning: "Reads left before the state is what a full read of the account gives (see [What is tracked, and when it is read](design.md#what-is-tracked-and-when-it-is-read)): 0 once the cold start's backfill is done; absent before the first refresh ends.",
     };
     InvalidData = {
         name: "imagebuilder_exporter_invalid_data_total",
