@@ -24,21 +24,10 @@ cd "$(dirname "$0")/.."
 # The oldest and the newest release that kubernetes-validate 1.37 ships
 # schemas for and that a cluster is likely to run.
 K8S_VERSIONS=${K8S_VERSIONS:-"1.30.0 1.37.0"}
-VENV=${DEPLOY_LINT_VENV:-$PWD/target/deploy-venv}
-REQUIREMENTS=.ci/deploy-lint-requirements.txt
-
 log() { printf -- '--- %s\n' "$*"; }
 die() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
-# Install only when the pins changed since the last install.
-stamp="$VENV/.requirements.sha256"
-want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "installing the deploy lint tools into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS"
-  echo "$want" >"$stamp"
-fi
+VENV=$(bash .ci/tools-venv.sh)
 
 log "hadolint $("$VENV/bin/hadolint" --version | grep -o '[0-9][0-9.]*' | head -n1): Dockerfile"
 "$VENV/bin/hadolint" --no-color Dockerfile

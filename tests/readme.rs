@@ -300,15 +300,12 @@ fn sqs_actions_the_exporter_calls() -> std::collections::BTreeSet<String> {
             }
         }
     }
-    if actions.is_empty() {
-        eprintln!(
-            "no SQS calls in src/ yet: checking the planned ReceiveMessage and DeleteMessageBatch"
-        );
-        actions.extend([
-            "sqs:ReceiveMessage".to_string(),
-            "sqs:DeleteMessage".to_string(),
-        ]);
-    }
+    // The exporter follows events through SQS: finding no call means this
+    // scan is broken (a moved file, a renamed call), not that there is none.
+    assert!(
+        actions.contains("sqs:ReceiveMessage") && actions.contains("sqs:DeleteMessage"),
+        "the SQS calls of src/ were not found: {actions:?}"
+    );
     actions
 }
 
@@ -415,27 +412,19 @@ fn the_events_template_delivers_image_builders_events_to_the_queue() {
         json!({ "Ref": queue })
     );
 
-    // cfn-lint, where it is installed (it checks types and properties
-    // against CloudFormation's own schemas).
-    let cfn_lint = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("cfn-lint"))
-            .find(|p| p.is_file())
-    });
-    match cfn_lint {
-        Some(cfn_lint) => {
-            let dir = scratch("readme-events");
-            let path = dir.join("imagebuilder-events.json");
-            std::fs::write(&path, template.to_string()).unwrap();
-            let (ok, text) = tools::report(
-                &Command::new(cfn_lint)
-                    .arg(&path)
-                    .output()
-                    .expect("cfn-lint runs"),
-            );
-            assert!(ok, "cfn-lint: {text}");
-        }
-        None => eprintln!("skipped: cfn-lint is not on PATH"),
+    // cfn-lint checks types and properties against CloudFormation's own
+    // schemas: `bash .ci/run` installs it (required there).
+    if let Some(cfn_lint) = tools::require("cfn-lint") {
+        let dir = scratch("readme-events");
+        let path = dir.join("imagebuilder-events.json");
+        std::fs::write(&path, template.to_string()).unwrap();
+        let (ok, text) = tools::report(
+            &Command::new(cfn_lint)
+                .arg(&path)
+                .output()
+                .expect("cfn-lint runs"),
+        );
+        assert!(ok, "cfn-lint: {text}");
     }
 }
 

@@ -1,9 +1,10 @@
-//! External tools some tests need (promtool, prometheus).
+//! External tools some tests need (promtool, prometheus, cfn-lint).
 
 use std::path::PathBuf;
 
 /// The path of `name` on PATH. Without it, a test is skipped on a
-/// developer's machine, but fails where `REQUIRE_PROMETHEUS_TOOLS=1` (CI).
+/// developer's machine, but fails where `REQUIRE_TEST_TOOLS=1` (CI, which
+/// installs them all).
 pub fn require(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -11,8 +12,8 @@ pub fn require(name: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        if std::env::var("REQUIRE_PROMETHEUS_TOOLS").as_deref() == Ok("1") {
-            panic!("{name} is required (REQUIRE_PROMETHEUS_TOOLS=1) but not on PATH");
+        if std::env::var("REQUIRE_TEST_TOOLS").as_deref() == Ok("1") {
+            panic!("{name} is required (REQUIRE_TEST_TOOLS=1) but not on PATH");
         }
         eprintln!("skipped: {name} is not on PATH (`bash .ci/run` installs it)");
     }
