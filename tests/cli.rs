@@ -320,11 +320,22 @@ async fn uses_the_standard_aws_environment_and_stops_on_sigterm() {
         ..Default::default()
     });
     tokio::time::sleep(Duration::from_millis(2500)).await; // past --refresh.min-interval
+    let called = sim.total_calls();
     let scrape = tokio::spawn({
         let u = format!("{base}/metrics");
         async move { get(&u).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // In flight: the refresh it waits for has reached the simulator, which
+    // holds every call for 1.5 s.
+    let asked = Instant::now();
+    while sim.total_calls() == called {
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "the scrape never started a refresh"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!scrape.is_finished(), "answered before SIGTERM");
     let stopping = Instant::now();
     sigterm(&child.0);
     let (status, _, _) = scrape.await.unwrap();

@@ -179,17 +179,24 @@ async fn during_the_backfill_a_new_failure_shows_at_once_and_scrapes_are_answere
     use imagebuilder_exporter::simulator::store::Outcome;
     use std::time::Instant;
 
-    // A slow backfill: 10 requests/s with 20 ms of latency, shared with the
-    // refreshes that every scrape starts and with a discovery listing due
-    // every second.
-    const SCRAPE_TIMEOUT: Duration = Duration::from_secs(3);
+    // A slow backfill: 10 requests/s, shared with the refreshes that every
+    // scrape starts and with a discovery listing due every second.
+    // Once ready, every step's details take 4 s: the backfill reads them one
+    // at a time, so it cannot finish within a minute whatever the machine's
+    // load, and a refresh that reads one outlasts the scrape timeout.
+    const DETAILS_LATENCY: Duration = Duration::from_secs(4);
+    // Bounds that only end a test that would otherwise hang or catch a
+    // scrape that waited for its refresh (--scrape.timeout is 1 s): a
+    // loaded machine keeps these margins.
+    const ANSWER_BOUND: Duration = Duration::from_secs(3);
+    const FAILURE_BOUND: Duration = Duration::from_secs(60);
     let args = [
         "--refresh.min-interval",
         "0s",
         "--discovery.interval",
         "1s",
         "--scrape.timeout",
-        "3s",
+        "1s",
         "--aws.max-requests-per-second",
         "10",
         "--aws.max-concurrency",
@@ -203,6 +210,11 @@ async fn during_the_backfill_a_new_failure_shows_at_once_and_scrapes_are_answere
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    h.sim.set_faults(Faults {
+        latency: DETAILS_LATENCY,
+        operations: vec!["GetWorkflowStepExecution".into()],
+        ..Faults::default()
+    });
     let pending_at_ready = at_ready
         .get("imagebuilder_exporter_backfill_pending", &[])
         .expect("pending");
@@ -226,15 +238,16 @@ async fn during_the_backfill_a_new_failure_shows_at_once_and_scrapes_are_answere
     });
     h.clock.advance_secs(11.0);
 
-    // Every scrape answers within --scrape.timeout; the failure shows
-    // within a few refreshes, while the backfill still has reads left.
+    // Every scrape answers within its timeout and a margin, not after the
+    // refresh it started; the failure shows while the backfill still has
+    // reads left.
     let started = Instant::now();
     let (seen, pending) = loop {
         let asked = Instant::now();
         let m = h.scrape().await;
         let took = asked.elapsed();
         assert!(
-            took < SCRAPE_TIMEOUT + Duration::from_millis(500),
+            took < ANSWER_BOUND,
             "a scrape took {took:?} during the backfill"
         );
         let failed = m.get(
@@ -248,7 +261,7 @@ async fn during_the_backfill_a_new_failure_shows_at_once_and_scrapes_are_answere
             break (started.elapsed(), pending);
         }
         assert!(
-            started.elapsed() < Duration::from_secs(10),
+            started.elapsed() < FAILURE_BOUND,
             "the new failure is not served after {:?}:\n{}",
             started.elapsed(),
             m.text
@@ -258,7 +271,8 @@ async fn during_the_backfill_a_new_failure_shows_at_once_and_scrapes_are_answere
     eprintln!("failure served after {seen:?}, {pending} backfill reads left");
     assert!(pending > 0.0, "the backfill had finished already");
 
-    // The backfill still finishes.
+    // The backfill still finishes, at the usual pace again.
+    h.sim.set_faults(Faults::default());
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let m = h.scrape().await;
