@@ -17,7 +17,7 @@ use crate::metrics::exporter::MetricsError;
 use crate::metrics::ExporterMetrics;
 use crate::refresh::Target;
 use crate::service::Exporter;
-use crate::simulator::{scenario, RunningSimulator, Simulator};
+use imagebuilder_sim::{scenario, RunningSimulator, Simulator};
 
 /// The demo's event queue, in its simulator.
 const DEMO_QUEUE: &str = "imagebuilder-events";
@@ -71,25 +71,12 @@ pub async fn build(
     metrics: ExporterMetrics,
 ) -> Result<Built, StartError> {
     let mut aws = opts.aws.clone();
-    let mut simulator = None;
-    let mut demo_queue = None;
-    if opts.demo {
-        let seed = 7;
-        let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), seed), seed);
-        let running = sim
-            .spawn(([127, 0, 0, 1], 0).into())
-            .await
-            .map_err(StartError::Simulator)?;
-        tracing::info!(endpoint = %running.url(), "demo: serving a simulated Image Builder account");
-        aws.endpoint_url = Some(running.url());
-        aws.region = Some(scenario::REGION.into());
-        aws.static_credentials = Some(("AKIDDEMO".into(), "demo-secret".into()));
-        // The demo follows the simulator's events, as an account with an
-        // EventBridge rule and a queue would be followed.
-        sim.enable_events(DEMO_QUEUE);
-        demo_queue = Some(running.queue_url(DEMO_QUEUE));
-        simulator = Some(running);
-    }
+    let (simulator, demo_queue) = if opts.demo {
+        let (running, queue) = start_demo(clock.clone(), &mut aws).await?;
+        (Some(running), Some(queue))
+    } else {
+        (None, None)
+    };
     let env = &crate::aws::environment::process_env;
     for (variable, url) in endpoint_overrides(env) {
         tracing::info!(variable, url = %url, "AWS endpoint override");
@@ -191,6 +178,30 @@ pub async fn build(
         simulator,
         followers,
     })
+}
+
+/// Starts the demo's simulator on a loopback port, on the exporter's clock
+/// (see `clock.rs`), and points `aws` at it; returns it and the URL of its
+/// event queue.
+async fn start_demo(
+    clock: Arc<dyn Clock>,
+    aws: &mut crate::aws::sdk::AwsSettings,
+) -> Result<(RunningSimulator, String), StartError> {
+    let seed = 7;
+    let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), seed), seed);
+    let running = sim
+        .spawn(([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(StartError::Simulator)?;
+    tracing::info!(endpoint = %running.url(), "demo: serving a simulated Image Builder account");
+    aws.endpoint_url = Some(running.url());
+    aws.region = Some(scenario::REGION.into());
+    aws.static_credentials = Some(("AKIDDEMO".into(), "demo-secret".into()));
+    // The demo follows the simulator's events, as an account with an
+    // EventBridge rule and a queue would be followed.
+    sim.enable_events(DEMO_QUEUE);
+    let queue = running.queue_url(DEMO_QUEUE);
+    Ok((running, queue))
 }
 
 /// Runs the exporter on `listener` until `shutdown` completes.
