@@ -154,7 +154,8 @@ fn queue_name(s: &str) -> Result<String, String> {
 }
 
 /// Installs the log subscriber: tracing-subscriber's text format on stderr,
-/// at `level` unless `RUST_LOG` says otherwise.
+/// the simulator's own messages at `level`, its libraries' only when they
+/// warn, unless `RUST_LOG` says otherwise.
 fn init_logging(level: LogLevel) {
     let level = match level {
         LogLevel::Debug => "debug",
@@ -162,7 +163,8 @@ fn init_logging(level: LogLevel) {
         LogLevel::Warn => "warn",
         LogLevel::Error => "error",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,imagebuilder_sim={level}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
