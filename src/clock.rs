@@ -83,7 +83,9 @@ impl<C: Clock + ?Sized> Clock for Arc<C> {
 /// the exporter (its client) implements that trait for its own clocks. With
 /// the trait object too, `Simulator::new` takes an `Arc<dyn Clock>` of the
 /// exporter as well as an `Arc<ManualClock>`. The two traits have the same
-/// one method and the same [`Nanos`].
+/// one method and the same [`Nanos`]. Only with the `demo` feature: without
+/// it the simulator is not linked in.
+#[cfg(feature = "demo")]
 mod simulator_clock {
     use super::{Clock, ManualClock, Nanos, SystemClock};
 
