@@ -455,7 +455,9 @@ mod tests {
         if cfg!(feature = "demo") {
             assert!(parsed.is_ok());
         } else {
-            let e = parsed.err().expect("--demo refused");
+            let Err(e) = parsed else {
+                panic!("--demo accepted without the demo feature")
+            };
             assert_eq!(e.exit_code(), 2);
             assert!(e.to_string().contains("`demo` cargo feature"), "{e}");
         }
