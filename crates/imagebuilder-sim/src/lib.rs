@@ -14,7 +14,7 @@
 //!
 //! It is a test double, and a test double must be independent of what it
 //! tests: it depends on nothing of the exporter, and checks requests with
-//! its own rules taken from the service models ([`constraints`]), its own
+//! its own rules taken from the service models (`constraints.rs`), its own
 //! clock, timestamps and HTTP server. A pattern or a parser that is wrong
 //! in the exporter is then not silently wrong here too, and a test catches
 //! it. It is also kept out of the exporter's release binary: the exporter
