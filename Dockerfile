@@ -24,17 +24,21 @@ RUN apt-get update \
 WORKDIR /build
 
 # Dependencies in their own layer: built against stub sources, so this layer
-# is reused until Cargo.toml or Cargo.lock change. Every target that
-# Cargo.toml names needs a file here, or cargo refuses the manifest.
+# is reused until a Cargo.toml or Cargo.lock change. Every target that the
+# workspace's manifests name needs a file here, or cargo refuses them. The
+# simulator (crates/imagebuilder-sim) is a workspace member, and the default
+# `demo` feature links it in for --demo.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src/bin benches \
+COPY crates/imagebuilder-sim/Cargo.toml crates/imagebuilder-sim/
+RUN mkdir -p src benches crates/imagebuilder-sim/src \
     && echo 'fn main() {}' > src/main.rs \
-    && echo 'fn main() {}' > src/bin/imagebuilder-sim.rs \
     && echo 'fn main() {}' > benches/scale.rs \
     && echo 'fn main() {}' > benches/hostile.rs \
     && touch src/lib.rs \
+    && echo 'fn main() {}' > crates/imagebuilder-sim/src/main.rs \
+    && touch crates/imagebuilder-sim/src/lib.rs \
     && cargo build --release --locked --target x86_64-unknown-linux-musl --config 'profile.release.strip="symbols"' --bin imagebuilder-exporter \
-    && rm -rf src
+    && rm -rf src crates/imagebuilder-sim/src
 
 # The real sources. COPY keeps their modification times, which may be older
 # than the stub build: touch the crate roots so that cargo rebuilds the crate.
@@ -44,7 +48,8 @@ ARG REVISION=unknown
 ENV IMAGEBUILDER_EXPORTER_REVISION=${REVISION}
 COPY build.rs ./
 COPY src ./src
-RUN touch src/lib.rs src/main.rs \
+COPY crates/imagebuilder-sim/src ./crates/imagebuilder-sim/src
+RUN touch src/lib.rs src/main.rs crates/imagebuilder-sim/src/lib.rs crates/imagebuilder-sim/src/main.rs \
     && cargo build --release --locked --target x86_64-unknown-linux-musl --config 'profile.release.strip="symbols"' --bin imagebuilder-exporter
 
 # ------------------------------------------------------------------ final

@@ -48,22 +48,33 @@ grep -q "COPY --from=builder /build/target/$target/release/imagebuilder-exporter
   || die "the final stage does not copy the $target binary"
 echo "${docker_builds[0]}"
 
-log "the Dockerfile's dependency layer stubs every target of Cargo.toml"
+log "the Dockerfile's dependency layer stubs every target of the workspace"
 # cargo refuses a manifest whose targets have no file: a [[bin]], [[bench]],
-# [[test]] or [[example]] added to Cargo.toml needs its stub in the Dockerfile.
+# [[test]] or [[example]] added to a Cargo.toml needs its stub in the
+# Dockerfile, and so does a workspace member (its manifest copied, its
+# targets stubbed, its sources copied for the real build).
 python3 - <<'PY' || die "add the missing stubs to the Dockerfile's dependency layer"
-import sys, tomllib
-manifest = tomllib.load(open("Cargo.toml", "rb"))
+import os, sys, tomllib
+root = tomllib.load(open("Cargo.toml", "rb"))
 default_dir = {"bin": "src/bin", "bench": "benches", "test": "tests", "example": "examples"}
-paths = [manifest.get("lib", {}).get("path", "src/lib.rs")]
-for kind, folder in default_dir.items():
-    for target in manifest.get(kind, []):
-        paths.append(target.get("path", f"{folder}/{target['name']}.rs"))
+def targets(manifest, member):
+    paths = [manifest.get("lib", {}).get("path", "src/lib.rs")]
+    for kind, folder in default_dir.items():
+        for target in manifest.get(kind, []):
+            paths.append(target.get("path", f"{folder}/{target['name']}.rs"))
+    return [os.path.normpath(os.path.join(member, p)) for p in paths]
+members = [m for m in root.get("workspace", {}).get("members", []) if m != "."]
+paths = targets(root, ".")
+copies = []
+for member in members:
+    paths += targets(tomllib.load(open(f"{member}/Cargo.toml", "rb")), member)
+    copies += [f"COPY {member}/Cargo.toml {member}/", f"COPY {member}/src ./{member}/src"]
 dockerfile = open("Dockerfile").read()
 stub = dockerfile[dockerfile.index("COPY Cargo.toml Cargo.lock"):dockerfile.index("COPY src ./src")]
-missing = [p for p in paths if p not in stub]
+missing = [f"stub {p}" for p in paths if p not in stub]
+missing += [f"have {c!r}" for c in copies if c not in dockerfile]
 for p in missing:
-    print(f"FAIL: the Dockerfile does not stub {p}", file=sys.stderr)
+    print(f"FAIL: the Dockerfile does not {p}", file=sys.stderr)
 print(" ".join(paths))
 sys.exit(1 if missing else 0)
 PY

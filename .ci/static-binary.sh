@@ -151,10 +151,10 @@ log "static build: $((SECONDS - start)) s"
 built="$CARGO_TARGET_DIR/$TARGET/release/imagebuilder-exporter"
 unset CARGO_TARGET_DIR
 
-# The simulator is the test's, not the image's: the usual debug build
-# (which cargo test has usually built already).
+# The simulator is the test's, not the image's: the usual debug build of
+# its crate (which cargo test has usually built already).
 log "building the simulator"
-cargo build --locked --bin imagebuilder-sim
+cargo build --locked -p imagebuilder-sim
 sim="$PWD/target/debug/imagebuilder-sim"
 
 # Static: no program interpreter, no shared libraries.

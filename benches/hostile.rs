@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use common::http::free_port;
 use common::{raw_request, try_request, Running};
 use imagebuilder_exporter::clock::{Clock, SystemClock};
-use imagebuilder_exporter::simulator::{scenario, Faults, Simulator};
+use imagebuilder_sim::{scenario, Faults, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HALF_OPEN: usize = 500;

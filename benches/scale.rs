@@ -29,8 +29,8 @@ use imagebuilder_exporter::clock::{Clock, SystemClock, NANOS_PER_SEC};
 use imagebuilder_exporter::config::Options;
 use imagebuilder_exporter::metrics::ExporterMetrics;
 use imagebuilder_exporter::service::Encoding;
-use imagebuilder_exporter::simulator::scenario::{self, BuildShape, Ids};
-use imagebuilder_exporter::simulator::{Faults, Simulator};
+use imagebuilder_sim::scenario::{self, BuildShape, Ids};
+use imagebuilder_sim::{Faults, Simulator};
 
 const OPS: [&str; 5] = [
     "ListImageBuildVersions",
@@ -389,7 +389,7 @@ async fn measure(builds: usize, images: usize, running: usize) -> Row {
     // A scheduled pipeline per image, as accounts have them: listed with
     // every discovery (one page per 100 pipelines).
     for i in 0..images {
-        let schedule = imagebuilder_exporter::simulator::SimSchedule::new(
+        let schedule = imagebuilder_sim::SimSchedule::new(
             "cron(0 3 * * ? *)",
             24 * 3600 * NANOS_PER_SEC,
             now - 3600 * NANOS_PER_SEC,
@@ -444,7 +444,7 @@ async fn measure(builds: usize, images: usize, running: usize) -> Row {
 async fn measure_process(
     row: &mut Row,
     sim: &Simulator,
-    running_sim: &imagebuilder_exporter::simulator::RunningSimulator,
+    running_sim: &imagebuilder_sim::RunningSimulator,
     clock: &Arc<dyn Clock>,
 ) {
     let port = free_port();
@@ -599,7 +599,7 @@ async fn shows_failure(base: &str, image: &str) -> bool {
 async fn measure_events(
     row: &mut Row,
     sim: &Simulator,
-    running_sim: &imagebuilder_exporter::simulator::RunningSimulator,
+    running_sim: &imagebuilder_sim::RunningSimulator,
     clock: &Arc<dyn Clock>,
 ) {
     const QUEUE: &str = "bench-events";
@@ -617,11 +617,7 @@ async fn measure_events(
     // A new image's build fails its first step ten seconds from now.
     let shape = BuildShape {
         speed: 5.0 / 90.0,
-        failure: Some((
-            0,
-            0,
-            imagebuilder_exporter::simulator::store::Outcome::Failed,
-        )),
+        failure: Some((0, 0, imagebuilder_sim::store::Outcome::Failed)),
         ..BuildShape::default()
     };
     let image = "bench-edge";
@@ -656,7 +652,7 @@ async fn measure_events(
 async fn scrape_figures(
     row: &mut Row,
     sim: &Simulator,
-    running_sim: &imagebuilder_exporter::simulator::RunningSimulator,
+    running_sim: &imagebuilder_sim::RunningSimulator,
     clock: &Arc<dyn Clock>,
 ) {
     // B: the same exporter in this process, refreshing only when told, for

@@ -17,9 +17,11 @@ use crate::metrics::exporter::MetricsError;
 use crate::metrics::ExporterMetrics;
 use crate::refresh::Target;
 use crate::service::Exporter;
-use crate::simulator::{scenario, RunningSimulator, Simulator};
+#[cfg(feature = "demo")]
+use imagebuilder_sim::{scenario, RunningSimulator, Simulator};
 
 /// The demo's event queue, in its simulator.
+#[cfg(feature = "demo")]
 const DEMO_QUEUE: &str = "imagebuilder-events";
 
 /// Why the exporter could not start.
@@ -49,6 +51,7 @@ impl StartError {
 pub struct Built {
     pub exporter: Arc<Exporter<Arc<SdkClient>>>,
     /// The demo's simulator, when `--demo` is on.
+    #[cfg(feature = "demo")]
     pub simulator: Option<RunningSimulator>,
     /// The tasks that follow the targets' event queues.
     followers: Vec<tokio::task::JoinHandle<()>>,
@@ -70,26 +73,25 @@ pub async fn build(
     clock: Arc<dyn Clock>,
     metrics: ExporterMetrics,
 ) -> Result<Built, StartError> {
+    #[cfg_attr(not(feature = "demo"), allow(unused_mut))]
     let mut aws = opts.aws.clone();
-    let mut simulator = None;
-    let mut demo_queue = None;
-    if opts.demo {
-        let seed = 7;
-        let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), seed), seed);
-        let running = sim
-            .spawn(([127, 0, 0, 1], 0).into())
-            .await
-            .map_err(StartError::Simulator)?;
-        tracing::info!(endpoint = %running.url(), "demo: serving a simulated Image Builder account");
-        aws.endpoint_url = Some(running.url());
-        aws.region = Some(scenario::REGION.into());
-        aws.static_credentials = Some(("AKIDDEMO".into(), "demo-secret".into()));
-        // The demo follows the simulator's events, as an account with an
-        // EventBridge rule and a queue would be followed.
-        sim.enable_events(DEMO_QUEUE);
-        demo_queue = Some(running.queue_url(DEMO_QUEUE));
-        simulator = Some(running);
-    }
+    #[cfg(feature = "demo")]
+    let (simulator, demo_queue) = if opts.demo {
+        let (running, queue) = start_demo(clock.clone(), &mut aws).await?;
+        (Some(running), Some(queue))
+    } else {
+        (None, None)
+    };
+    #[cfg(not(feature = "demo"))]
+    let demo_queue: Option<String> = if opts.demo {
+        // Refused with the flags already; this is for options built by hand.
+        return Err(StartError::Simulator(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this build has no simulator (built without the `demo` cargo feature)",
+        )));
+    } else {
+        None
+    };
     let env = &crate::aws::environment::process_env;
     for (variable, url) in endpoint_overrides(env) {
         tracing::info!(variable, url = %url, "AWS endpoint override");
@@ -188,9 +190,35 @@ pub async fn build(
     }
     Ok(Built {
         exporter: Exporter::new(targets, metrics, clock, opts.scrape_timeout),
+        #[cfg(feature = "demo")]
         simulator,
         followers,
     })
+}
+
+/// Starts the demo's simulator on a loopback port, on the exporter's clock
+/// (see `clock.rs`), and points `aws` at it; returns it and the URL of its
+/// event queue.
+#[cfg(feature = "demo")]
+async fn start_demo(
+    clock: Arc<dyn Clock>,
+    aws: &mut crate::aws::sdk::AwsSettings,
+) -> Result<(RunningSimulator, String), StartError> {
+    let seed = 7;
+    let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), seed), seed);
+    let running = sim
+        .spawn(([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(StartError::Simulator)?;
+    tracing::info!(endpoint = %running.url(), "demo: serving a simulated Image Builder account");
+    aws.endpoint_url = Some(running.url());
+    aws.region = Some(scenario::REGION.into());
+    aws.static_credentials = Some(("AKIDDEMO".into(), "demo-secret".into()));
+    // The demo follows the simulator's events, as an account with an
+    // EventBridge rule and a queue would be followed.
+    sim.enable_events(DEMO_QUEUE);
+    let queue = running.queue_url(DEMO_QUEUE);
+    Ok((running, queue))
 }
 
 /// Runs the exporter on `listener` until `shutdown` completes.
@@ -203,9 +231,11 @@ pub async fn run(
     // The web configuration first: a bad file stops start-up (status 2).
     opts.web.load_security()?;
     let metrics = ExporterMetrics::new()?;
+    #[cfg_attr(not(feature = "demo"), allow(unused_mut))]
     let mut built = build(&opts, clock, metrics).await?;
     built.exporter.warm_up(opts.ready_max_wait);
     crate::server::run(listener, built.exporter.clone(), opts.web, shutdown).await;
+    #[cfg(feature = "demo")]
     if let Some(sim) = built.simulator.take() {
         sim.stop().await;
     }

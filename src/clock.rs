@@ -1,5 +1,5 @@
-//! Wall-clock time as Unix nanoseconds, behind a trait so that tests and the
-//! simulator can freeze or accelerate it.
+//! Wall-clock time as Unix nanoseconds, behind a trait so that tests can
+//! freeze it (and move the simulator they drive with it).
 //!
 //! Why not `tokio::time`? Durations of running steps are measured against the
 //! API's timestamps, which are wall-clock times; `tokio::time::pause()` only
@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Unix time in nanoseconds. `i64` covers the years 1678–2262 and keeps
 /// millisecond arithmetic exact, which `f64` seconds would not.
@@ -67,35 +67,39 @@ impl Clock for ManualClock {
     }
 }
 
-/// A clock that runs `factor` times faster than real time from a given origin:
-/// lets the simulator play hours of builds in seconds (soak tests, benchmarks).
-#[derive(Debug)]
-pub struct ScaledClock {
-    origin: Nanos,
-    started: Instant,
-    factor: f64,
-}
-
-impl ScaledClock {
-    pub fn new(origin: Nanos, factor: f64) -> Arc<Self> {
-        Arc::new(Self {
-            origin,
-            started: Instant::now(),
-            factor,
-        })
-    }
-}
-
-impl Clock for ScaledClock {
-    fn now(&self) -> Nanos {
-        self.origin + (self.started.elapsed().as_nanos() as f64 * self.factor) as Nanos
-    }
-}
-
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn now(&self) -> Nanos {
         (**self).now()
     }
+}
+
+/// The simulator (`imagebuilder_sim`, for `--demo` and the tests) reads
+/// the exporter's clocks: a test that moves one `ManualClock` moves the
+/// simulated builds and the exporter's "now" together, and `--demo`'s
+/// simulator runs on the exporter's clock.
+///
+/// Why here, and this way round: the simulator is a test double that must
+/// depend on nothing of the exporter, so it has its own `Clock` trait, and
+/// the exporter (its client) implements that trait for its own clocks. With
+/// the trait object too, `Simulator::new` takes an `Arc<dyn Clock>` of the
+/// exporter as well as an `Arc<ManualClock>`. The two traits have the same
+/// one method and the same [`Nanos`]. Only with the `demo` feature: without
+/// it the simulator is not linked in.
+#[cfg(feature = "demo")]
+mod simulator_clock {
+    use super::{Clock, ManualClock, Nanos, SystemClock};
+
+    macro_rules! simulator_reads {
+        ($($t:ty),*) => {$(
+            impl imagebuilder_sim::clock::Clock for $t {
+                fn now(&self) -> Nanos {
+                    Clock::now(self)
+                }
+            }
+        )*};
+    }
+
+    simulator_reads!(dyn Clock, SystemClock, ManualClock);
 }
 
 #[cfg(test)]

@@ -257,6 +257,12 @@ impl Cli {
                 "--events.sqs-queue-url applies without --config.file; with a config file, give each target its own `events: { sqs_queue_url: ... }`",
             ));
         }
+        if cli.demo && !cfg!(feature = "demo") {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--demo needs the built-in simulator, which this build leaves out (built without the `demo` cargo feature): build with default features, or run imagebuilder-sim and point the exporter at it with AWS_ENDPOINT_URL_IMAGEBUILDER",
+            ));
+        }
         // Every target of a config file names its region: a flag that
         // would be silently ignored is refused instead.
         if cli.region.is_some() && cli.targets.is_some() {
@@ -448,10 +454,30 @@ mod tests {
         );
         let o = Options::from_args(["--scrape.timeout-offset", "0s"]).unwrap();
         assert_eq!(o.scrape_timeout.offset, Duration::ZERO);
+        if !cfg!(feature = "demo") {
+            return; // --demo is refused: see the next test.
+        }
         let (_, o) = Cli::try_parse_args(["x", "--demo"]).unwrap();
         assert_eq!(o.discovery.interval, Duration::from_secs(30));
         let (_, o) = Cli::try_parse_args(["x", "--demo", "--discovery.interval", "2m"]).unwrap();
         assert_eq!(o.discovery.interval, Duration::from_secs(120));
+    }
+
+    /// Without the `demo` feature the simulator is not linked in: `--demo`
+    /// is refused with a usage error that says why, not accepted and then
+    /// failing at start-up.
+    #[test]
+    fn demo_needs_the_demo_feature() {
+        let parsed = Cli::try_parse_args(["x", "--demo"]);
+        if cfg!(feature = "demo") {
+            assert!(parsed.is_ok());
+        } else {
+            let Err(e) = parsed else {
+                panic!("--demo accepted without the demo feature")
+            };
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.to_string().contains("`demo` cargo feature"), "{e}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! module may not use each other both ways):
 //!
 //! 1. model and parsing: `allocator`, `version`, `clock`, `sync`, `model`, `parse`, `timestamp`, `metrics`, `gzip`, `loglimit`, `logging`, `httpserve`
-//! 2. aws: `aws`, `simulator`
+//! 2. aws: `aws`
 //! 3. tracking and counters: `tracked`, `outcomes`, `counters`, `views`
 //! 4. snapshot: `snapshot`
 //! 5. refresh and service: `discovery`, `refresh`, `events`, `service`
@@ -42,7 +42,6 @@ pub mod parse;
 pub(crate) mod refresh;
 pub mod server;
 pub mod service;
-pub mod simulator;
 pub(crate) mod snapshot;
 pub(crate) mod sync;
 pub mod targets;

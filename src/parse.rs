@@ -1,7 +1,7 @@
-//! Parsing shared by the flags, the targets file, the web configuration and
-//! the simulator: Prometheus durations, and the patterns of AWS names
-//! (regions, ARNs, IDs). A leaf: it imports nothing of the crate, so that
-//! every layer may use it.
+//! Parsing shared by the flags, the targets file and the web configuration:
+//! Prometheus durations, and the patterns of AWS names (regions, ARNs,
+//! IDs). A leaf: it imports nothing of the crate, so that every layer may
+//! use it. The simulator has rules of its own, from the service models.
 
 use std::time::Duration;
 

@@ -13,7 +13,7 @@ use common::http::free_port;
 use common::process::{exporter, Spawned};
 use common::{get, Metrics};
 use imagebuilder_exporter::clock::{Clock, SystemClock};
-use imagebuilder_exporter::simulator::{scenario, RunningSimulator, Simulator};
+use imagebuilder_sim::{scenario, RunningSimulator, Simulator};
 
 /// Generous bounds for a busy machine: each wait ends as soon as the line
 /// or the state shows.

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use common::*;
 use imagebuilder_exporter::clock::NANOS_PER_SEC;
-use imagebuilder_exporter::simulator::scenario;
-use imagebuilder_exporter::simulator::store::Store;
-use imagebuilder_exporter::simulator::Faults;
+use imagebuilder_sim::scenario;
+use imagebuilder_sim::store::Store;
+use imagebuilder_sim::Faults;
 
 const HOUR: i64 = 3600 * NANOS_PER_SEC;
 
@@ -175,8 +175,8 @@ async fn ready_with_the_latest_state_then_the_backfill_then_what_a_full_read_giv
 
 #[tokio::test]
 async fn during_the_backfill_a_new_failure_shows_at_once_and_scrapes_are_answered_in_time() {
-    use imagebuilder_exporter::simulator::scenario::{BuildShape, Ids};
-    use imagebuilder_exporter::simulator::store::Outcome;
+    use imagebuilder_sim::scenario::{BuildShape, Ids};
+    use imagebuilder_sim::store::Outcome;
     use std::time::Instant;
 
     // A slow backfill: 10 requests/s, shared with the refreshes that every

@@ -37,7 +37,6 @@ use common::{get, grafana, tools, Metrics};
 use serde_json::{json, Value};
 
 const EXPORTER: &str = env!("CARGO_BIN_EXE_imagebuilder-exporter");
-const SIMULATOR: &str = env!("CARGO_BIN_EXE_imagebuilder-sim");
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/imagebuilder.rules.yml");
 const EVENT_RULES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -122,7 +121,7 @@ scrape_configs:
 /// Starts `imagebuilder-sim` with the demo scenario; returns it and its
 /// endpoint.
 async fn start_simulator(work: &Workdir) -> (Proc, String) {
-    let mut cmd = Command::new(SIMULATOR);
+    let mut cmd = Command::new(common::process::simulator_bin());
     cmd.args([
         "--listen",
         "127.0.0.1:0",
@@ -175,7 +174,7 @@ fn start_exporter(work: &Workdir, endpoint: &str, listen: &str, n: usize) -> Pro
         "--labels.image-tags",
         "team,env",
         "--events.sqs-queue-url",
-        &imagebuilder_exporter::simulator::queue_url(endpoint, QUEUE),
+        &imagebuilder_sim::queue_url(endpoint, QUEUE),
         "--log.level",
         "warn",
     ])

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use imagebuilder_exporter::clock::ManualClock;
-use imagebuilder_exporter::simulator::scenario::{self, BuildShape, Ids};
-use imagebuilder_exporter::simulator::store::Outcome;
-use imagebuilder_exporter::simulator::store::Store;
-use imagebuilder_exporter::simulator::{QueueFault, Simulator};
+use imagebuilder_sim::scenario::{self, BuildShape, Ids};
+use imagebuilder_sim::store::Outcome;
+use imagebuilder_sim::store::Store;
+use imagebuilder_sim::{QueueFault, Simulator};
 
 const QUEUE: &str = "imagebuilder-events";
 
@@ -37,7 +37,7 @@ async fn start(world: Store, args: &[&str], prepare: impl FnOnce(&Simulator)) ->
 
 /// A build of a new image "edge", created `created` seconds from the
 /// start, whose first step fails 3 s after its first workflow starts.
-fn failing_build(created: f64) -> imagebuilder_exporter::simulator::store::SimBuild {
+fn failing_build(created: f64) -> imagebuilder_sim::store::SimBuild {
     let shape = BuildShape {
         speed: 3.0 / 90.0,
         failure: Some((0, 0, Outcome::Failed)),
@@ -452,7 +452,7 @@ async fn an_unreachable_queue_degrades_to_polling() {
 /// A pipeline that Image Builder disables, and its event: `edge`'s pipeline
 /// (policy: 1) is disabled by its first failed scheduled build.
 fn pipeline_world(created: f64) -> Store {
-    use imagebuilder_exporter::simulator::SimSchedule;
+    use imagebuilder_sim::SimSchedule;
     let mut world = sample_world();
     let mut schedule = SimSchedule::new("rate(1 hour)", 3600 * 1_000_000_000, at(created));
     schedule.failure_count = Some(1);

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use imagebuilder_exporter::clock::NANOS_PER_SEC;
-use imagebuilder_exporter::simulator::scenario::{build_arn, Ids};
-use imagebuilder_exporter::simulator::store::Store;
-use imagebuilder_exporter::simulator::Faults;
+use imagebuilder_sim::scenario::{build_arn, Ids};
+use imagebuilder_sim::store::Store;
+use imagebuilder_sim::Faults;
 
 const STATUS: &str = "imagebuilder_workflow_step_status";
 const DURATION: &str = "imagebuilder_workflow_step_duration_seconds";
@@ -283,9 +283,7 @@ async fn the_first_discovery_seeds_counters_and_later_ones_count() {
     let web_arn = build_arn("web", 1);
     h.sim.update(|s| {
         let b = s.build_mut(&web_arn).unwrap();
-        if let imagebuilder_exporter::simulator::store::StepPlan::Fixed(f) =
-            &mut b.workflows[0].steps[3].plan
-        {
+        if let imagebuilder_sim::store::StepPlan::Fixed(f) = &mut b.workflows[0].steps[3].plan {
             f.status = "FAILED".into();
             f.start = Some(ts(110.0));
             f.end = Some(ts(170.0));
@@ -569,7 +567,7 @@ async fn unchanged_data_is_not_encoded_again() {
     // A step changes: a new snapshot.
     let arn = build_arn("web", 1);
     h.sim.update(|s| {
-        if let imagebuilder_exporter::simulator::store::StepPlan::Fixed(f) =
+        if let imagebuilder_sim::store::StepPlan::Fixed(f) =
             &mut s.build_mut(&arn).unwrap().workflows[0].steps[4].plan
         {
             f.status = "RUNNING".into();

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use common::logs::Captured;
 use common::*;
 use imagebuilder_exporter::aws::retry::RetryPolicy;
-use imagebuilder_exporter::simulator::scenario::{build_arn, Ids};
-use imagebuilder_exporter::simulator::store::Store;
-use imagebuilder_exporter::simulator::{BadAnswer, Faults};
+use imagebuilder_sim::scenario::{build_arn, Ids};
+use imagebuilder_sim::store::Store;
+use imagebuilder_sim::{BadAnswer, Faults};
 
 const DURATION: &str = "imagebuilder_workflow_step_duration_seconds";
 const ERRORS: &str = "imagebuilder_exporter_api_errors_total";

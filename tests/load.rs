@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use common::logs::Captured;
 use common::*;
 use imagebuilder_exporter::clock::{secs, NANOS_PER_SEC};
-use imagebuilder_exporter::simulator::scenario::{self, Ids};
-use imagebuilder_exporter::simulator::store::Store;
-use imagebuilder_exporter::simulator::Faults;
+use imagebuilder_sim::scenario::{self, Ids};
+use imagebuilder_sim::store::Store;
+use imagebuilder_sim::Faults;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Resident memory of this process, in bytes; `None` where there is no

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::*;
 use imagebuilder_exporter::clock::NANOS_PER_SEC;
-use imagebuilder_exporter::simulator::scenario::{build_arn, Ids};
-use imagebuilder_exporter::simulator::store::{SimBuild, Store};
-use imagebuilder_exporter::simulator::{Faults, Simulator};
+use imagebuilder_sim::scenario::{build_arn, Ids};
+use imagebuilder_sim::store::{SimBuild, Store};
+use imagebuilder_sim::{Faults, Simulator};
 
 const INFO: &str = "imagebuilder_workflow_step_info";
 const FAILURE: &str = "imagebuilder_workflow_step_failure_info";
@@ -520,9 +520,9 @@ async fn two_targets_into_one_account_serve_each_series_once() {
 /// its Regions; `odd` carries a failure context with members missing, and
 /// `broken` is a pipeline with no recipe and no schedule.
 fn pipelines_world() -> Store {
-    use imagebuilder_exporter::simulator::scenario::{self, BuildShape};
-    use imagebuilder_exporter::simulator::store::Outcome;
-    use imagebuilder_exporter::simulator::{
+    use imagebuilder_sim::scenario::{self, BuildShape};
+    use imagebuilder_sim::store::Outcome;
+    use imagebuilder_sim::{
         DistributionPlan, SimFailureContext, SimPipeline, SimRegionFailure, SimSchedule,
     };
     let hour = 3600.0;
@@ -763,7 +763,7 @@ async fn the_page_says_which_component_which_regions_and_whether_the_pipeline_ru
     h.sim.update(|s| {
         s.remove_pipeline(&scenario_pipeline_arn("tools"));
         let mut ids = Ids::new(9);
-        let building = imagebuilder_exporter::simulator::scenario::planned_build(
+        let building = imagebuilder_sim::scenario::planned_build(
             &mut ids,
             "web",
             3,
@@ -795,5 +795,5 @@ async fn the_page_says_which_component_which_regions_and_whether_the_pipeline_ru
 }
 
 fn scenario_pipeline_arn(name: &str) -> String {
-    imagebuilder_exporter::simulator::scenario::pipeline_arn(name)
+    imagebuilder_sim::scenario::pipeline_arn(name)
 }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use common::logs::Captured;
 use common::*;
 use imagebuilder_exporter::clock::ManualClock;
-use imagebuilder_exporter::simulator::scenario::Ids;
-use imagebuilder_exporter::simulator::store::Store;
-use imagebuilder_exporter::simulator::{Faults, Simulator};
+use imagebuilder_sim::scenario::Ids;
+use imagebuilder_sim::store::Store;
+use imagebuilder_sim::{Faults, Simulator};
 
 const OTHER: &str = "210987654321";
 const ROLE: &str = "arn:aws:iam::210987654321:role/imagebuilder-exporter";

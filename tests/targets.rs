@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use imagebuilder_exporter::simulator::scenario::Ids;
-use imagebuilder_exporter::simulator::store::Store;
+use imagebuilder_sim::scenario::Ids;
+use imagebuilder_sim::store::Store;
 
 const OTHER: &str = "210987654321";
 const ROLE: &str = "arn:aws:iam::210987654321:role/imagebuilder-exporter";
@@ -53,7 +53,7 @@ async fn each_target_is_refreshed_on_its_own() {
         "targets:\n  - region: us-east-1\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n    external_id: ibx-secret-id\n  - name: broken\n    region: eu-west-1\n    role_arn: {DENIED}\n"
     ));
     let clock = imagebuilder_exporter::clock::ManualClock::new(at(160.0));
-    let sim = imagebuilder_exporter::simulator::Simulator::new(clock.clone(), sample_world(), 42);
+    let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
     sim.add_account(OTHER, "eu-west-1", other_account());
     sim.allow_role(ROLE, Some("ibx-secret-id"));
     let h = Harness::start_with(
@@ -146,7 +146,7 @@ async fn each_target_is_refreshed_on_its_own() {
 async fn a_wrong_external_id_is_denied() {
     let config = write_config(&format!("targets:\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n    external_id: wrong-id\n"));
     let clock = imagebuilder_exporter::clock::ManualClock::new(at(160.0));
-    let sim = imagebuilder_exporter::simulator::Simulator::new(clock.clone(), sample_world(), 42);
+    let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
     sim.add_account(OTHER, "eu-west-1", other_account());
     sim.allow_role(ROLE, Some("ibx-secret-id"));
     let h = Harness::start_with(
@@ -238,7 +238,7 @@ async fn the_simulators_sts_hands_out_sessions_that_expire() {
     use std::time::{Duration, UNIX_EPOCH};
 
     let clock = ManualClock::new(at(0.0));
-    let sim = imagebuilder_exporter::simulator::Simulator::new(clock.clone(), sample_world(), 42);
+    let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
     sim.add_account(OTHER, "eu-west-1", other_account());
     sim.allow_role(ROLE, None);
     let running = sim.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
@@ -371,7 +371,7 @@ async fn assumed_role_sessions_are_renewed_and_a_revoked_role_fails_alone() {
         "targets:\n  - region: us-east-1\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n"
     ));
     let clock = imagebuilder_exporter::clock::ManualClock::new(at(160.0));
-    let sim = imagebuilder_exporter::simulator::Simulator::new(clock.clone(), sample_world(), 42);
+    let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
     sim.add_account(OTHER, "eu-west-1", other_account_with_a_build_in_flight());
     sim.allow_role(ROLE, None);
     sim.set_session_lifetime(Some(std::time::Duration::from_secs(15 * 60)));

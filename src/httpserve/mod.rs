@@ -1,9 +1,9 @@
-//! The accept loop shared by the exporter's web server and the simulator:
-//! HTTP/1.1 over hyper, optionally over TLS (rustls), a limit on open
-//! connections that closes an idle one for a new client rather than make it
-//! wait (see [`connections`]), a deadline for the TLS handshake and the
-//! request headers (slow clients cannot hold a connection forever) and
-//! graceful shutdown that lets requests in flight finish.
+//! The accept loop of the exporter's web server: HTTP/1.1 over hyper,
+//! optionally over TLS (rustls), a limit on open connections that closes an
+//! idle one for a new client rather than make it wait (see
+//! [`connections`]), a deadline for the TLS handshake and the request
+//! headers (slow clients cannot hold a connection forever) and graceful
+//! shutdown that lets requests in flight finish.
 
 mod connections;
 
@@ -29,8 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use self::connections::{Admitted, Connections};
 use crate::loglimit::LogLimiter;
 
-/// A handler's answer; an `Err` closes the connection without a response
-/// (the simulator uses it to imitate connection resets).
+/// A handler's answer; an `Err` closes the connection without a response.
 pub type HandlerResult = Result<Response<Chunks>, CloseConnection>;
 
 /// A response body made of shared chunks. The metrics page is mostly text
@@ -158,26 +157,14 @@ impl Default for ServeOptions {
     }
 }
 
-/// Serves `handler` on `listener` until `shutdown` completes, then stops
-/// accepting and waits (up to the grace period) for open requests.
-pub async fn serve<H, Fut>(
-    listener: TcpListener,
-    handler: H,
-    opts: ServeOptions,
-    shutdown: impl Future<Output = ()>,
-) where
-    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = HandlerResult> + Send + 'static,
-{
-    serve_with_tls(listener, handler, opts, None, shutdown).await;
-}
-
 /// Where a TLS listener gets its configuration: asked at each new
 /// connection, so that a reloaded certificate applies from the next
 /// handshake on. `None` closes the connection.
 pub type TlsConfigSource = Arc<dyn Fn() -> Option<Arc<rustls::ServerConfig>> + Send + Sync>;
 
-/// Like [`serve`]; with `tls`, every connection is TLS. The handshake runs
+/// Serves `handler` on `listener` until `shutdown` completes, then stops
+/// accepting and waits (up to the grace period) for open requests. With
+/// `tls`, every connection is TLS. The handshake runs
 /// on the connection's own task, within the header read timeout, so a slow
 /// or silent client never holds up accepting. A plaintext HTTP request to
 /// the TLS port is answered with a 400 that says so, and closed.

@@ -22,11 +22,11 @@ use imagebuilder_exporter::clock::{Clock, ManualClock, Nanos, NANOS_PER_SEC};
 use imagebuilder_exporter::config::Options;
 use imagebuilder_exporter::metrics::ExporterMetrics;
 use imagebuilder_exporter::service::Exporter;
-use imagebuilder_exporter::simulator::scenario::{build_arn, Ids};
-use imagebuilder_exporter::simulator::store::{
+use imagebuilder_sim::scenario::{build_arn, Ids};
+use imagebuilder_sim::store::{
     FixedStep, FixedWorkflow, SimBuild, SimStep, SimWorkflow, StepPlan, Store,
 };
-use imagebuilder_exporter::simulator::{RunningSimulator, Simulator};
+use imagebuilder_sim::{RunningSimulator, Simulator};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 

@@ -5,10 +5,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::failure::{component_json, derived_component, distribution_json, SimFailureContext};
-use super::pipelines::{PipelineState, SimPipeline};
-use super::store::{SimBuild, SimStep, SimWorkflow, StepPlan, StepState, WorkflowState};
 use crate::clock::Nanos;
+use crate::failure::{component_json, derived_component, distribution_json, SimFailureContext};
+use crate::pipelines::{PipelineState, SimPipeline};
+use crate::store::{SimBuild, SimStep, SimWorkflow, StepPlan, StepState, WorkflowState};
 use crate::timestamp::format_rfc3339_millis as fmt;
 
 /// `ImageSummary` as JSON.

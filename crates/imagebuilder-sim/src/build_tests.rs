@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::build::*;
+use crate::build::*;
 use crate::clock::{Nanos, NANOS_PER_SEC};
 
 pub(crate) const S: Nanos = 1_788_981_143_418_000_000;

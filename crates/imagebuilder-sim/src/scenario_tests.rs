@@ -34,8 +34,8 @@ fn sized_scenarios_have_the_size_asked() {
 /// demo are valid against the model, at `now` and 10 minutes later.
 #[test]
 fn the_demo_s_answers_are_valid() {
-    use crate::simulator::shapes::tests::{assert_pipeline_valid, assert_valid};
-    use crate::simulator::shapes::{pipeline_json, summary_json};
+    use crate::shapes::tests::{assert_pipeline_valid, assert_valid};
+    use crate::shapes::{pipeline_json, summary_json};
     let now = 1_788_981_143_418_000_000;
     let store = demo(now, 7);
     let mut contexts = 0;
@@ -132,7 +132,7 @@ fn the_demo_has_pipelines_in_every_state() {
 
 #[test]
 fn the_demo_has_a_component_failure_and_a_distribution_failure() {
-    use crate::simulator::shapes::summary_json;
+    use crate::shapes::summary_json;
     let now = 1_788_981_143_418_000_000;
     let store = demo(now, 7);
     let etl = store.build(&build_arn("analytics-etl", 2), now).unwrap();

@@ -10,10 +10,10 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
-use super::faults::Faults;
-use super::queue::QueueFault;
-use super::SimState;
-use crate::httpserve::{respond, Chunks};
+use crate::faults::Faults;
+use crate::queue::QueueFault;
+use crate::serve::{respond, Body};
+use crate::SimState;
 
 /// Every step execution of the default account that has ended FAILED by
 /// the simulator's now: what an exporter should count.
@@ -30,7 +30,7 @@ fn failures(state: &SimState) -> serde_json::Value {
                 let end = ss
                     .end
                     .as_deref()
-                    .and_then(|e| crate::timestamp::parse_rfc3339(e).ok());
+                    .and_then(crate::timestamp::parse_rfc3339_millis);
                 out.push(serde_json::json!({
                     "stepExecutionId": s.id,
                     "imageBuildVersionArn": b.arn,
@@ -86,7 +86,7 @@ pub(crate) async fn handle(
     state: &SimState,
     path: String,
     req: Request<Incoming>,
-) -> Response<Chunks> {
+) -> Response<Body> {
     let json = |v: serde_json::Value| {
         respond(
             200,
@@ -126,7 +126,7 @@ async fn queue(
     method: Method,
     path: &str,
     req: Request<Incoming>,
-) -> Response<Chunks> {
+) -> Response<Body> {
     let rest = path.trim_start_matches("queues/");
     let (name, what) = rest.split_once('/').unwrap_or((rest, ""));
     let name = name.to_string();
@@ -152,7 +152,7 @@ async fn queue(
             Some(stats) => {
                 let mut v = serde_json::json!(stats);
                 if let Some(h) = host {
-                    v["url"] = serde_json::json!(super::queue_url(&format!("http://{h}"), &name));
+                    v["url"] = serde_json::json!(crate::queue_url(&format!("http://{h}"), &name));
                 }
                 json(v)
             }

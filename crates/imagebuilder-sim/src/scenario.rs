@@ -4,15 +4,15 @@
 
 use std::collections::BTreeMap;
 
-pub use super::builders::{
+pub use crate::builders::{
     build_arn, failed_before_workflows, failure_message, pipeline, pipeline_arn, planned_build,
     BuildShape, Ids, ACCOUNT, BUILD_STEPS, BUILD_WORKFLOW, PIPELINES_CREATED, REGION, TEST_STEPS,
     TEST_WORKFLOW,
 };
-use super::failure::{DistributionPlan, SimRegionFailure};
-use super::pipelines::{SimPipeline, SimSchedule};
-use super::store::{Outcome, Store};
 use crate::clock::{Nanos, NANOS_PER_SEC};
+use crate::failure::{DistributionPlan, SimRegionFailure};
+use crate::pipelines::{SimPipeline, SimSchedule};
+use crate::store::{Outcome, Store};
 
 /// Owner tags of the demo's images.
 fn demo_tags(image: &str) -> BTreeMap<String, String> {

@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::clock::NANOS_PER_SEC;
-use crate::simulator::pipelines::SimSchedule;
-use crate::simulator::scenario::{self, BuildShape, Ids};
-use crate::simulator::shapes::summary_json;
-use crate::simulator::store::Outcome;
+use crate::pipelines::SimSchedule;
+use crate::scenario::{self, BuildShape, Ids};
+use crate::shapes::summary_json;
+use crate::store::Outcome;
 
 const T0: Nanos = 1_788_981_143_418_000_000;
 const S: Nanos = NANOS_PER_SEC;

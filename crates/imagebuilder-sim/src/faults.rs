@@ -104,7 +104,7 @@ fn damage_object(m: &mut Map<String, Value>, bad: BadAnswer) {
         }
         BadAnswer::EndBeforeStart => {
             if let Some(start) = m.get("startTime").and_then(Value::as_str) {
-                if let Ok(t) = crate::timestamp::parse_rfc3339(start) {
+                if let Some(t) = crate::timestamp::parse_rfc3339_millis(start) {
                     let end = crate::timestamp::format_rfc3339_millis(
                         t - 3600 * crate::clock::NANOS_PER_SEC,
                     );

@@ -23,10 +23,10 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{json, Map, Value};
 
-use super::queue::{QueueFault, Received, DEFAULT_VISIBILITY};
-use super::scenario::{ACCOUNT, REGION};
-use super::SimState;
-use crate::httpserve::{respond, Chunks};
+use crate::queue::{QueueFault, Received, DEFAULT_VISIBILITY};
+use crate::scenario::{ACCOUNT, REGION};
+use crate::serve::{respond, Body};
+use crate::SimState;
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
@@ -107,7 +107,7 @@ impl SqsError {
     }
 }
 
-pub(crate) fn error_response(state: &SimState, e: &SqsError) -> Response<Chunks> {
+pub(crate) fn error_response(state: &SimState, e: &SqsError) -> Response<Body> {
     let body =
         serde_json::to_vec(&json!({ "__type": e.shape, "message": e.message })).unwrap_or_default();
     let mut r = respond(e.status, CONTENT_TYPE, body);
@@ -125,7 +125,7 @@ pub(crate) fn error_response(state: &SimState, e: &SqsError) -> Response<Chunks>
     r
 }
 
-fn set_request_id(r: &mut Response<Chunks>, id: &str) {
+fn set_request_id(r: &mut Response<Body>, id: &str) {
     if let Ok(v) = hyper::header::HeaderValue::from_str(id) {
         r.headers_mut().insert("x-amzn-requestid", v);
     }
@@ -140,7 +140,7 @@ fn queue_name(url: &str) -> Option<&str> {
 }
 
 /// Answers `POST /` with an `X-Amz-Target` of `AmazonSQS.*`.
-pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Response<Chunks> {
+pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Response<Body> {
     let op = req
         .headers()
         .get("x-amz-target")

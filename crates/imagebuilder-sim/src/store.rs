@@ -8,11 +8,11 @@ use std::sync::OnceLock;
 
 use crate::clock::Nanos;
 
-pub use super::build::{
+pub use crate::build::{
     FixedStep, FixedWorkflow, Outcome, SimBuild, SimStep, SimWorkflow, StepPlan, StepState,
     WorkflowState, QUEUE_DELAY, ROLLBACK,
 };
-use super::pipelines::{count, PipelineState, Run, SimPipeline};
+use crate::pipelines::{count, PipelineState, Run, SimPipeline};
 
 /// Where a workflow execution or step lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,9 +271,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build_tests::{at, build};
     use crate::clock::NANOS_PER_SEC;
-    use crate::simulator::build_tests::{at, build};
-    use crate::simulator::pipelines::SimSchedule;
+    use crate::pipelines::SimSchedule;
 
     const HOUR: i64 = 3600;
 

@@ -18,9 +18,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::{json, Value};
 
-use super::scenario::{ACCOUNT, REGION};
-use super::store::{SimBuild, Store, Touched};
 use crate::clock::Nanos;
+use crate::scenario::{ACCOUNT, REGION};
+use crate::store::{SimBuild, Store, Touched};
 use crate::timestamp::format_rfc3339_millis;
 
 pub const STATE_CHANGE: &str = "EC2 Image Builder Image State Change";

@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::clock::NANOS_PER_SEC;
-use crate::simulator::failure::{DistributionPlan, SimRegionFailure, COMPONENT_ARN};
-use crate::simulator::scenario::{self, BuildShape, Ids};
-use crate::simulator::store::Outcome;
+use crate::failure::{DistributionPlan, SimRegionFailure, COMPONENT_ARN};
+use crate::scenario::{self, BuildShape, Ids};
+use crate::store::Outcome;
 
 const T0: Nanos = 1_788_981_143_418_000_000;
 const HOUR: Nanos = 3600 * NANOS_PER_SEC;
@@ -114,7 +114,14 @@ pub(crate) fn assert_pipeline_valid(p: &Value) {
         "DELETED",
         "DISABLED",
     ];
-    let time = |v: &Value| crate::timestamp::parse_rfc3339(v.as_str().unwrap_or_default()).is_ok();
+    // RFC 3339 as a third party reads it, not as the simulator writes it.
+    let time = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap_or_default(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .is_ok()
+    };
     let tag_key = regex::Regex::new(TAG_KEY).unwrap();
     for (k, v) in p.as_object().expect("an object") {
         let ok = match k.as_str() {

@@ -10,13 +10,13 @@ use aws_sdk_imagebuilder::types::{
     PipelineStatus, RegionFailureStatus,
 };
 
-use super::failure::{DistributionPlan, SimRegionFailure};
-use super::pipelines::SimSchedule;
-use super::scenario::{self, BuildShape, Ids};
-use super::store::Outcome;
-use super::{Faults, RunningSimulator, Simulator, Store};
 use crate::clock::{Clock, ManualClock, Nanos, NANOS_PER_SEC};
-use crate::timestamp::{format_rfc3339_millis, parse_rfc3339};
+use crate::failure::{DistributionPlan, SimRegionFailure};
+use crate::pipelines::SimSchedule;
+use crate::scenario::{self, BuildShape, Ids};
+use crate::store::Outcome;
+use crate::timestamp::{format_rfc3339_millis, parse_rfc3339_millis};
+use crate::{Faults, RunningSimulator, Simulator, Store};
 
 const T0: Nanos = 1_788_981_143_418_000_000;
 const MIN: Nanos = 60 * NANOS_PER_SEC;
@@ -137,7 +137,7 @@ async fn pipelines_are_listed_page_by_page_through_the_sdk() {
     assert_eq!(p.last_run_status(), Some(&ImageStatus::Failed));
     assert_eq!(p.date_last_run(), None, "no longer filled in");
     // The next multiple of three hours after T0 (19:12 UTC): 21:00.
-    let next = parse_rfc3339(p.date_next_run().unwrap()).unwrap();
+    let next = parse_rfc3339_millis(p.date_next_run().unwrap()).unwrap();
     assert_eq!(format_rfc3339_millis(next), "2026-09-09T21:00:00.000Z");
     assert!(p.infrastructure_configuration_arn().is_some());
     assert!(p.distribution_configuration_arn().is_some());

@@ -9,13 +9,15 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde_json::{json, Map, Value};
 
-use super::faults::{damage, BadAnswer, Faults};
-use super::pipelines::{filters_match, parse_filters};
-use super::shapes::{pipeline_json, step_json, summary_json, workflow_json};
-use super::store::{SimBuild, StepPlan};
-use super::SimState;
-use crate::httpserve::{respond, Chunks, HandlerResult};
-use crate::parse::{BUILD_ARN, STEP_EXECUTION_ID as STEP_ID, WORKFLOW_EXECUTION_ID as WF_ID};
+use crate::constraints::{
+    Shape, IMAGE_BUILD_VERSION_ARN, WORKFLOW_EXECUTION_ID, WORKFLOW_STEP_EXECUTION_ID,
+};
+use crate::faults::{damage, BadAnswer, Faults};
+use crate::pipelines::{filters_match, parse_filters};
+use crate::serve::{respond, Body, HandlerResult};
+use crate::shapes::{pipeline_json, step_json, summary_json, workflow_json};
+use crate::store::{SimBuild, StepPlan};
+use crate::SimState;
 
 /// Page size when `maxResults` is not given, and the largest allowed.
 pub const DEFAULT_PAGE: usize = 25;
@@ -65,7 +67,7 @@ fn operation(method: &Method, path: &str) -> Option<&'static str> {
 pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> HandlerResult {
     let path = req.uri().path().to_string();
     if let Some(admin) = path.strip_prefix("/_sim/") {
-        return Ok(super::admin::handle(&state, admin.to_string(), req).await);
+        return Ok(crate::admin::handle(&state, admin.to_string(), req).await);
     }
     let sqs = req
         .headers()
@@ -74,13 +76,13 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
         .is_some_and(|t| t.starts_with("AmazonSQS."));
     if path == "/" && req.method() == Method::POST && sqs {
         // SQS speaks AWS JSON 1.0 on `/`, told apart by its target.
-        return Ok(super::sqs::handle(state, req).await);
+        return Ok(crate::sqs::handle(state, req).await);
     }
     if path == "/" && req.method() == Method::POST {
         // STS speaks the query protocol on `/`.
         return Ok(
             match Limited::new(req.into_body(), 1 << 16).collect().await {
-                Ok(b) => super::sts::handle(&state, &b.to_bytes()),
+                Ok(b) => crate::sts::handle(&state, &b.to_bytes()),
                 Err(_) => error_response(&state, &SimError::invalid("request body unreadable")),
             },
         );
@@ -137,7 +139,7 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
         .flatten()
         .filter(|_| state.roll(faults.bad_answer_ratio));
     if bad == Some(BadAnswer::ConnectionReset) {
-        return Err(crate::httpserve::CloseConnection);
+        return Err(crate::serve::CloseConnection);
     }
 
     let input = match parse_input(op, &query, &body) {
@@ -213,13 +215,13 @@ fn injected_error(state: &SimState, f: &Faults) -> Option<SimError> {
     None
 }
 
-fn set_request_id(r: &mut Response<Chunks>, id: &str) {
+fn set_request_id(r: &mut Response<Body>, id: &str) {
     if let Ok(v) = hyper::header::HeaderValue::from_str(id) {
         r.headers_mut().insert("x-amzn-requestid", v);
     }
 }
 
-pub(crate) fn error_response(state: &SimState, e: &SimError) -> Response<Chunks> {
+pub(crate) fn error_response(state: &SimState, e: &SimError) -> Response<Body> {
     let body = serde_json::to_vec(&json!({ "message": e.message })).unwrap_or_default();
     let mut r = respond(e.status, "application/json", body);
     r.headers_mut().insert(
@@ -253,24 +255,24 @@ fn parse_input(op: &str, query: &str, body: &[u8]) -> Result<Map<String, Value>,
 }
 
 struct Ctx<'a> {
-    store: &'a super::store::Store,
+    store: &'a crate::store::Store,
     now: crate::clock::Nanos,
     bad: Option<BadAnswer>,
 }
 
+/// The required string parameter `name`, which must satisfy `shape`.
 fn string_param<'a>(
     input: &'a Map<String, Value>,
     name: &str,
-    pattern: &str,
+    shape: &Shape,
 ) -> Result<&'a str, SimError> {
     let v = input
         .get(name)
         .and_then(Value::as_str)
         .ok_or_else(|| SimError::invalid(format!("1 validation error detected: Value null at '{name}' failed to satisfy constraint: Member must not be null")))?;
-    let re = regex::Regex::new(pattern).map_err(|e| SimError::invalid(e.to_string()))?;
-    if !re.is_match(v) {
+    if let Some(constraint) = shape.violation(v) {
         return Err(SimError::invalid(format!(
-            "1 validation error detected: Value '{v}' at '{name}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
+            "1 validation error detected: Value '{v}' at '{name}' failed to satisfy constraint: {constraint}"
         )));
     }
     Ok(v)
@@ -392,7 +394,7 @@ fn find_build<'a>(ctx: &Ctx<'a>, arn: &str) -> Result<&'a SimBuild, SimError> {
 }
 
 fn list_workflows(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
-    let arn = string_param(input, "imageBuildVersionArn", BUILD_ARN)?;
+    let arn = string_param(input, "imageBuildVersionArn", &IMAGE_BUILD_VERSION_ARN)?;
     let b = find_build(ctx, arn)?;
     let items = b
         .workflow_states(ctx.now)
@@ -411,7 +413,7 @@ fn list_workflows(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimErr
 fn started_workflow<'a>(
     ctx: &Ctx<'a>,
     id: &str,
-) -> Result<(&'a SimBuild, usize, super::store::WorkflowState), SimError> {
+) -> Result<(&'a SimBuild, usize, crate::store::WorkflowState), SimError> {
     let not_found = || SimError::invalid(format!("The workflow execution {id} does not exist"));
     let (b, wi) = ctx.store.workflow(id).ok_or_else(not_found)?;
     if b.date_created > ctx.now {
@@ -427,7 +429,7 @@ fn started_workflow<'a>(
 }
 
 fn list_steps(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
-    let id = string_param(input, "workflowExecutionId", WF_ID)?;
+    let id = string_param(input, "workflowExecutionId", &WORKFLOW_EXECUTION_ID)?;
     let (b, wi, st) = started_workflow(ctx, id)?;
     let w = &b.workflows[wi];
     let items = w
@@ -451,7 +453,7 @@ fn list_steps(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> 
 }
 
 fn get_workflow(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
-    let id = string_param(input, "workflowExecutionId", WF_ID)?;
+    let id = string_param(input, "workflowExecutionId", &WORKFLOW_EXECUTION_ID)?;
     let (b, wi, st) = started_workflow(ctx, id)?;
     let mut v = workflow_json(&b.workflows[wi], &st);
     v["imageBuildVersionArn"] = json!(b.arn);
@@ -460,7 +462,7 @@ fn get_workflow(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError
 }
 
 fn get_step(ctx: &Ctx, input: &Map<String, Value>) -> Result<Value, SimError> {
-    let id = string_param(input, "stepExecutionId", STEP_ID)?;
+    let id = string_param(input, "stepExecutionId", &WORKFLOW_STEP_EXECUTION_ID)?;
     let not_found =
         || SimError::invalid(format!("The workflow step execution {id} does not exist"));
     let (b, wi, si) = ctx.store.step(id).ok_or_else(not_found)?;

@@ -1,6 +1,6 @@
-//! `imagebuilder-sim`: the Image Builder simulator as a standalone server,
+//! `imagebuilder-sim`'s command line: the simulator as a standalone server,
 //! for trying the exporter without an AWS account, end-to-end tests and
-//! benchmarks.
+//! benchmarks. `src/main.rs` only calls [`main`].
 //!
 //! ```text
 //! imagebuilder-sim --listen 127.0.0.1:4566 --scenario demo --events-queue imagebuilder-events
@@ -8,16 +8,31 @@
 //!   imagebuilder-exporter --events.sqs-queue-url=http://127.0.0.1:4566/123456789012/imagebuilder-events
 //! ```
 
+use std::future::Future;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use imagebuilder_exporter::clock::{Clock, ScaledClock, SystemClock, NANOS_PER_SEC};
-use imagebuilder_exporter::logging::{LogFormat, LogLevel};
-use imagebuilder_exporter::parse::parse_duration;
-use imagebuilder_exporter::simulator::{queue_url, scenario, Faults, Simulator};
+use tracing_subscriber::EnvFilter;
+
+use crate::clock::{Clock, ScaledClock, SystemClock, NANOS_PER_SEC};
+use crate::constraints::role_account;
+use crate::{queue_url, scenario, Faults, Simulator};
+
+/// `--version`: the simulator's own package version.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `--log.level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Scenario {
@@ -38,8 +53,8 @@ Serves, on one endpoint, Image Builder's rest-json API (the calls the exporter m
   AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test imagebuilder-exporter";
 
 #[derive(Debug, Parser)]
-#[command(name = "imagebuilder-sim", version = imagebuilder_exporter::version::LONG, about = ABOUT, long_about = LONG_ABOUT)]
-struct Args {
+#[command(name = "imagebuilder-sim", version = VERSION, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:4566")]
     listen: SocketAddr,
@@ -68,7 +83,7 @@ struct Args {
     #[arg(long, default_value_t = 0.0)]
     server_error_ratio: f64,
     /// Latency added to every answer.
-    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = duration)]
     latency: Duration,
     /// Only log messages with this level or above.
     #[arg(long = "log.level", value_enum, default_value = "info")]
@@ -85,12 +100,45 @@ struct Args {
     deny_roles: Vec<String>,
 }
 
-/// An IAM role ARN, as the exporter's `role_arn` takes it.
+/// An IAM role ARN (`arn:aws:iam::123456789012:role/name`).
 fn role_arn(s: &str) -> Result<String, String> {
-    match regex::Regex::new(imagebuilder_exporter::parse::ROLE_ARN) {
-        Ok(re) if re.is_match(s) => Ok(s.to_string()),
-        _ => Err("an IAM role ARN like arn:aws:iam::123456789012:role/name".into()),
+    match role_account(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err("an IAM role ARN like arn:aws:iam::123456789012:role/name".into()),
     }
+}
+
+/// A duration such as `250ms`, `2s` or `1m30s` (units `h`, `m`, `s`, `ms`,
+/// largest first), or `0`.
+fn duration(s: &str) -> Result<Duration, String> {
+    let err =
+        || format!("{s:?} is not a duration: use a number with a unit, like 250ms, 2s or 1m30s");
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let units: [(&str, u64); 4] = [("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)];
+    let (mut rest, mut total, mut next_unit) = (s, 0u64, 0);
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let n: u64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        // `ms` before `m`, so that `5ms` is not 5 minutes and an `s`.
+        let i = [3, 0, 1, 2]
+            .into_iter()
+            .find(|&i| rest.starts_with(units[i].0))
+            .filter(|&i| i >= next_unit)
+            .ok_or_else(err)?;
+        rest = &rest[units[i].0.len()..];
+        next_unit = i + 1;
+        total = n
+            .checked_mul(units[i].1)
+            .and_then(|ms| total.checked_add(ms))
+            .ok_or_else(err)?;
+    }
+    if next_unit == 0 {
+        return Err(err());
+    }
+    Ok(Duration::from_millis(total))
 }
 
 /// SQS's rule for queue names: 1 to 80 letters, digits, `-` and `_`.
@@ -105,8 +153,27 @@ fn queue_name(s: &str) -> Result<String, String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Installs the log subscriber: tracing-subscriber's text format on stderr,
+/// the simulator's own messages at `level`, its libraries' only when they
+/// warn, unless `RUST_LOG` says otherwise.
+fn init_logging(level: LogLevel) {
+    let level = match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Info => "info",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,imagebuilder_sim={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// `imagebuilder-sim`: parses the command line, then serves until Ctrl-C.
+pub fn main() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {
@@ -114,7 +181,25 @@ async fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    imagebuilder_exporter::logging::init(args.log_level, LogFormat::Logfmt);
+    init_logging(args.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(run(args, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }))
+}
+
+/// Serves the simulator `args` describe until `shutdown` completes; prints
+/// the variables that point the exporter at it.
+pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> ExitCode {
     let clock: Arc<dyn Clock> = if args.speed == 1.0 {
         Arc::new(SystemClock)
     } else {
@@ -167,9 +252,49 @@ async fn main() -> ExitCode {
         println!("AWS_ENDPOINT_URL_SQS={url}");
         println!("IMAGEBUILDER_EVENTS_SQS_QUEUE_URL={queue}");
     }
-    sim.serve(listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    sim.serve(listener, shutdown).await;
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (s, ms) in [
+            ("0", 0),
+            ("0s", 0),
+            ("250ms", 250),
+            ("2s", 2000),
+            ("1m30s", 90_000),
+            ("1h", 3_600_000),
+            ("1s500ms", 1500),
+        ] {
+            assert_eq!(duration(s), Ok(Duration::from_millis(ms)), "{s}");
+        }
+        for s in ["", "5", "s", "1.5s", "30s1m", "1s1s", "2d", "-1s"] {
+            assert!(duration(s).is_err(), "{s:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn flags() {
+        assert!(role_arn("arn:aws:iam::123456789012:role/name").is_ok());
+        assert!(role_arn("arn:aws:iam::123456789012:user/name").is_err());
+        assert!(queue_name("imagebuilder-events_1").is_ok());
+        assert!(queue_name("no.dots").is_err());
+        assert!(queue_name(&"q".repeat(81)).is_err());
+        let args = Args::try_parse_from([
+            "imagebuilder-sim",
+            "--latency",
+            "1m30s",
+            "--deny-role",
+            "arn:aws:iam::123456789012:role/x",
+        ])
+        .unwrap();
+        assert_eq!(args.latency, Duration::from_secs(90));
+        assert_eq!(args.deny_roles.len(), 1);
+        assert!(Args::try_parse_from(["imagebuilder-sim", "--deny-role", "x"]).is_err());
+    }
 }

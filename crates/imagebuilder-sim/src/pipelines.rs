@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::build::SimBuild;
+use crate::build::SimBuild;
 use crate::clock::Nanos;
 
 /// What the service disables a scheduled pipeline at when its schedule has

@@ -1,21 +1,32 @@
-//! An Image Builder simulator speaking the service's rest-json protocol.
+//! `imagebuilder-sim`: a simulated AWS EC2 Image Builder account, speaking
+//! the service's rest-json protocol, for `imagebuilder-exporter`'s tests,
+//! benchmarks and `--demo`.
 //!
-//! The exporter is tested against it through the real AWS SDK over HTTP, and
-//! `--demo` runs on it. It serves the read operations the exporter uses (plus
-//! `GetWorkflowExecution` and `ListWaitingWorkflowSteps`), can inject faults,
-//! and counts the calls it receives so that tests can assert call budgets.
-//! On the same endpoint it serves a minimal SQS (`sqs.rs`), to which it
-//! publishes Image Builder's EventBridge events (`events.rs`) once
-//! [`Simulator::enable_events`] is called.
+//! It serves the read operations the exporter uses (plus
+//! `GetWorkflowExecution` and `ListWaitingWorkflowSteps`), can inject
+//! faults, and counts the calls it receives so that tests can assert call
+//! budgets. On the same endpoint it serves STS `AssumeRole` (`sts.rs`) and a
+//! minimal SQS (`sqs.rs`), to which it publishes Image Builder's
+//! EventBridge events (`events.rs`) once [`Simulator::enable_events`] is
+//! called.
+//!
+//! # Why a crate of its own
+//!
+//! It is a test double, and a test double must be independent of what it
+//! tests: it depends on nothing of the exporter, and checks requests with
+//! its own rules taken from the service models (`constraints.rs`), its own
+//! clock, timestamps and HTTP server. A pattern or a parser that is wrong
+//! in the exporter is then not silently wrong here too, and a test catches
+//! it. It is also kept out of the exporter's release binary: the exporter
+//! links it only for `--demo`, behind its default cargo feature `demo`.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use imagebuilder_exporter::clock::{Clock, SystemClock};
-//! use imagebuilder_exporter::simulator::{scenario, Simulator};
-//! use std::sync::Arc;
+//! use imagebuilder_sim::clock::{Clock, SystemClock};
+//! use imagebuilder_sim::{scenario, Simulator};
 //!
-//! let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-//! let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), 7), 7);
+//! let now = SystemClock.now();
+//! let sim = Simulator::new(SystemClock, scenario::demo(now, 7), 7);
 //! let running = sim.spawn("127.0.0.1:0".parse().unwrap()).await?;
 //! println!("AWS_ENDPOINT_URL_IMAGEBUILDER={}", running.url());
 //! # Ok(()) }
@@ -26,6 +37,9 @@ pub mod build;
 #[cfg(test)]
 mod build_tests;
 pub mod builders;
+pub mod cli;
+pub mod clock;
+pub(crate) mod constraints;
 pub(crate) mod events;
 pub mod failure;
 pub mod faults;
@@ -35,12 +49,15 @@ pub mod pipelines;
 mod pipelines_sdk_tests;
 pub(crate) mod queue;
 pub mod scenario;
+pub(crate) mod serve;
 pub mod shapes;
 pub(crate) mod sqs;
 #[cfg(test)]
 mod sqs_sdk_tests;
 pub mod store;
 pub(crate) mod sts;
+pub(crate) mod sync;
+pub mod timestamp;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -55,7 +72,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
-use crate::httpserve::{serve, ServeOptions};
+use crate::serve::serve;
 pub use failure::{DistributionPlan, SimFailureContext, SimRegionFailure};
 pub use faults::{BadAnswer, Faults};
 pub use pipelines::{PipelineState, SimPipeline, SimSchedule};
@@ -184,9 +201,12 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// A simulator holding `store`, whose scenario moves with `clock`.
+    /// A simulator holding `store`, whose scenario moves with `clock` (any
+    /// [`Clock`]: one of [`clock`]'s, or a client's own clock that
+    /// implements the trait, so that client and simulator read one time).
     /// `seed` makes injected faults reproducible.
-    pub fn new(clock: Arc<dyn Clock>, mut store: Store, seed: u64) -> Self {
+    pub fn new(clock: impl Clock, mut store: Store, seed: u64) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(clock);
         // Events start from the store as given.
         let _ = store.take_touched();
         Self {
@@ -392,17 +412,12 @@ impl Simulator {
     /// Serves until `shutdown` completes.
     pub async fn serve(&self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let state = self.state.clone();
-        let opts = ServeOptions {
-            max_connections: 1024,
-            ..ServeOptions::default()
-        };
         self.start_publisher();
         self.state.queues.open();
         let queues = self.state.clone();
         serve(
             listener,
-            move |req, _peer| http::handle(state.clone(), req),
-            opts,
+            move |req| crate::http::handle(state.clone(), req),
             async move {
                 shutdown.await;
                 // Long polls answer now rather than hold the shutdown.

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::pipelines::{SimPipeline, SimSchedule};
-use super::store::{Outcome, SimBuild, SimStep, SimWorkflow, StepPlan};
 use crate::clock::{Nanos, NANOS_PER_SEC};
+use crate::pipelines::{SimPipeline, SimSchedule};
+use crate::store::{Outcome, SimBuild, SimStep, SimWorkflow, StepPlan};
 
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
@@ -296,10 +296,10 @@ mod tests {
     #[test]
     fn ids_match_the_api_patterns() {
         let mut ids = Ids::new(1);
-        let wf = regex::Regex::new(crate::parse::STEP_EXECUTION_ID).unwrap();
+        use crate::constraints::{WORKFLOW_EXECUTION_ID, WORKFLOW_STEP_EXECUTION_ID};
         for _ in 0..100 {
-            assert!(wf.is_match(&ids.step()));
-            assert!(ids.workflow().starts_with("wf-"));
+            assert_eq!(WORKFLOW_STEP_EXECUTION_ID.violation(&ids.step()), None);
+            assert_eq!(WORKFLOW_EXECUTION_ID.violation(&ids.workflow()), None);
         }
     }
 }

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-pub use super::failure::{DistributionPlan, SimFailureContext, SimRegionFailure};
 use crate::clock::{Nanos, NANOS_PER_SEC};
+pub use crate::failure::{DistributionPlan, SimFailureContext, SimRegionFailure};
 use crate::timestamp::format_rfc3339_millis;
 
 /// How long a failed workflow's rollback runs before it ends.

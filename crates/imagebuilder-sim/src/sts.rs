@@ -8,19 +8,18 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 use hyper::Response;
 
-use super::SimState;
 use crate::clock::NANOS_PER_SEC;
-use crate::httpserve::{respond, Chunks};
+use crate::constraints::{role_account, Shape, ARN, EXTERNAL_ID, ROLE_SESSION_NAME};
+use crate::serve::{respond, Body};
 use crate::timestamp::format_rfc3339_millis;
-
-use crate::parse::{EXTERNAL_ID, ROLE_ARN, SESSION_NAME};
+use crate::SimState;
 
 /// The query protocol's `application/x-www-form-urlencoded` body.
 fn form(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
-fn error(state: &SimState, status: u16, code: &str, message: &str) -> Response<Chunks> {
+fn error(state: &SimState, status: u16, code: &str, message: &str) -> Response<Body> {
     let xml = format!(
         "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
         xml_escape(message),
@@ -79,7 +78,7 @@ impl Roles {
     }
 }
 
-pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
+pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Body> {
     let params = form(body);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     match get("Action") {
@@ -97,34 +96,35 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
     *crate::sync::lock(&state.calls)
         .entry("AssumeRole".into())
         .or_insert(0) += 1;
-    let matches =
-        |pattern: &str, v: &str| regex::Regex::new(pattern).is_ok_and(|re| re.is_match(v));
-    let Some(role) = get("RoleArn").filter(|r| matches(ROLE_ARN, r)) else {
-        return error(
-            state,
-            400,
-            "ValidationError",
-            "1 validation error detected: Value at 'roleArn' failed to satisfy constraint",
-        );
-    };
-    let Some(session) = get("RoleSessionName").filter(|s| matches(SESSION_NAME, s)) else {
-        return error(
-            state,
-            400,
-            "ValidationError",
-            "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint",
-        );
-    };
-    if let Some(id) = get("ExternalId") {
-        if !matches(EXTERNAL_ID, id) {
-            return error(
-                state,
-                400,
-                "ValidationError",
-                "1 validation error detected: Value at 'externalId' failed to satisfy constraint",
-            );
+    // The model's constraints first, in its order of members.
+    let checks = [
+        ("RoleArn", "roleArn", &ARN, true),
+        (
+            "RoleSessionName",
+            "roleSessionName",
+            &ROLE_SESSION_NAME,
+            true,
+        ),
+        ("ExternalId", "externalId", &EXTERNAL_ID, false),
+    ];
+    for (param, member, shape, required) in checks {
+        if let Some(message) = invalid(get(param), member, shape, required) {
+            return error(state, 400, "ValidationError", &message);
         }
     }
+    let role = get("RoleArn").unwrap_or_default();
+    // Any text passes `arnType`; only a role can be assumed.
+    let Some(account) = role_account(role) else {
+        return error(
+            state,
+            400,
+            "ValidationError",
+            &format!(
+                "1 validation error detected: Value '{role}' at 'roleArn' is not an IAM role ARN"
+            ),
+        );
+    };
+    let session = get("RoleSessionName").unwrap_or_default();
     if !crate::sync::lock(&state.roles).permit(role, get("ExternalId")) {
         return error(
             state,
@@ -137,7 +137,7 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
         Ok(d) => d,
         Err(message) => return error(state, 400, "ValidationError", &message),
     };
-    let account = role.split(':').nth(4).unwrap_or_default().to_string();
+    let account = account.to_string();
     let n = state.request_id().replace('-', "").to_uppercase();
     let access_key = format!("ASIA{}", &n[n.len() - 16..]);
     crate::sync::lock(&state.assumed).insert(access_key.clone(), account.clone());
@@ -155,6 +155,20 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Chunks> {
         state.request_id()
     );
     respond(200, "text/xml", Bytes::from(xml))
+}
+
+/// Why a form parameter breaks its shape, as STS says it; `None` if it
+/// does not.
+fn invalid(value: Option<&str>, member: &str, shape: &Shape, required: bool) -> Option<String> {
+    match value {
+        None if required => Some(format!(
+            "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+        )),
+        None => None,
+        Some(v) => shape.violation(v).map(|constraint| {
+            format!("1 validation error detected: Value '{v}' at '{member}' failed to satisfy constraint: {constraint}")
+        }),
+    }
 }
 
 /// How long a session lasts, in nanoseconds: the simulator's override if

@@ -10,10 +10,10 @@ use aws_sdk_sqs::types::{
 };
 use serde_json::Value;
 
-use super::scenario::{self, BuildShape, Ids};
-use super::store::Outcome;
-use super::{QueueDepth, QueueFault, RunningSimulator, Simulator, Store};
 use crate::clock::{ManualClock, NANOS_PER_SEC};
+use crate::scenario::{self, BuildShape, Ids};
+use crate::store::Outcome;
+use crate::{QueueDepth, QueueFault, RunningSimulator, Simulator, Store};
 
 const T0: i64 = 1_788_981_143_418_000_000;
 const QUEUE: &str = "imagebuilder-events";
