@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use common::http::free_port;
 use common::{raw_request, try_request, Running};
-use imagebuilder_exporter::clock::{Clock, SystemClock};
+use imagebuilder_exporter::base::clock::{Clock, SystemClock};
 use imagebuilder_sim::{scenario, Faults, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -25,10 +25,10 @@ use bytes::Bytes;
 use common::http::free_port;
 use common::{raw_request, try_request, Running};
 use imagebuilder_exporter::app;
-use imagebuilder_exporter::clock::{Clock, SystemClock, NANOS_PER_SEC};
-use imagebuilder_exporter::config::Options;
+use imagebuilder_exporter::app::options::Options;
+use imagebuilder_exporter::base::clock::{Clock, SystemClock, NANOS_PER_SEC};
 use imagebuilder_exporter::metrics::ExporterMetrics;
-use imagebuilder_exporter::service::Encoding;
+use imagebuilder_exporter::refresh::exporter::Encoding;
 use imagebuilder_sim::scenario::{self, BuildShape, Ids};
 use imagebuilder_sim::{Faults, Simulator};
 

@@ -2,51 +2,36 @@
 //!
 //! # Layers
 //!
-//! Modules are layered so that a change low down never needs one higher
-//! up, and a newcomer can read the code bottom-up. A module may use its own
-//! layer and those below it, never one above (`tests/layering.rs` reads the
-//! `crate::` paths of `src/` against this list, and sibling files of one
-//! module may not use each other both ways):
+//! One folder per layer. A module may use its own layer and those below it,
+//! never one above, so that a change low down never needs one higher up and
+//! a newcomer can read the code bottom-up; sibling files of one module never
+//! use each other both ways. `tests/layering.rs` checks every path of
+//! `src/`, imports grouped or re-exported included, against this list:
 //!
-//! 1. model and parsing: `allocator`, `version`, `clock`, `sync`, `model`, `parse`, `timestamp`, `metrics`, `gzip`, `loglimit`, `logging`, `httpserve`
-//! 2. aws: `aws`
-//! 3. tracking and counters: `tracked`, `outcomes`, `counters`, `views`
-//! 4. snapshot: `snapshot`
-//! 5. refresh and service: `discovery`, `refresh`, `events`, `service`
-//! 6. server: `webconfig`, `server`
-//! 7. app: `targets`, `config`, `app`
+//! 1. base: [`base`], what every layer may use and that knows nothing of Image Builder
+//! 2. web: [`web`], the web server and its `--web.config.file` (an exporter-toolkit)
+//! 3. model: [`model`], the project's own types for Image Builder's resources
+//! 4. metrics: [`metrics`], the metric contract and the text format
+//! 5. aws: [`aws`], the narrow AWS client and the SDK-to-model conversions
+//! 6. tracking: [`tracking`], what is held between refreshes, and its rows
+//! 7. snapshot: [`snapshot`], the page encoded once per refresh
+//! 8. refresh: [`refresh`], discovery, events, targets and the exporter
+//! 9. server: [`server`], the exporter's routes
+//! 10. app: [`app`], flags, the targets file and the wiring
 //!
 //! The data flows the same way: the AWS client turns answers into the
-//! [`model`]; [`discovery`] decides what to read and keeps it in the
-//! [`tracked`] state; [`views`] turns that state into rows, which
-//! [`snapshot`] encodes once per refresh; [`refresh`] and [`service`] swap
-//! snapshots in whole and serve them; [`server`] speaks HTTP; [`app`] wires
-//! it from the [`config`].
+//! model; discovery decides what to read and keeps it in the tracked state;
+//! views turn that state into rows, which the snapshot encodes once per
+//! refresh; targets swap snapshots in whole and the exporter serves them;
+//! the server speaks HTTP; the app wires it from the options.
 
-pub mod allocator;
 pub mod app;
 pub mod aws;
-pub mod clock;
-pub mod config;
-pub(crate) mod counters;
-pub(crate) mod discovery;
-pub(crate) mod events;
-pub mod gzip;
-pub(crate) mod httpserve;
-pub mod logging;
-pub(crate) mod loglimit;
+pub mod base;
 pub mod metrics;
 pub mod model;
-pub(crate) mod outcomes;
-pub mod parse;
-pub(crate) mod refresh;
+pub mod refresh;
 pub mod server;
-pub mod service;
 pub(crate) mod snapshot;
-pub(crate) mod sync;
-pub mod targets;
-pub mod timestamp;
-pub(crate) mod tracked;
-pub mod version;
-pub(crate) mod views;
-pub mod webconfig;
+pub(crate) mod tracking;
+pub mod web;

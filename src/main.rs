@@ -3,10 +3,11 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use imagebuilder_exporter::clock::SystemClock;
-use imagebuilder_exporter::config::Cli;
-use imagebuilder_exporter::logging;
-use imagebuilder_exporter::{allocator, app};
+use imagebuilder_exporter::app;
+use imagebuilder_exporter::app::options::Cli;
+use imagebuilder_exporter::base::allocator;
+use imagebuilder_exporter::base::clock::SystemClock;
+use imagebuilder_exporter::base::logging;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -30,9 +31,9 @@ async fn main() -> ExitCode {
         }
     };
     tracing::info!(
-        version = imagebuilder_exporter::version::VERSION,
-        revision = imagebuilder_exporter::version::REVISION,
-        build_date = imagebuilder_exporter::version::BUILD_DATE,
+        version = imagebuilder_exporter::base::version::VERSION,
+        revision = imagebuilder_exporter::base::version::REVISION,
+        build_date = imagebuilder_exporter::base::version::BUILD_DATE,
         address = %opts.listen_address,
         telemetry_path = %opts.web.telemetry_path,
         demo = opts.demo,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::http::free_port;
 use common::process::{exporter, Spawned};
 use common::{get, Metrics};
-use imagebuilder_exporter::clock::{Clock, SystemClock};
+use imagebuilder_exporter::base::clock::{Clock, SystemClock};
 use imagebuilder_sim::{scenario, RunningSimulator, Simulator};
 
 /// Generous bounds for a busy machine: each wait ends as soon as the line

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::http::free_port;
 use common::process::exporter;
 use common::{get, readme, tools, try_request, Metrics, Running};
-use imagebuilder_exporter::clock::{Clock, SystemClock};
+use imagebuilder_exporter::base::clock::{Clock, SystemClock};
 use imagebuilder_exporter::metrics::family::{self, FamilyDef, Kind};
 use imagebuilder_exporter::metrics::labels;
 use imagebuilder_sim::{scenario, Simulator};
@@ -403,7 +403,7 @@ async fn demo_serves_every_metric_family() {
     let not_in_demo = [
         // Two targets into one account: tests/oncall.rs shows it.
         "imagebuilder_exporter_target_overlap",
-        // The first applied event, a minute or more in: src/events/tests.rs.
+        // The first applied event, a minute or more in: src/refresh/events/tests.rs.
         "imagebuilder_exporter_event_delay_seconds",
         // A failing queue: tests/events.rs.
         "imagebuilder_exporter_event_queue_errors_total",

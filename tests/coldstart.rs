@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use imagebuilder_exporter::clock::NANOS_PER_SEC;
+use imagebuilder_exporter::base::clock::NANOS_PER_SEC;
 use imagebuilder_sim::scenario;
 use imagebuilder_sim::store::Store;
 use imagebuilder_sim::Faults;

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use imagebuilder_exporter::clock::ManualClock;
+use imagebuilder_exporter::base::clock::ManualClock;
 use imagebuilder_sim::scenario::{self, BuildShape, Ids};
 use imagebuilder_sim::store::Outcome;
 use imagebuilder_sim::store::Store;

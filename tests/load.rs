@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::logs::Captured;
 use common::*;
-use imagebuilder_exporter::clock::{secs, NANOS_PER_SEC};
+use imagebuilder_exporter::base::clock::{secs, NANOS_PER_SEC};
 use imagebuilder_sim::scenario::{self, Ids};
 use imagebuilder_sim::store::Store;
 use imagebuilder_sim::Faults;

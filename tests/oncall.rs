@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use imagebuilder_exporter::clock::NANOS_PER_SEC;
+use imagebuilder_exporter::base::clock::NANOS_PER_SEC;
 use imagebuilder_sim::scenario::{build_arn, Ids};
 use imagebuilder_sim::store::{SimBuild, Store};
 use imagebuilder_sim::{Faults, Simulator};
@@ -476,7 +476,7 @@ async fn two_targets_into_one_account_serve_each_series_once() {
         ),
     )
     .unwrap();
-    let clock = imagebuilder_exporter::clock::ManualClock::new(at(0.0));
+    let clock = imagebuilder_exporter::base::clock::ManualClock::new(at(0.0));
     let sim = Simulator::new(clock.clone(), oncall_world(), 42);
     // The role's credentials see the same account's builds.
     sim.add_account("123456789012", "us-east-1", oncall_world());

@@ -8,7 +8,7 @@ use aws_sdk_imagebuilder::types::{
 };
 use imagebuilder_exporter::aws::convert::{self, Issues, MAX_TIMEOUT_SECONDS};
 use imagebuilder_exporter::aws::Operation;
-use imagebuilder_exporter::timestamp::{format_rfc3339_millis, parse_rfc3339};
+use imagebuilder_exporter::base::timestamp::{format_rfc3339_millis, parse_rfc3339};
 use proptest::prelude::*;
 
 /// Roughly 1685 to 2255, in milliseconds: the span of `Nanos` (i64).

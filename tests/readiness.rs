@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::logs::Captured;
 use common::*;
-use imagebuilder_exporter::clock::ManualClock;
+use imagebuilder_exporter::base::clock::ManualClock;
 use imagebuilder_sim::scenario::Ids;
 use imagebuilder_sim::store::Store;
 use imagebuilder_sim::{Faults, Simulator};

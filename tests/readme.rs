@@ -29,7 +29,7 @@ fn every_targets_file_in_the_docs_is_accepted() {
     for (i, file) in files.iter().enumerate() {
         let path = dir.join(format!("targets-{i}.yml"));
         std::fs::write(&path, file).unwrap();
-        let targets = imagebuilder_exporter::targets::load(&path)
+        let targets = imagebuilder_exporter::app::targets_file::load(&path)
             .unwrap_or_else(|e| panic!("targets file {i} of the docs refused: {e}\n{file}"));
         let listed = file
             .lines()
@@ -79,7 +79,7 @@ async fn every_targets_file_in_the_docs_starts_and_gets_ready_against_the_simula
     for (i, file) in files.iter().enumerate() {
         let path = dir.join(format!("targets-{i}.yml"));
         std::fs::write(&path, file).unwrap();
-        let names: Vec<String> = imagebuilder_exporter::targets::load(&path)
+        let names: Vec<String> = imagebuilder_exporter::app::targets_file::load(&path)
             .unwrap_or_else(|e| panic!("targets file {i} of the docs refused: {e}\n{file}"))
             .into_iter()
             .map(|t| t.name)

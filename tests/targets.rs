@@ -52,7 +52,7 @@ async fn each_target_is_refreshed_on_its_own() {
     let config = write_config(&format!(
         "targets:\n  - region: us-east-1\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n    external_id: ibx-secret-id\n  - name: broken\n    region: eu-west-1\n    role_arn: {DENIED}\n"
     ));
-    let clock = imagebuilder_exporter::clock::ManualClock::new(at(160.0));
+    let clock = imagebuilder_exporter::base::clock::ManualClock::new(at(160.0));
     let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
     sim.add_account(OTHER, "eu-west-1", other_account());
     sim.allow_role(ROLE, Some("ibx-secret-id"));
@@ -145,7 +145,7 @@ async fn each_target_is_refreshed_on_its_own() {
 #[tokio::test]
 async fn a_wrong_external_id_is_denied() {
     let config = write_config(&format!("targets:\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n    external_id: wrong-id\n"));
-    let clock = imagebuilder_exporter::clock::ManualClock::new(at(160.0));
+    let clock = imagebuilder_exporter::base::clock::ManualClock::new(at(160.0));
     let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
     sim.add_account(OTHER, "eu-west-1", other_account());
     sim.allow_role(ROLE, Some("ibx-secret-id"));
@@ -234,7 +234,7 @@ async fn the_simulators_sts_hands_out_sessions_that_expire() {
     use aws_sdk_imagebuilder::error::ProvideErrorMetadata;
     use imagebuilder_exporter::aws::sdk::{load_sdk_config, AwsSettings};
     use imagebuilder_exporter::aws::AssumeRole;
-    use imagebuilder_exporter::clock::{Clock, ManualClock, NANOS_PER_SEC};
+    use imagebuilder_exporter::base::clock::{Clock, ManualClock, NANOS_PER_SEC};
     use std::time::{Duration, UNIX_EPOCH};
 
     let clock = ManualClock::new(at(0.0));
@@ -370,7 +370,7 @@ async fn assumed_role_sessions_are_renewed_and_a_revoked_role_fails_alone() {
     let config = write_config(&format!(
         "targets:\n  - region: us-east-1\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n"
     ));
-    let clock = imagebuilder_exporter::clock::ManualClock::new(at(160.0));
+    let clock = imagebuilder_exporter::base::clock::ManualClock::new(at(160.0));
     let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
     sim.add_account(OTHER, "eu-west-1", other_account_with_a_build_in_flight());
     sim.allow_role(ROLE, None);

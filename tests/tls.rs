@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::http::{free_port, Failure};
 use common::{sample_world, try_request, Harness, Running, T0};
-use imagebuilder_exporter::webconfig::{WebConfigError, WebSecurity};
+use imagebuilder_exporter::web::config::{WebConfigError, WebSecurity};
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -736,7 +736,7 @@ fn reload_reports_what_it_did() {
     let s = WebSecurity::load(&cfg).unwrap();
     assert!(s.tls_enabled());
     assert_eq!(s.current().users(), 1);
-    use imagebuilder_exporter::webconfig::Reloaded;
+    use imagebuilder_exporter::web::config::Reloaded;
     assert_eq!(s.reload(false).unwrap(), Reloaded::Unchanged);
     let tls = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
     write(

@@ -78,7 +78,7 @@ impl RateLimiter {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // The state is two numbers, valid whatever a panicking holder did.
-        crate::sync::lock(&self.state)
+        crate::base::sync::lock(&self.state)
     }
 }
 

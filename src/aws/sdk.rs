@@ -20,7 +20,7 @@ use super::errors::{ErrorContext, IntoApiError};
 use super::ratelimit::RateLimiter;
 use super::retry::RetryPolicy;
 use super::{ApiError, AssumeRole, Fetched, ImageBuilderApi, Operation, Page};
-use crate::clock::Clock;
+use crate::base::clock::Clock;
 use crate::metrics::ExporterMetrics;
 use crate::model::{Build, Pipeline, StepDetail, StepExecution, WorkflowExecution};
 
@@ -120,7 +120,7 @@ pub async fn load_sdk_config(
     };
     // A flag or a config file's region was checked with the flags; the
     // default chain's is checked here.
-    if s.region.is_none() && crate::parse::parse_region(region.as_ref()).is_err() {
+    if s.region.is_none() && crate::base::parse::parse_region(region.as_ref()).is_err() {
         return Err(AwsConfigError::BadRegion {
             region: region.to_string(),
             origin: super::environment::RegionSource::detect(
@@ -235,7 +235,7 @@ impl SdkClient {
                 self.publish_rate();
             }
             let delay = {
-                let mut rng = crate::sync::lock(&self.rng);
+                let mut rng = crate::base::sync::lock(&self.rng);
                 self.retry.next_delay(attempt, &err, &mut rng)
             };
             match delay {

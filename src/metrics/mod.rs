@@ -9,12 +9,12 @@
 //! The workflow families are rendered from our own model because they are
 //! large and change only when a refresh completes: they are encoded once
 //! per refresh and copied per scrape (see `snapshot`). The exporter's own
-//! small, live metrics use the `prometheus` crate ([`exporter`]).
+//! small, live metrics use the `prometheus` crate ([`exporter_metrics`]).
 
-pub mod exporter;
+pub mod exporter_metrics;
 pub mod family;
 pub mod labels;
 pub mod reference;
 pub mod text;
 
-pub use exporter::ExporterMetrics;
+pub use exporter_metrics::ExporterMetrics;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::BuildStatus;
-use crate::clock::Nanos;
+use crate::base::clock::Nanos;
 
 open_enum! {
     /// `PipelineStatus`.

@@ -2,8 +2,7 @@
 //! `metrics::text` and the typed label sets of `metrics::labels`.
 
 use super::Live;
-use crate::clock::{secs, Nanos, NANOS_PER_SEC};
-use crate::counters::StepCounters;
+use crate::base::clock::{secs, Nanos, NANOS_PER_SEC};
 use crate::metrics::family::{Family, DURATION_BUCKETS};
 use crate::metrics::labels::TagAllowList;
 use crate::metrics::labels::{
@@ -18,8 +17,11 @@ use crate::model::{
     BuildStatus, FailureContext, PipelineStatus, RegionFailure, RollbackStatus, StepStatus,
     WorkflowStatus,
 };
-use crate::tracked::WorkflowKey;
-use crate::views::{BuildRef, FailureView, ImageView, PipelineView, StepView, Views, WorkflowView};
+use crate::tracking::counters::StepCounters;
+use crate::tracking::tracked::WorkflowKey;
+use crate::tracking::views::{
+    BuildRef, FailureView, ImageView, PipelineView, StepView, Views, WorkflowView,
+};
 
 /// A family's part while a snapshot is being built.
 #[derive(Debug, Default, Clone)]

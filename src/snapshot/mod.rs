@@ -19,12 +19,12 @@ use bytes::Bytes;
 use render::render_text;
 pub use render::{render, render_gzip};
 
-use crate::clock::{secs, Nanos, NANOS_PER_SEC};
-use crate::counters::StepCounters;
-use crate::gzip::Segment;
+use crate::base::clock::{secs, Nanos, NANOS_PER_SEC};
+use crate::base::gzip::Segment;
 use crate::metrics::family::Family;
 use crate::metrics::labels::TagAllowList;
-use crate::views::Views;
+use crate::tracking::counters::StepCounters;
+use crate::tracking::views::Views;
 
 /// A value that depends on the time of the scrape.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -6,8 +6,8 @@ use std::sync::{Arc, LazyLock};
 use bytes::Bytes;
 
 use super::{Body, Snapshot};
-use crate::clock::Nanos;
-use crate::gzip::{GzipWriter, Segment};
+use crate::base::clock::Nanos;
+use crate::base::gzip::{GzipWriter, Segment};
 use crate::metrics::family::Family;
 use crate::metrics::text::{write_header, write_value};
 

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::clock::{Nanos, NANOS_PER_SEC};
-use crate::counters::{StepCounters, StepKey};
+use crate::base::clock::{Nanos, NANOS_PER_SEC};
 use crate::metrics::labels::TagAllowList;
 use crate::model::{BuildStatus, RollbackStatus, StepStatus};
-use crate::tracked::WorkflowKey;
-use crate::views::{BuildRef, FailureView, StepView, Views};
+use crate::tracking::counters::{StepCounters, StepKey};
+use crate::tracking::tracked::WorkflowKey;
+use crate::tracking::views::{BuildRef, FailureView, StepView, Views};
 const S: Nanos = 1_788_981_143_418_000_000;
 
 fn key() -> StepKey {
@@ -272,7 +272,7 @@ fn step_info_failure_and_rollback_describe_the_executions() {
 
 #[test]
 fn images_show_their_newest_build_last_success_and_tags() {
-    use crate::views::{ImageKey, ImageView, NewestBuild};
+    use crate::tracking::views::{ImageKey, ImageView, NewestBuild};
     let key = ImageKey {
         account_id: "123456789012".into(),
         region: "us-east-1".into(),
@@ -373,7 +373,7 @@ fn families_stay_contiguous_across_targets() {
 #[test]
 fn a_failed_build_names_its_component_and_its_regions() {
     use crate::model::{ComponentFailure, DistributionFailure, FailureContext, RegionFailure};
-    use crate::views::{ImageKey, ImageView, NewestBuild};
+    use crate::tracking::views::{ImageKey, ImageView, NewestBuild};
     let region = |r: &str, status: &str, message: Option<&str>| RegionFailure {
         region: Some(r.into()),
         account_id: Some("210987654321".into()),
@@ -454,7 +454,7 @@ fn a_failed_build_names_its_component_and_its_regions() {
 #[test]
 fn pipelines_show_their_state_policy_and_schedule() {
     use crate::model::{Pipeline, PipelineStatus, Schedule};
-    use crate::views::{PipelineKey, PipelineView};
+    use crate::tracking::views::{PipelineKey, PipelineView};
     let key = |name: &str| PipelineKey {
         account_id: "123456789012".into(),
         region: "us-east-1".into(),

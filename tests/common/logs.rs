@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use imagebuilder_exporter::logging::Logfmt;
+use imagebuilder_exporter::base::logging::Logfmt;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Log lines written while the guard lives, on this thread. Tests using it

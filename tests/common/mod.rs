@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use imagebuilder_exporter::app;
+use imagebuilder_exporter::app::options::Options;
 use imagebuilder_exporter::aws::sdk::SdkClient;
-use imagebuilder_exporter::clock::{Clock, ManualClock, Nanos, NANOS_PER_SEC};
-use imagebuilder_exporter::config::Options;
+use imagebuilder_exporter::base::clock::{Clock, ManualClock, Nanos, NANOS_PER_SEC};
 use imagebuilder_exporter::metrics::ExporterMetrics;
-use imagebuilder_exporter::service::Exporter;
+use imagebuilder_exporter::refresh::exporter::Exporter;
 use imagebuilder_sim::scenario::{build_arn, Ids};
 use imagebuilder_sim::store::{
     FixedStep, FixedWorkflow, SimBuild, SimStep, SimWorkflow, StepPlan, Store,
@@ -40,7 +40,7 @@ pub fn at(secs: f64) -> Nanos {
 }
 
 pub fn ts(secs: f64) -> String {
-    imagebuilder_exporter::timestamp::format_rfc3339_millis(at(secs))
+    imagebuilder_exporter::base::timestamp::format_rfc3339_millis(at(secs))
 }
 
 /// A step with literal values.
@@ -169,21 +169,29 @@ pub fn simple_done_build(ids: &mut Ids, image: &str, n: u32, created: Nanos) -> 
             arn: BUILD_WF,
             kind: "BUILD",
             status: "COMPLETED",
-            start: Some(imagebuilder_exporter::timestamp::format_rfc3339_millis(
-                created + NANOS_PER_SEC,
-            )),
-            end: Some(imagebuilder_exporter::timestamp::format_rfc3339_millis(
-                created + 61 * NANOS_PER_SEC,
-            )),
+            start: Some(
+                imagebuilder_exporter::base::timestamp::format_rfc3339_millis(
+                    created + NANOS_PER_SEC,
+                ),
+            ),
+            end: Some(
+                imagebuilder_exporter::base::timestamp::format_rfc3339_millis(
+                    created + 61 * NANOS_PER_SEC,
+                ),
+            ),
             steps: vec![step(
                 "Build",
                 "COMPLETED",
-                Some(imagebuilder_exporter::timestamp::format_rfc3339_millis(
-                    created + NANOS_PER_SEC,
-                )),
-                Some(imagebuilder_exporter::timestamp::format_rfc3339_millis(
-                    created + 61 * NANOS_PER_SEC,
-                )),
+                Some(
+                    imagebuilder_exporter::base::timestamp::format_rfc3339_millis(
+                        created + NANOS_PER_SEC,
+                    ),
+                ),
+                Some(
+                    imagebuilder_exporter::base::timestamp::format_rfc3339_millis(
+                        created + 61 * NANOS_PER_SEC,
+                    ),
+                ),
                 Some(600),
             )],
             ..Wf::default()

@@ -15,12 +15,12 @@ use aws_sdk_imagebuilder::types::{ImageSummary, WorkflowExecutionMetadata, Workf
 
 use super::issue_kind::{BAD_TIME, BAD_VALUE, MISSING_FIELD, OVERSIZED_PAGE, UNUSABLE_ITEM};
 use super::{shorten, DataIssue, Operation};
-use crate::clock::Nanos;
+use crate::base::clock::Nanos;
+use crate::base::timestamp::parse_rfc3339;
 use crate::model::{
     label_text, Build, BuildStatus, RollbackStatus, StepDetail, StepExecution, StepLimits,
     StepStatus, WorkflowExecution, WorkflowStatus, WorkflowType,
 };
-use crate::timestamp::parse_rfc3339;
 
 /// The service model's bound for `timeoutSeconds` (`WorkflowStepTimeoutSecondsInteger`).
 pub const MAX_TIMEOUT_SECONDS: i64 = 43_200;

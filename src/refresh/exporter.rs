@@ -1,0 +1,295 @@
+//! The exporter as the web server sees it: its targets, one metrics page.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use crate::aws::ImageBuilderApi;
+use crate::base::clock::{secs, Clock};
+use crate::metrics::ExporterMetrics;
+use crate::refresh::target::Target;
+use bytes::Bytes;
+
+use crate::base::loglimit::LogLimiter;
+use crate::snapshot::{render, render_gzip, Snapshot};
+use crate::web::serve::Chunks;
+
+/// All targets, shared by the web server and the start-up refresh.
+pub struct Exporter<C> {
+    targets: Vec<Arc<Target<C>>>,
+    metrics: ExporterMetrics,
+    clock: Arc<dyn Clock>,
+    scrape_timeout: ScrapeTimeout,
+    /// Targets whose series are not served, and the earlier target that
+    /// serves their account and region, as of the last scrape.
+    overlaps: Mutex<HashMap<Arc<str>, Arc<str>>>,
+    logs: LogLimiter,
+}
+
+impl<C: ImageBuilderApi> Exporter<C> {
+    pub fn new(
+        targets: Vec<Arc<Target<C>>>,
+        metrics: ExporterMetrics,
+        clock: Arc<dyn Clock>,
+        scrape_timeout: ScrapeTimeout,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            targets,
+            metrics,
+            clock,
+            scrape_timeout,
+            overlaps: Mutex::new(HashMap::new()),
+            logs: LogLimiter::default(),
+        })
+    }
+
+    pub fn targets(&self) -> &[Arc<Target<C>>] {
+        &self.targets
+    }
+
+    /// Ready once no target holds readiness: each has completed a refresh,
+    /// or failed with an error retrying will not fix, or kept failing for
+    /// `--readiness.max-wait`. One bad target never keeps the others from
+    /// being scraped (a Kubernetes Service drops unready pods).
+    pub fn is_ready(&self) -> bool {
+        self.targets.iter().all(|t| !t.holds_readiness())
+    }
+
+    /// Starts a refresh of every target without waiting, so that the
+    /// exporter becomes ready even before the first scrape (Kubernetes only
+    /// sends scrapes to ready pods); a failing one is tried again until it
+    /// is ready or readiness stops waiting for it after `max_wait` (see
+    /// [`Target::settle`]). Logs one `ready` line then, with the time and
+    /// the API calls it took.
+    pub fn warm_up(self: &Arc<Self>, max_wait: Duration) {
+        let started = tokio::time::Instant::now();
+        let settling: Vec<_> = self
+            .targets
+            .iter()
+            .map(|t| tokio::spawn(t.clone().settle(started, max_wait)))
+            .collect();
+        let me = self.clone();
+        tokio::spawn(async move {
+            for s in settling {
+                let _ = s.await;
+            }
+            me.log_ready(started.elapsed());
+        });
+    }
+
+    /// The `ready` line: how long it took, how many requests, and which
+    /// targets it is ready without.
+    fn log_ready(&self, took: Duration) {
+        let calls: u64 = self
+            .targets
+            .iter()
+            .flat_map(|t| {
+                crate::model::Operation::ALL.iter().map(|op| {
+                    self.metrics
+                        .api_requests
+                        .with_label_values(&[t.name(), op.as_str()])
+                        .get()
+                })
+            })
+            .sum();
+        let failing: Vec<&str> = self
+            .targets
+            .iter()
+            .filter(|t| !t.is_ready())
+            .map(|t| t.name())
+            .collect();
+        let took_s = (took.as_secs_f64() * 1000.0).round() / 1000.0;
+        if failing.is_empty() {
+            tracing::info!(
+                took_s,
+                api_calls = calls,
+                targets = self.targets.len(),
+                "ready"
+            );
+        } else {
+            tracing::warn!(took_s, api_calls = calls, targets = self.targets.len(), failing_targets = %failing.join(","), "ready");
+        }
+    }
+
+    /// How long a scrape that sent `header` (the value of
+    /// [`SCRAPE_TIMEOUT_HEADER`], if any) may wait for a refresh.
+    pub fn scrape_wait(&self, header: Option<&str>) -> Duration {
+        self.scrape_timeout.for_scrape(header)
+    }
+
+    /// The body of `/metrics`, waiting at most `--scrape.timeout` for a
+    /// refresh (see [`Exporter::render_metrics_within`]).
+    pub async fn render_metrics(&self, encoding: Encoding) -> Chunks {
+        self.render_metrics_within(encoding, self.scrape_timeout.max)
+            .await
+    }
+
+    /// The body of `/metrics`: refreshes what is due (waiting at most
+    /// `wait`), then renders every target and the exporter's own metrics,
+    /// as plain text or gzip.
+    pub async fn render_metrics_within(&self, encoding: Encoding, wait: Duration) -> Chunks {
+        let snapshots = join_all(self.targets.iter().map(|t| t.scrape(wait))).await;
+        let snapshots = self.without_overlaps(snapshots);
+        let now = self.clock.now();
+        for t in &self.targets {
+            if let Some(at) = t.refreshed_at() {
+                self.metrics
+                    .snapshot_age
+                    .with_label_values(&[t.name()])
+                    .set(secs(now.saturating_sub(at).max(0)));
+            }
+        }
+        let mut own = Vec::with_capacity(16 * 1024);
+        self.metrics.encode(&mut own);
+        match encoding {
+            Encoding::Identity => {
+                let mut chunks = render(&snapshots, now);
+                chunks.push(Bytes::from(own));
+                Chunks::new(chunks)
+            }
+            Encoding::Gzip => Chunks::new(render_gzip(&snapshots, now, &own)),
+        }
+    }
+}
+
+impl<C> Exporter<C> {
+    /// Drops the snapshots of targets that read an account and region an
+    /// earlier target (in configuration order) already serves: two roles
+    /// into one account would otherwise serve every series twice, which
+    /// Prometheus refuses. Reported in `imagebuilder_exporter_target_overlap`
+    /// and logged once.
+    fn without_overlaps(&self, snapshots: Vec<Arc<Snapshot>>) -> Vec<Arc<Snapshot>> {
+        let mut served: HashMap<(Arc<str>, Arc<str>), Arc<str>> = HashMap::new();
+        let mut overlaps: HashMap<Arc<str>, Arc<str>> = HashMap::new();
+        let mut keep = Vec::with_capacity(snapshots.len());
+        for s in snapshots {
+            match s.scopes().iter().find_map(|scope| served.get(scope)) {
+                Some(first) => {
+                    overlaps.insert(s.target.clone(), first.clone());
+                }
+                None => {
+                    for scope in s.scopes() {
+                        served.insert(scope.clone(), s.target.clone());
+                    }
+                    keep.push(s);
+                }
+            }
+        }
+        let mut last = crate::base::sync::lock(&self.overlaps);
+        if *last != overlaps {
+            for (target, first) in last.iter() {
+                let _ = self
+                    .metrics
+                    .target_overlap
+                    .remove_label_values(&[target, first]);
+            }
+            for (target, first) in &overlaps {
+                self.metrics
+                    .target_overlap
+                    .with_label_values(&[target, first])
+                    .set(1);
+                if self.logs.allow(&format!("overlap|{target}|{first}"), None) {
+                    tracing::warn!(target_name = %target, served_by = %first, "this target reads the same account and region as an earlier one; its series are not served (each series once): keep one of the two targets");
+                }
+            }
+            *last = overlaps;
+        }
+        keep
+    }
+}
+
+/// The header in which Prometheus sends its scrape timeout, in seconds
+/// (`10`, `2.5`).
+pub const SCRAPE_TIMEOUT_HEADER: &str = "x-prometheus-scrape-timeout-seconds";
+
+/// How long a scrape may wait for a refresh. A scraper gives up after its
+/// own timeout and records the target as down, though the exporter had
+/// good data to serve: the wait follows the scraper's timeout less an
+/// offset for the answer's way back (blackbox_exporter's
+/// `--timeout-offset`), and never exceeds `--scrape.timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScrapeTimeout {
+    /// `--scrape.timeout`: the longest wait, and the wait of a scrape that
+    /// does not say its timeout.
+    pub max: Duration,
+    /// `--scrape.timeout-offset`: taken off the scraper's timeout.
+    pub offset: Duration,
+}
+
+impl ScrapeTimeout {
+    /// The wait for a scrape that sent `header` as its timeout: the header
+    /// less the offset, capped by the maximum. A header that is not a
+    /// positive number of seconds is ignored (the maximum applies); one at
+    /// or below the offset leaves no time to wait, so the scrape is
+    /// answered at once with the data at hand.
+    pub fn for_scrape(&self, header: Option<&str>) -> Duration {
+        match header.and_then(positive_seconds) {
+            Some(asked) => asked.saturating_sub(self.offset).min(self.max),
+            None => self.max,
+        }
+    }
+}
+
+/// `2.5` as 2.5 s; `None` for anything but a finite positive number.
+fn positive_seconds(s: &str) -> Option<Duration> {
+    let v: f64 = s.trim().parse().ok()?;
+    if v.is_finite() && v > 0.0 {
+        Duration::try_from_secs_f64(v).ok()
+    } else {
+        None
+    }
+}
+
+/// How `/metrics` is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn the_scrapers_timeout_less_the_offset_capped_by_the_flag() {
+        let t = ScrapeTimeout {
+            max: secs(10.0),
+            offset: secs(0.5),
+        };
+        // Prometheus' 3 s: 2.5 s; its default 10 s: capped at the flag.
+        assert_eq!(t.for_scrape(Some("3")), secs(2.5));
+        assert_eq!(t.for_scrape(Some(" 2.75 ")), secs(2.25));
+        assert_eq!(t.for_scrape(Some("10")), secs(9.5));
+        assert_eq!(t.for_scrape(Some("60")), secs(10.0));
+        // At or below the offset: answered at once.
+        assert_eq!(t.for_scrape(Some("0.5")), Duration::ZERO);
+        assert_eq!(t.for_scrape(Some("0.2")), Duration::ZERO);
+        // No header, or one that is not a positive number: the flag.
+        for bad in [
+            None,
+            Some(""),
+            Some("soon"),
+            Some("0"),
+            Some("-3"),
+            Some("NaN"),
+            Some("inf"),
+            Some("1e400"),
+            Some("3s"),
+        ] {
+            assert_eq!(t.for_scrape(bad), secs(10.0), "{bad:?}");
+        }
+        // Without an offset the scraper's own timeout is used whole.
+        let t = ScrapeTimeout {
+            max: secs(10.0),
+            offset: Duration::ZERO,
+        };
+        assert_eq!(t.for_scrape(Some("3")), secs(3.0));
+    }
+}

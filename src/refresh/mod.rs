@@ -1,0 +1,18 @@
+//! Layer 6: keeping each target's snapshot current and serving it.
+//!
+//! * [`discovery`]: the tracker, which decides what to read (new builds,
+//!   what changed, the backfill) and keeps what it read;
+//! * [`target`]: a [`Target`] (one account and region) runs its tracker's
+//!   refreshes, at most one at a time, and swaps its snapshot in whole;
+//! * [`events`]: follows Image Builder's events through SQS and asks the
+//!   targets to read what they name;
+//! * [`exporter`]: the [`Exporter`], every target behind one page, as a
+//!   scrape asks for it.
+
+pub(crate) mod discovery;
+pub(crate) mod events;
+pub mod exporter;
+pub(crate) mod target;
+
+pub use exporter::Exporter;
+pub use target::Target;
