@@ -36,7 +36,7 @@ fn every_targets_file_in_the_docs_is_accepted() {
             .filter(|l| l.trim_start().starts_with("- "))
             .count();
         assert_eq!(
-            targets.len(),
+            targets.targets.len(),
             listed,
             "every target of file {i} read:\n{file}"
         );
@@ -81,6 +81,7 @@ async fn every_targets_file_in_the_docs_starts_and_gets_ready_against_the_simula
         std::fs::write(&path, file).unwrap();
         let names: Vec<String> = imagebuilder_exporter::app::targets_file::load(&path)
             .unwrap_or_else(|e| panic!("targets file {i} of the docs refused: {e}\n{file}"))
+            .targets
             .into_iter()
             .map(|t| t.name)
             .collect();

@@ -3,6 +3,7 @@
 //! them into a running exporter: the AWS clients, a [`Target`] per account
 //! and region, the event follower, the server.
 
+mod members;
 pub mod options;
 pub mod targets_file;
 
@@ -15,7 +16,8 @@ use tokio::net::TcpListener;
 
 use crate::aws::environment::{endpoint_overrides, CredentialSource, Endpoint};
 use crate::aws::errors::ErrorContext;
-use crate::aws::sdk::{load_sdk_config, AwsConfigError, SdkClient};
+use crate::aws::organizations::SdkOrganizations;
+use crate::aws::sdk::{assume_role, load_sdk_config, AwsConfigError, AwsSettings, SdkClient};
 use crate::aws::sqs::SqsQueue;
 use crate::base::clock::Clock;
 use crate::metrics::exporter_metrics::MetricsError;
@@ -23,9 +25,12 @@ use crate::metrics::ExporterMetrics;
 use crate::refresh::discovery::Tracker;
 use crate::refresh::events::{Follower, Scope};
 use crate::refresh::exporter::Exporter;
+use crate::refresh::organization::Organization;
 use crate::refresh::target::Target;
 #[cfg(feature = "demo")]
 use imagebuilder_sim::{scenario, RunningSimulator, Simulator};
+use members::MemberTargets;
+use targets_file::OrganizationSpec;
 
 /// The demo's event queue, in its simulator.
 #[cfg(feature = "demo")]
@@ -60,15 +65,17 @@ pub struct Built {
     /// The demo's simulator, when `--demo` is on.
     #[cfg(feature = "demo")]
     pub simulator: Option<RunningSimulator>,
-    /// The tasks that follow the targets' event queues.
-    followers: Vec<tokio::task::JoinHandle<()>>,
+    /// The tasks that follow the targets' event queues and list the
+    /// organisation's accounts.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Built {
-    /// The event followers stop with the exporter.
+    /// The event followers and the organisation's listing stop with the
+    /// exporter.
     fn drop(&mut self) {
-        for f in &self.followers {
-            f.abort();
+        for t in &self.tasks {
+            t.abort();
         }
     }
 }
@@ -122,6 +129,10 @@ pub async fn build(
         } else {
             spec.name.clone()
         };
+        if !opts.shard.owns(&name) {
+            tracing::info!(target_name = %name, shard = opts.shard.index, shards = opts.shard.count, "target served by another shard");
+            continue;
+        }
         let role = spec.assume_role.as_ref().map(|r| r.role_arn.clone());
         let credentials = CredentialSource::detect(
             settings.static_credentials.is_some(),
@@ -195,12 +206,106 @@ pub async fn build(
         }
         targets.push(target);
     }
+    let exporter = Exporter::new(targets, metrics.clone(), clock.clone(), opts.scrape_timeout);
+    let mut tasks = followers;
+    if let Some(spec) = &opts.organization {
+        tasks.push(start_organization(opts, spec, &aws, &exporter, clock, metrics).await?);
+    }
     Ok(Built {
-        exporter: Exporter::new(targets, metrics, clock, opts.scrape_timeout),
+        exporter,
         #[cfg(feature = "demo")]
         simulator,
-        followers,
+        tasks,
     })
+}
+
+/// Starts listing the organisation's accounts, whose targets join the
+/// exporter's; `/-/ready` waits for the first listing.
+async fn start_organization(
+    opts: &Options,
+    spec: &OrganizationSpec,
+    aws: &AwsSettings,
+    exporter: &Arc<Exporter<Arc<SdkClient>>>,
+    clock: Arc<dyn Clock>,
+    metrics: ExporterMetrics,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    metrics.init_organization()?;
+    let env = &crate::aws::environment::process_env;
+    // The exporter's own credentials, in its own Region (AWS_REGION, the
+    // profile's) or else the first Region listed: they assume the roles.
+    let own = AwsSettings {
+        assume_role: None,
+        ..aws.clone()
+    };
+    let base = match load_sdk_config(&own, clock.clone()).await {
+        Err(AwsConfigError::NoRegion) => {
+            let first = AwsSettings {
+                region: spec.members.regions.first().cloned(),
+                ..own
+            };
+            load_sdk_config(&first, clock.clone()).await?
+        }
+        other => other?,
+    };
+    let region = base.region().map(|r| r.to_string()).unwrap_or_default();
+    let credentials = CredentialSource::detect(
+        aws.static_credentials.is_some(),
+        aws.profile.as_deref(),
+        env,
+    );
+    let lister = match &spec.assume_role {
+        Some(role) => {
+            let provider = assume_role(&base, role).await;
+            base.clone()
+                .into_builder()
+                .credentials_provider(provider)
+                .build()
+        }
+        None => base.clone(),
+    };
+    let explicit = aws.endpoint_url.as_deref();
+    let role = spec.assume_role.as_ref().map(|r| r.role_arn.clone());
+    let endpoint = Endpoint::of("ORGANIZATIONS", explicit, &region, env);
+    tracing::info!(
+        role = role.as_deref().unwrap_or("none"),
+        member_role = %spec.member_role_name,
+        regions = %spec.members.regions.join(","),
+        credentials = %credentials,
+        endpoint = %endpoint,
+        interval_s = opts.organization_interval.as_secs(),
+        shard = opts.shard.index,
+        shards = opts.shard.count,
+        "organisation: every ACTIVE account it selects is a target in each Region"
+    );
+    let api = SdkOrganizations::new(&lister, aws.request_timeout).with_context(ErrorContext {
+        region: Some(region.clone()),
+        endpoint: Some(endpoint),
+        sts: role
+            .as_ref()
+            .map(|_| Endpoint::of("STS", explicit, &region, env)),
+        role,
+        credentials: Some(credentials.clone()),
+    });
+    exporter.await_organization();
+    let organization = Organization {
+        api,
+        members: spec.members.clone(),
+        factory: MemberTargets::new(
+            base,
+            spec.clone(),
+            opts.clone(),
+            credentials,
+            clock.clone(),
+            metrics.clone(),
+        ),
+        shard: opts.shard,
+        interval: opts.organization_interval,
+        metrics,
+        clock,
+        exporter: exporter.clone(),
+    };
+    let started = tokio::time::Instant::now();
+    Ok(tokio::spawn(organization.run(started, opts.ready_max_wait)))
 }
 
 /// Starts the demo's simulator on a loopback port, on the exporter's clock

@@ -12,7 +12,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use regex::Regex;
 
-use crate::app::targets_file::{TargetSpec, TargetsFileError};
+use crate::app::targets_file::{OrganizationSpec, TargetSpec, TargetsConfig, TargetsFileError};
 use crate::aws::retry::RetryPolicy;
 use crate::aws::sdk::{AwsSettings, Limits};
 use crate::base::logging::{LogFormat, LogLevel};
@@ -23,6 +23,7 @@ use crate::base::parse::{
 use crate::metrics::labels::TagAllowList;
 use crate::refresh::discovery::DiscoveryConfig;
 use crate::refresh::exporter::ScrapeTimeout;
+use crate::refresh::shard::{ordinal, Shard};
 use crate::web::config::WebConfig;
 use crate::web::serve::ServeOptions;
 
@@ -54,9 +55,21 @@ pub struct Cli {
     #[arg(long = "web.config.file", value_name = "FILE", value_parser = crate::web::config::parse_web_config_file, help_heading = WEB)]
     pub web_config_file: Option<std::path::PathBuf>,
 
-    /// YAML file listing the accounts and regions to export, each with its own region and optional role (see docs/configuration.md); without it, one target from the flags and the default chain.
+    /// YAML file listing the accounts and regions to export, each with its own region and optional role, or an AWS organisation whose accounts to export (see docs/configuration.md); without it, one target from the flags and the default chain.
     #[arg(long = "config.file", value_name = "FILE", value_parser = parse_targets_file, help_heading = TARGETS)]
     pub targets: Option<TargetsFile>,
+
+    /// How often to list the organisation's accounts (with an `organization` section in --config.file): accounts that join become targets, those that leave are dropped.
+    #[arg(long = "organization.interval", value_name = "DURATION", default_value = "1h", value_parser = parse_positive_duration, help_heading = TARGETS)]
+    pub organization_interval: Duration,
+
+    /// Replicas that share the targets: each serves those that rendezvous hashing of their account and region gives its --shard.index.
+    #[arg(long = "shard.count", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000), help_heading = TARGETS)]
+    pub shard_count: u32,
+
+    /// This replica's shard, 0 to --shard.count - 1, or a StatefulSet pod's name, whose ordinal is the shard (--shard.index=$(POD_NAME)).
+    #[arg(long = "shard.index", value_name = "I", value_parser = parse_shard_index, help_heading = TARGETS)]
+    pub shard_index: Option<u32>,
 
     /// AWS region (default: AWS_REGION or the profile's region). Without --config.file only: there, each target has its own.
     #[arg(long = "aws.region", value_name = "REGION", value_parser = parse_region, help_heading = AWS)]
@@ -184,6 +197,17 @@ pub enum FlagError {
     /// `--aws.max-requests-per-second`.
     #[error("{0:?} is not a request rate: use a number above 0 and at most 10000, like 10 or 0.5")]
     Rate(String),
+    /// `--shard.index`.
+    #[error("{0:?} is neither a shard number nor a StatefulSet pod's name ending in its ordinal (like imagebuilder-exporter-2)")]
+    ShardIndex(String),
+}
+
+/// `--shard.index`: a number, or the name of a StatefulSet's pod.
+pub fn parse_shard_index(s: &str) -> Result<u32, FlagError> {
+    s.parse::<u32>()
+        .ok()
+        .or_else(|| ordinal(s))
+        .ok_or_else(|| FlagError::ShardIndex(s.to_string()))
 }
 
 /// A queue URL, or nothing: an empty `IMAGEBUILDER_EVENTS_SQS_QUEUE_URL`
@@ -198,7 +222,7 @@ fn parse_optional_queue_url(s: &str) -> Result<String, ParseError> {
 
 /// The targets read from `--config.file`.
 #[derive(Debug, Clone)]
-pub struct TargetsFile(pub Vec<TargetSpec>);
+pub struct TargetsFile(pub TargetsConfig);
 
 fn parse_targets_file(s: &str) -> Result<TargetsFile, TargetsFileError> {
     crate::app::targets_file::load(std::path::Path::new(s)).map(TargetsFile)
@@ -220,6 +244,12 @@ pub struct Options {
     pub demo: bool,
     /// What to export: from `--config.file`, or one target from the flags.
     pub targets: Vec<TargetSpec>,
+    /// The organisation whose accounts to export, from `--config.file`.
+    pub organization: Option<OrganizationSpec>,
+    /// `--organization.interval`.
+    pub organization_interval: Duration,
+    /// `--shard.count` and `--shard.index`.
+    pub shard: Shard,
     /// `--discovery.interval` of targets that follow events: one hour
     /// unless the flag was given (events make new builds show within
     /// seconds; the listing is the safety net).
@@ -271,6 +301,33 @@ impl Cli {
                 "--aws.region applies without --config.file; with a config file, each target's `region:` is used: remove --aws.region",
             ));
         }
+        let has_organization = cli
+            .targets
+            .as_ref()
+            .is_some_and(|TargetsFile(t)| t.organization.is_some());
+        if matches.value_source("organization_interval") == Some(ValueSource::CommandLine)
+            && !has_organization
+        {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--organization.interval applies with an `organization` section in --config.file (see docs/organizations.md)",
+            ));
+        }
+        match cli.shard_index {
+            None if cli.shard_count > 1 => {
+                return Err(Cli::command().error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    format!("--shard.count {} needs --shard.index: this replica's number, or its StatefulSet pod's name (--shard.index=$(POD_NAME))", cli.shard_count),
+                ))
+            }
+            Some(i) if i >= cli.shard_count => {
+                return Err(Cli::command().error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("invalid value '{i}' for '--shard.index <I>': shard {i} does not exist with --shard.count {}: use 0 to {}", cli.shard_count, cli.shard_count - 1),
+                ))
+            }
+            _ => {}
+        }
         let opts = cli.clone().into_options(&matches);
         Ok((cli, opts))
     }
@@ -305,8 +362,8 @@ impl Cli {
                 config_file: self.web_config_file,
                 security: None,
             },
-            targets: match self.targets {
-                Some(TargetsFile(t)) => t,
+            targets: match &self.targets {
+                Some(TargetsFile(t)) => t.targets.clone(),
                 None => vec![TargetSpec {
                     // Named after the region once the default chain tells it.
                     name: String::new(),
@@ -315,6 +372,12 @@ impl Cli {
                     image_name_filter: None,
                     events_queue_url: self.events_queue_url,
                 }],
+            },
+            organization: self.targets.and_then(|TargetsFile(t)| t.organization),
+            organization_interval: self.organization_interval,
+            shard: Shard {
+                index: self.shard_index.unwrap_or(0),
+                count: self.shard_count,
             },
             aws: AwsSettings {
                 region: self.region,
@@ -547,5 +610,66 @@ mod tests {
             let text = e.to_string();
             assert!(text.contains(args[2]), "{args:?}: {text}");
         }
+    }
+
+    #[test]
+    fn shards_from_a_number_or_a_statefulset_pod_name() {
+        let o = Options::from_args(Vec::<String>::new()).unwrap();
+        assert_eq!(o.shard, Shard { index: 0, count: 1 });
+        let o = Options::from_args(["--shard.count", "3", "--shard.index", "2"]).unwrap();
+        assert_eq!(o.shard, Shard { index: 2, count: 3 });
+        let o = Options::from_args([
+            "--shard.count",
+            "3",
+            "--shard.index",
+            "imagebuilder-exporter-1",
+        ])
+        .unwrap();
+        assert_eq!(o.shard, Shard { index: 1, count: 3 });
+        for (args, want) in [
+            (
+                vec!["x", "--shard.count", "3", "--shard.index", "3"],
+                "shard 3 does not exist with --shard.count 3: use 0 to 2",
+            ),
+            (
+                vec!["x", "--shard.index", "1"],
+                "shard 1 does not exist with --shard.count 1",
+            ),
+            (
+                vec!["x", "--shard.count", "3"],
+                "--shard.count 3 needs --shard.index",
+            ),
+            (
+                vec!["x", "--shard.count", "3", "--shard.index", "exporter"],
+                "\"exporter\" is neither a shard number nor a StatefulSet pod's name",
+            ),
+            (vec!["x", "--shard.count", "0"], "--shard.count"),
+        ] {
+            let e = Cli::try_parse_args(args.clone()).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(want), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_organization_interval_needs_an_organization() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("targets.yml");
+        std::fs::write(&path, "targets:\n  - region: eu-west-1\n").unwrap();
+        let file = path.to_str().unwrap();
+        let e = Cli::try_parse_args(["x", "--config.file", file, "--organization.interval", "10m"])
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("`organization` section"), "{e}");
+        std::fs::write(
+            &path,
+            "organization:\n  member_role_name: r\n  regions: [us-east-1]\n",
+        )
+        .unwrap();
+        let o =
+            Options::from_args(["--config.file", file, "--organization.interval", "10m"]).unwrap();
+        assert_eq!(o.organization_interval, Duration::from_secs(600));
+        assert!(o.targets.is_empty());
+        assert!(o.organization.is_some());
     }
 }

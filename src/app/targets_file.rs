@@ -11,6 +11,18 @@
 //!     image_name_filter: "web-.*"       # overrides --filter.image-name
 //! ```
 //!
+//! Or, beside or instead of `targets`, every ACTIVE account of an AWS
+//! organisation in each Region listed (see [`OrganizationSpec`]):
+//!
+//! ```yaml
+//! organization:
+//!   role_arn: arn:aws:iam::111111111111:role/imagebuilder-exporter-organization
+//!   member_role_name: imagebuilder-exporter
+//!   regions: [us-east-1, eu-west-1]
+//!   accounts:
+//!     exclude: ["sandbox-.*"]
+//! ```
+//!
 //! The file is read and checked when the flags are: a problem is reported
 //! with the file, the target and the field, and exit status 2.
 
@@ -22,8 +34,10 @@ use serde::Deserialize;
 
 pub use crate::aws::AssumeRole;
 use crate::base::parse::{
-    parse_image_regex, parse_queue_url, ParseError, EXTERNAL_ID, REGION, ROLE_ARN, SESSION_NAME,
+    self, parse_image_regex, parse_queue_url, parse_region, ParseError, EXTERNAL_ID, REGION,
+    ROLE_ARN, SESSION_NAME,
 };
+use crate::refresh::organization::Members;
 
 /// A targets file that cannot be used: the file, then what is wrong in it.
 /// clap prints it after the flag (`--config.file`).
@@ -50,8 +64,13 @@ pub enum TargetsError {
     /// serde_yaml's message names the field, the line and the column.
     #[error(transparent)]
     Yaml(serde_yaml::Error),
-    #[error("`targets` is empty: list at least one")]
+    #[error("`targets` is empty: list at least one, or add an `organization` section")]
     Empty,
+    #[error("organization.{field}: {error}")]
+    Organization {
+        field: String,
+        error: TargetFieldError,
+    },
     #[error("targets[{index}].{field}: {error}")]
     Field {
         index: usize,
@@ -92,6 +111,12 @@ pub enum TargetFieldError {
     NeedsRoleArn,
     #[error("{0:?} must be 1 to 128 characters of letters, digits and _.:/-")]
     Name(String),
+    #[error("is empty: list at least one Region")]
+    NoRegions,
+    #[error("{0:?} is listed twice")]
+    Duplicate(String),
+    #[error("{0:?} is not an IAM role name (with an optional path) like imagebuilder-exporter or team/imagebuilder-exporter")]
+    RoleName(String),
     #[error("{0:?} is used by another target: give each target its own name")]
     NameTaken(String),
     /// One consumer per queue: another target would take (and delete) this
@@ -114,10 +139,78 @@ pub struct TargetSpec {
     pub events_queue_url: Option<String>,
 }
 
+/// What `--config.file` holds: targets written one by one, an
+/// organisation, or both.
+#[derive(Debug, Clone, Default)]
+pub struct TargetsConfig {
+    pub targets: Vec<TargetSpec>,
+    pub organization: Option<OrganizationSpec>,
+}
+
+/// `organization:`: every ACTIVE account of an AWS organisation that the
+/// filters select, in each Region listed, is a target named
+/// `ACCOUNT/REGION`, read through the member role. Accounts are listed at
+/// start-up and every `--organization.interval`.
+#[derive(Debug, Clone)]
+pub struct OrganizationSpec {
+    /// Who calls `organizations:ListAccounts` (the management account or a
+    /// delegated administrator): this role, or the exporter's own
+    /// credentials.
+    pub assume_role: Option<AssumeRole>,
+    /// The role assumed in each member account (`arn:PARTITION:iam::ID:role/NAME`).
+    pub member_role_name: String,
+    pub member_external_id: Option<String>,
+    /// The session name of every role assumed.
+    pub session_name: String,
+    /// The Regions and the accounts to export.
+    pub members: Members,
+    /// Overrides `--filter.image-name` for the organisation's targets.
+    pub image_name_filter: Option<Regex>,
+}
+
+impl OrganizationSpec {
+    /// The role to assume in a member account.
+    pub fn member_role(&self, partition: &str, account_id: &str) -> AssumeRole {
+        AssumeRole {
+            role_arn: format!(
+                "arn:{partition}:iam::{account_id}:role/{}",
+                self.member_role_name
+            ),
+            external_id: self.member_external_id.clone(),
+            session_name: self.session_name.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
-    targets: Vec<Entry>,
+    #[serde(default)]
+    targets: Option<Vec<Entry>>,
+    organization: Option<OrganizationEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OrganizationEntry {
+    role_arn: Option<String>,
+    external_id: Option<String>,
+    member_role_name: String,
+    member_external_id: Option<String>,
+    session_name: Option<String>,
+    regions: Vec<String>,
+    #[serde(default)]
+    accounts: AccountFilters,
+    image_name_filter: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountFilters {
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,7 +236,7 @@ const NAME: &str = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$";
 const DEFAULT_SESSION: &str = "imagebuilder-exporter";
 
 /// Reads and checks a targets file; the error says what is wrong and where.
-pub fn load(path: &Path) -> Result<Vec<TargetSpec>, TargetsFileError> {
+pub fn load(path: &Path) -> Result<TargetsConfig, TargetsFileError> {
     let text = std::fs::read_to_string(path).map_err(|error| TargetsFileError::Read {
         file: path.to_path_buf(),
         error,
@@ -155,11 +248,107 @@ pub fn load(path: &Path) -> Result<Vec<TargetSpec>, TargetsFileError> {
 }
 
 /// Parses and checks the text of a targets file.
-pub fn parse(text: &str) -> Result<Vec<TargetSpec>, TargetsError> {
+pub fn parse(text: &str) -> Result<TargetsConfig, TargetsError> {
     let file: File = serde_yaml::from_str(text).map_err(TargetsError::Yaml)?;
-    if file.targets.is_empty() {
+    let entries = file.targets.unwrap_or_default();
+    if entries.is_empty() && file.organization.is_none() {
         return Err(TargetsError::Empty);
     }
+    let organization = file.organization.map(organization).transpose()?;
+    Ok(TargetsConfig {
+        targets: targets(entries)?,
+        organization,
+    })
+}
+
+/// Checks the `organization` section.
+fn organization(e: OrganizationEntry) -> Result<OrganizationSpec, TargetsError> {
+    let at = |field: &str, error: TargetFieldError| TargetsError::Organization {
+        field: field.to_string(),
+        error,
+    };
+    let is = |p: &str, s: &str| parse::matches(p, s).map_err(TargetsError::Pattern);
+    let session_name = e.session_name.unwrap_or_else(|| DEFAULT_SESSION.into());
+    if !is(SESSION_NAME, &session_name)? {
+        return Err(at(
+            "session_name",
+            TargetFieldError::SessionName(session_name),
+        ));
+    }
+    let assume_role = match e.role_arn {
+        Some(arn) if !is(ROLE_ARN, &arn)? => {
+            return Err(at("role_arn", TargetFieldError::RoleArn(arn)))
+        }
+        Some(role_arn) => Some(AssumeRole {
+            role_arn,
+            external_id: e.external_id.clone(),
+            session_name: session_name.clone(),
+        }),
+        None if e.external_id.is_some() => {
+            return Err(at("external_id", TargetFieldError::NeedsRoleArn))
+        }
+        None => None,
+    };
+    for (field, id) in [
+        ("external_id", &e.external_id),
+        ("member_external_id", &e.member_external_id),
+    ] {
+        if let Some(x) = id
+            .as_deref()
+            .filter(|x| !is(EXTERNAL_ID, x).unwrap_or(false))
+        {
+            return Err(at(field, TargetFieldError::ExternalId(x.to_string())));
+        }
+    }
+    // A role name makes a role ARN with any account: check that ARN.
+    let example = format!("arn:aws:iam::000000000000:role/{}", e.member_role_name);
+    if e.member_role_name.starts_with('/') || !is(ROLE_ARN, &example)? {
+        return Err(at(
+            "member_role_name",
+            TargetFieldError::RoleName(e.member_role_name),
+        ));
+    }
+    if e.regions.is_empty() {
+        return Err(at("regions", TargetFieldError::NoRegions));
+    }
+    let mut regions: Vec<String> = Vec::with_capacity(e.regions.len());
+    for (i, r) in e.regions.into_iter().enumerate() {
+        let field = format!("regions[{i}]");
+        let region = parse_region(&r).map_err(|err| at(&field, err.into()))?;
+        if regions.contains(&region) {
+            return Err(at(&field, TargetFieldError::Duplicate(region)));
+        }
+        regions.push(region);
+    }
+    let patterns = |list: Vec<String>, field: &str| -> Result<Vec<Regex>, TargetsError> {
+        list.iter()
+            .enumerate()
+            .map(|(i, p)| {
+                parse_image_regex(p)
+                    .map_err(|err| at(&format!("accounts.{field}[{i}]"), err.into()))
+            })
+            .collect()
+    };
+    let image_name_filter = match &e.image_name_filter {
+        Some(f) => Some(parse_image_regex(f).map_err(|err| at("image_name_filter", err.into()))?),
+        None => None,
+    };
+    Ok(OrganizationSpec {
+        assume_role,
+        member_role_name: e.member_role_name,
+        member_external_id: e.member_external_id,
+        session_name,
+        members: Members {
+            regions,
+            include: patterns(e.accounts.include, "include")?,
+            exclude: patterns(e.accounts.exclude, "exclude")?,
+        },
+        image_name_filter,
+    })
+}
+
+/// Checks the `targets` written one by one.
+fn targets(entries: Vec<Entry>) -> Result<Vec<TargetSpec>, TargetsError> {
     let re = |p: &str| Regex::new(p).map_err(TargetsError::Pattern);
     let (region_re, role_re, external_re, session_re, name_re) = (
         re(REGION)?,
@@ -172,8 +361,8 @@ pub fn parse(text: &str) -> Result<Vec<TargetSpec>, TargetsError> {
     // (region, role) of each target so far: two equal ones read the same
     // account and region, and would serve every series twice.
     let mut reach: Vec<(String, Option<String>, String)> = Vec::new();
-    let mut out = Vec::with_capacity(file.targets.len());
-    for (i, e) in file.targets.into_iter().enumerate() {
+    let mut out = Vec::with_capacity(entries.len());
+    for (i, e) in entries.into_iter().enumerate() {
         let at = |field: &'static str, error: TargetFieldError| TargetsError::Field {
             index: i,
             field,
@@ -285,7 +474,8 @@ mod tests {
         let t = parse(
             "targets:\n  - region: us-east-1\n  - region: eu-west-1\n    role_arn: arn:aws:iam::210987654321:role/exporter\n    external_id: abc-123\n",
         )
-        .unwrap();
+        .unwrap()
+        .targets;
         assert_eq!(t[0].name, "us-east-1");
         assert_eq!(t[0].assume_role, None);
         assert_eq!(t[1].name, "210987654321/eu-west-1");
@@ -298,6 +488,7 @@ mod tests {
     fn errors_name_the_target_and_the_field() {
         for (text, want) in [
             ("targets: []", "`targets` is empty"),
+            ("{}", "`targets` is empty: list at least one, or add an `organization` section"),
             (
                 "targets:\n  - region: mars\n",
                 "targets[0].region: \"mars\"",
@@ -376,5 +567,92 @@ mod tests {
                 error: TargetFieldError::Value(ParseError::Region(_)),
             }
         ));
+    }
+
+    const ORG: &str = "organization:\n  role_arn: arn:aws:iam::111111111111:role/org-reader\n  member_role_name: imagebuilder-exporter\n  member_external_id: ext-123\n  regions: [us-east-1, eu-west-1]\n  accounts:\n    include: [\"team-.*\", \"222222222222\"]\n    exclude: [\"team-sandbox\"]\n";
+
+    #[test]
+    fn an_organization_is_read_beside_or_instead_of_targets() {
+        let c = parse(ORG).unwrap();
+        assert!(c.targets.is_empty());
+        let o = c.organization.expect("organization");
+        assert_eq!(
+            o.assume_role.as_ref().map(|r| r.role_arn.as_str()),
+            Some("arn:aws:iam::111111111111:role/org-reader")
+        );
+        assert_eq!(o.members.regions, ["us-east-1", "eu-west-1"]);
+        let member = o.member_role("aws", "333333333333");
+        assert_eq!(
+            member.role_arn,
+            "arn:aws:iam::333333333333:role/imagebuilder-exporter"
+        );
+        assert_eq!(member.external_id.as_deref(), Some("ext-123"));
+        assert_eq!(member.session_name, "imagebuilder-exporter");
+        let account = |id: &str, name: &str| crate::model::Account {
+            id: id.into(),
+            name: name.into(),
+            state: Some(crate::model::AccountState::Active),
+            partition: "aws".into(),
+        };
+        assert!(o.members.selects(&account("333333333333", "team-a")));
+        assert!(o.members.selects(&account("222222222222", "other")));
+        assert!(!o.members.selects(&account("333333333333", "team-sandbox")));
+        assert!(!o.members.selects(&account("444444444444", "other")));
+
+        let both = format!("{ORG}targets:\n  - region: us-east-1\n");
+        let c = parse(&both).unwrap();
+        assert_eq!((c.targets.len(), c.organization.is_some()), (1, true));
+    }
+
+    #[test]
+    fn organization_errors_name_the_field() {
+        let base =
+            "organization:\n  member_role_name: imagebuilder-exporter\n  regions: [us-east-1]\n";
+        for (text, want) in [
+            (
+                format!("{base}  role_arn: arn:aws:iam::1111:role/x\n"),
+                "organization.role_arn: \"arn:aws:iam::1111:role/x\" is not an IAM role ARN",
+            ),
+            (
+                "organization:\n  member_role_name: x\n  regions: []\n".into(),
+                "organization.regions: is empty: list at least one Region",
+            ),
+            (
+                "organization:\n  member_role_name: x\n  regions: [us-east-1, mars]\n".into(),
+                "organization.regions[1]: \"mars\" is not an AWS region name",
+            ),
+            (
+                "organization:\n  member_role_name: x\n  regions: [us-east-1, us-east-1]\n".into(),
+                "organization.regions[1]: \"us-east-1\" is listed twice",
+            ),
+            (
+                format!("{base}  accounts:\n    include: [\"ok\", \"(\"]\n"),
+                "organization.accounts.include[1]: \"(\" is not a valid regular expression",
+            ),
+            (
+                format!("{base}  accounts:\n    exclude: [\"[\"]\n"),
+                "organization.accounts.exclude[0]",
+            ),
+            (
+                "organization:\n  member_role_name: \"bad name\"\n  regions: [us-east-1]\n".into(),
+                "organization.member_role_name: \"bad name\" is not an IAM role name",
+            ),
+            (
+                format!("{base}  external_id: abc\n"),
+                "organization.external_id: needs role_arn",
+            ),
+            (
+                format!("{base}  member_external_id: \"x\"\n"),
+                "organization.member_external_id: \"x\" must be 2 to 1224 characters",
+            ),
+            (
+                "organization:\n  regions: [us-east-1]\n".into(),
+                "missing field `member_role_name`",
+            ),
+            (format!("{base}  regoins: [x]\n"), "unknown field `regoins`"),
+        ] {
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 }

@@ -26,11 +26,12 @@ fn set(env: Lookup, name: &str) -> Option<String> {
 
 /// The endpoint variables the exporter's clients honour, the general one
 /// first.
-pub const ENDPOINT_VARIABLES: [&str; 4] = [
+pub const ENDPOINT_VARIABLES: [&str; 5] = [
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_IMAGEBUILDER",
     "AWS_ENDPOINT_URL_STS",
     "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_ORGANIZATIONS",
 ];
 
 /// The endpoint variables that are set (and not ignored through
@@ -88,6 +89,17 @@ impl Endpoint {
                 };
             }
         }
+        // Organizations is global: one endpoint per partition, in its first
+        // Region.
+        let region = if service == "ORGANIZATIONS" {
+            match region.split('-').next() {
+                Some("cn") => "cn-northwest-1",
+                _ if region.starts_with("us-gov-") => "us-gov-west-1",
+                _ => "us-east-1",
+            }
+        } else {
+            region
+        };
         Endpoint {
             address: format!("{}.{region}.amazonaws.com", service.to_ascii_lowercase()),
             variable: None,

@@ -195,6 +195,8 @@ fn is_sqs(op: Operation) -> bool {
 fn unreachable(ctx: &ErrorContext, op: Operation, chain: &[&(dyn Error + 'static)]) -> String {
     let fix = if is_sqs(op) {
         "check the queue URL and AWS_ENDPOINT_URL_SQS"
+    } else if op == Operation::ListAccounts {
+        "check AWS_ENDPOINT_URL_ORGANIZATIONS"
     } else {
         "check --aws.region or AWS_ENDPOINT_URL_IMAGEBUILDER"
     };
@@ -366,6 +368,7 @@ pub fn iam_action(op: Operation) -> String {
         Operation::ReceiveMessage => "sqs:ReceiveMessage".into(),
         // DeleteMessageBatch is authorized as DeleteMessage.
         Operation::DeleteMessageBatch => "sqs:DeleteMessage".into(),
+        Operation::ListAccounts => "organizations:ListAccounts".into(),
         other => format!("imagebuilder:{other}"),
     }
 }

@@ -8,6 +8,7 @@
 pub mod convert;
 pub mod environment;
 pub mod errors;
+pub mod organizations;
 pub mod ratelimit;
 pub mod retry;
 pub mod sdk;
@@ -104,7 +105,8 @@ impl ApiError {
     /// Throttling: retried, and slows the client down.
     pub fn is_throttle(&self) -> bool {
         matches!(self, ApiError::Service { code, status, .. }
-            if *status == 429 || code == "CallRateLimitExceededException" || code == "ThrottlingException")
+            if *status == 429 || code == "CallRateLimitExceededException" || code == "ThrottlingException"
+                || code == "TooManyRequestsException")
     }
 
     /// Worth another attempt: throttling, server-side errors, timeouts,

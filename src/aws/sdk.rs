@@ -132,21 +132,25 @@ pub async fn load_sdk_config(
     let Some(role) = &s.assume_role else {
         return Ok(config);
     };
-    // STS is reached like Image Builder (same endpoint override, if any);
-    // the assumed credentials are cached and refreshed before they expire.
+    let provider = assume_role(&config, role).await;
+    Ok(config.into_builder().credentials_provider(provider).build())
+}
+
+/// Credentials of `role`, assumed with `config`'s own: STS is reached like
+/// Image Builder (same endpoint override, if any); the session is cached
+/// and renewed before it expires, and may be shared by several clients
+/// (an account's Regions).
+pub async fn assume_role(
+    config: &aws_config::SdkConfig,
+    role: &AssumeRole,
+) -> aws_sdk_imagebuilder::config::SharedCredentialsProvider {
     let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.role_arn.clone())
         .session_name(role.session_name.clone())
-        .configure(&config);
+        .configure(config);
     if let Some(id) = &role.external_id {
         provider = provider.external_id(id.clone());
     }
-    let provider = provider.build().await;
-    Ok(config
-        .into_builder()
-        .credentials_provider(
-            aws_sdk_imagebuilder::config::SharedCredentialsProvider::new(provider),
-        )
-        .build())
+    aws_sdk_imagebuilder::config::SharedCredentialsProvider::new(provider.build().await)
 }
 
 /// The real client.

@@ -4,10 +4,10 @@
 //! registry and are encoded at each scrape. Per-target metrics carry a
 //! `target` label (the region, or the name given in the config file).
 
-use prometheus::core::Collector;
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use super::family::{FamilyDef, Kind, Own};
@@ -39,6 +39,11 @@ pub struct ExporterMetrics {
     pub data_issues: IntCounterVec,
     pub dropped_builds: IntCounterVec,
     pub scrape_timeouts: IntCounter,
+    pub organization_up: IntGauge,
+    pub organization_last_success: Gauge,
+    pub organization_errors: IntCounterVec,
+    pub organization_accounts: IntGauge,
+    pub shard_targets: IntGauge,
 }
 
 /// Metric construction only fails on invalid names, duplicate registration
@@ -60,15 +65,7 @@ impl ExporterMetrics {
     /// Registers every row of the table's [`Own`] part: names, help, labels
     /// and buckets come from the table, the Rust type from the field.
     pub fn new() -> Result<Self, MetricsError> {
-        let r = Registry::new();
-        let build_info: IntGaugeVec = register(&r, Own::BuildInfo)?;
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        #[cfg(target_os = "linux")]
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))?;
+        let r = process_registry()?;
         Ok(Self {
             up: register(&r, Own::Up)?,
             ready: register(&r, Own::Ready)?,
@@ -93,6 +90,11 @@ impl ExporterMetrics {
             data_issues: register(&r, Own::InvalidData)?,
             dropped_builds: register(&r, Own::DroppedBuilds)?,
             scrape_timeouts: register(&r, Own::ScrapeTimeouts)?,
+            organization_up: unregistered(Own::OrganizationUp)?,
+            organization_last_success: unregistered(Own::OrganizationLastSuccess)?,
+            organization_errors: unregistered(Own::OrganizationErrors)?,
+            organization_accounts: unregistered(Own::OrganizationAccounts)?,
+            shard_targets: register(&r, Own::ShardTargets)?,
             registry: r,
         })
     }
@@ -117,6 +119,48 @@ impl ExporterMetrics {
         }
     }
 
+    /// Registers the organisation's families: only an exporter with an
+    /// `organization` section serves them.
+    pub fn init_organization(&self) -> Result<(), MetricsError> {
+        for c in [
+            Box::new(self.organization_up.clone()) as Box<dyn Collector>,
+            Box::new(self.organization_last_success.clone()),
+            Box::new(self.organization_errors.clone()),
+            Box::new(self.organization_accounts.clone()),
+        ] {
+            self.registry.register(c)?;
+        }
+        Ok(())
+    }
+
+    /// Removes every series of a target that is no longer served (an
+    /// account that left the organisation): its name would otherwise stay
+    /// on the page, frozen, for the life of the process.
+    pub fn forget_target(&self, target: &str) {
+        forget(&self.up, target);
+        forget(&self.ready, target);
+        forget(&self.target_overlap, target);
+        forget(&self.api_requests, target);
+        forget(&self.api_errors, target);
+        forget(&self.api_duration, target);
+        forget(&self.api_rate_limit, target);
+        forget(&self.refresh_duration, target);
+        forget(&self.last_refresh_success, target);
+        forget(&self.snapshot_age, target);
+        forget(&self.tracked_builds, target);
+        forget(&self.tracked_step_executions, target);
+        forget(&self.backfill_pending, target);
+        forget(&self.builds_in_flight, target);
+        forget(&self.events_received, target);
+        forget(&self.events_applied, target);
+        forget(&self.events_ignored, target);
+        forget(&self.event_delay, target);
+        forget(&self.event_queue_errors, target);
+        forget(&self.events_last_received, target);
+        forget(&self.data_issues, target);
+        forget(&self.dropped_builds, target);
+    }
+
     /// Makes the per-target series exist from the start (at 0), so that
     /// `rate()` and alerts see the first change. `imagebuilder_up` is not
     /// among them: it is set when the first refresh ends, so that a cold
@@ -131,6 +175,49 @@ impl ExporterMetrics {
                 op.as_str(),
                 "CallRateLimitExceededException",
             ]);
+        }
+    }
+}
+
+/// A registry with the build's version and, on Linux, the process metrics.
+fn process_registry() -> Result<Registry, MetricsError> {
+    let r = Registry::new();
+    let build_info: IntGaugeVec = register(&r, Own::BuildInfo)?;
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    #[cfg(target_os = "linux")]
+    r.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
+    Ok(r)
+}
+
+/// Removes the series of `vec` that name `target` (as `target`, or as the
+/// `served_by` of an overlap).
+fn forget<T: MetricVecBuilder>(vec: &MetricVec<T>, target: &str) {
+    let Some(order) = vec.desc().first().map(|d| d.variable_labels.clone()) else {
+        return;
+    };
+    for family in vec.collect() {
+        for m in family.get_metric() {
+            let pairs = m.get_label();
+            let names_it = pairs
+                .iter()
+                .any(|p| (p.name() == "target" || p.name() == "served_by") && p.value() == target);
+            if !names_it {
+                continue;
+            }
+            let values: Vec<&str> = order
+                .iter()
+                .map(|n| {
+                    pairs
+                        .iter()
+                        .find(|p| p.name() == n)
+                        .map_or("", |p| p.value())
+                })
+                .collect();
+            let _ = vec.remove_label_values(&values);
         }
     }
 }
@@ -172,22 +259,33 @@ impl FromRow for HistogramVec {
     }
 }
 
-/// A counter without labels, so that it is served (at 0) from the start.
-impl FromRow for IntCounter {
-    const KIND: Kind = Kind::Counter;
-    fn from_row(row: &FamilyDef, labels: &[&str]) -> prometheus::Result<Self> {
-        if !labels.is_empty() {
-            return Err(prometheus::Error::InconsistentCardinality {
-                expect: 0,
-                got: labels.len(),
-            });
+/// Metrics without labels, so that they are served from the start.
+macro_rules! unlabelled {
+    ($($ty:ty => $kind:expr;)+) => {$(
+        impl FromRow for $ty {
+            const KIND: Kind = $kind;
+            fn from_row(row: &FamilyDef, labels: &[&str]) -> prometheus::Result<Self> {
+                if !labels.is_empty() {
+                    return Err(prometheus::Error::InconsistentCardinality {
+                        expect: 0,
+                        got: labels.len(),
+                    });
+                }
+                Self::with_opts(Opts::new(row.name, row.help))
+            }
         }
-        Self::with_opts(Opts::new(row.name, row.help))
-    }
+    )+};
 }
 
-/// Builds the metric of a row and registers it.
-fn register<M: FromRow>(registry: &Registry, own: Own) -> Result<M, MetricsError> {
+unlabelled! {
+    IntCounter => Kind::Counter;
+    IntGauge => Kind::Gauge;
+    Gauge => Kind::Gauge;
+}
+
+/// Builds the metric of a row, without registering it (for families served
+/// only in some configurations).
+fn unregistered<M: FromRow>(own: Own) -> Result<M, MetricsError> {
     let row = own.def();
     if row.kind != M::KIND {
         return Err(MetricsError::Kind {
@@ -197,7 +295,12 @@ fn register<M: FromRow>(registry: &Registry, own: Own) -> Result<M, MetricsError
         });
     }
     let labels: Vec<&str> = row.label_names().collect();
-    let metric = M::from_row(row, &labels)?;
+    Ok(M::from_row(row, &labels)?)
+}
+
+/// Builds the metric of a row and registers it.
+fn register<M: FromRow>(registry: &Registry, own: Own) -> Result<M, MetricsError> {
+    let metric: M = unregistered(own)?;
     registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }

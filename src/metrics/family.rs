@@ -545,6 +545,33 @@ table! {
         labels: &[&TARGET, &["served_by"]],
         meaning: "1 while this target reads the same account and region as the earlier target `served_by` (two roles into one account): its step, workflow and image series are not served, so that each series is served once. Keep one of the two.",
     };
+    OrganizationUp = {
+        name: "imagebuilder_exporter_organization_up",
+        help: "1 if the last listing of the organisation's accounts (organizations:ListAccounts) succeeded, 0 if it failed: the last known accounts are still exported. Absent without an organization section in --config.file.",
+        meaning: "With an `organization` section: 1 if the last `ListAccounts` listing succeeded, 0 if it failed (the last known accounts are still exported, but joins and leaves are not seen). Absent otherwise.",
+    };
+    OrganizationLastSuccess = {
+        name: "imagebuilder_exporter_organization_last_success_timestamp_seconds",
+        help: "Unix time of the last successful listing of the organisation's accounts.",
+        meaning: "When the accounts were last listed; absent before the first success.",
+    };
+    OrganizationErrors = {
+        name: "imagebuilder_exporter_organization_errors_total",
+        kind: Kind::Counter,
+        help: "Listings of the organisation's accounts that failed, after retries, by AWS error code (or timeout, connection, parse, credentials).",
+        labels: &[&["code"]],
+        meaning: "Failed listings of the accounts, after the SDK's retries, by AWS error code (`AccessDeniedException` when the role may not call `organizations:ListAccounts`, `AWSOrganizationsNotInUseException`, `TooManyRequestsException`) or `timeout`, `connection`, `parse`, `AccessDenied` (STS refused the organisation's `role_arn`), `credentials`.",
+    };
+    OrganizationAccounts = {
+        name: "imagebuilder_exporter_organization_accounts",
+        help: "ACTIVE accounts of the organisation that the organization section's filters select, as last listed (each times each Region listed is a target, shared among shards).",
+        meaning: "ACTIVE accounts that the `organization` section's filters select, as last listed; each, in each Region listed, is a target (shared among the shards).",
+    };
+    ShardTargets = {
+        name: "imagebuilder_exporter_shard_targets",
+        help: "Targets this replica serves: with --shard.count above 1, its share by rendezvous hashing of account and region; otherwise every target.",
+        meaning: "Targets this replica serves: its share with `--shard.count` above 1 (`sum` over the replicas is every target), otherwise all of them.",
+    };
     ScrapeTimeouts = {
         name: "imagebuilder_exporter_scrape_timeouts_total",
         kind: Kind::Counter,

@@ -18,7 +18,7 @@ macro_rules! open_enum {
         pub enum $name {
             $($variant,)+
             /// A value the service model does not list, kept as sent.
-            Other(Arc<str>),
+            Other(::std::sync::Arc<str>),
         }
 
         impl $name {
@@ -28,7 +28,7 @@ macro_rules! open_enum {
             pub fn parse(s: &str) -> Self {
                 match s {
                     $($s => $name::$variant,)+
-                    other => $name::Other(Arc::from(other)),
+                    other => $name::Other(::std::sync::Arc::from(other)),
                 }
             }
 
@@ -48,8 +48,11 @@ macro_rules! open_enum {
     };
 }
 
+mod account;
 mod failure;
 mod pipeline;
+
+pub use account::{Account, AccountState};
 
 pub use failure::{
     component_name, ComponentFailure, DistributionFailure, FailureContext, RegionFailure,
@@ -171,6 +174,9 @@ pub enum Operation {
     /// SQS, when the exporter follows Image Builder's events.
     ReceiveMessage,
     DeleteMessageBatch,
+    /// AWS Organizations, with an `organization` section in the targets
+    /// file.
+    ListAccounts,
 }
 
 impl Operation {
@@ -193,6 +199,7 @@ impl Operation {
             Operation::ListImagePipelines => "ListImagePipelines",
             Operation::ReceiveMessage => "ReceiveMessage",
             Operation::DeleteMessageBatch => "DeleteMessageBatch",
+            Operation::ListAccounts => "ListAccounts",
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The exporter as the web server sees it: its targets, one metrics page.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use tokio::sync::watch;
 
 use crate::aws::ImageBuilderApi;
 use crate::base::clock::{secs, Clock};
@@ -16,9 +17,17 @@ use crate::base::loglimit::LogLimiter;
 use crate::snapshot::{render, render_gzip, Snapshot};
 use crate::web::serve::Chunks;
 
-/// All targets, shared by the web server and the start-up refresh.
+/// The targets as one list, swapped whole when the organisation's accounts
+/// change, so that a scrape renders one consistent list.
+type Targets<C> = Arc<Vec<Arc<Target<C>>>>;
+
+/// All targets, shared by the web server, the start-up refresh and the
+/// organisation's listing.
 pub struct Exporter<C> {
-    targets: Vec<Arc<Target<C>>>,
+    targets: RwLock<Targets<C>>,
+    /// False until the organisation's accounts were first listed (or the
+    /// listing gave up): `/-/ready` waits for it. True without one.
+    listed: watch::Sender<bool>,
     metrics: ExporterMetrics,
     clock: Arc<dyn Clock>,
     scrape_timeout: ScrapeTimeout,
@@ -35,8 +44,10 @@ impl<C: ImageBuilderApi> Exporter<C> {
         clock: Arc<dyn Clock>,
         scrape_timeout: ScrapeTimeout,
     ) -> Arc<Self> {
+        metrics.shard_targets.set(targets.len() as i64);
         Arc::new(Self {
-            targets,
+            targets: RwLock::new(Arc::new(targets)),
+            listed: watch::channel(true).0,
             metrics,
             clock,
             scrape_timeout,
@@ -45,16 +56,66 @@ impl<C: ImageBuilderApi> Exporter<C> {
         })
     }
 
-    pub fn targets(&self) -> &[Arc<Target<C>>] {
-        &self.targets
+    /// The targets served now.
+    pub fn targets(&self) -> Targets<C> {
+        crate::base::sync::read(&self.targets).clone()
     }
 
-    /// Ready once no target holds readiness: each has completed a refresh,
-    /// or failed with an error retrying will not fix, or kept failing for
-    /// `--readiness.max-wait`. One bad target never keeps the others from
-    /// being scraped (a Kubernetes Service drops unready pods).
+    /// Adds targets (an organisation's accounts), served from the next
+    /// scrape on.
+    pub fn add_targets(&self, new: Vec<Arc<Target<C>>>) {
+        let mut targets = crate::base::sync::write(&self.targets);
+        let mut list = Vec::clone(&targets);
+        list.extend(new);
+        self.metrics.shard_targets.set(list.len() as i64);
+        *targets = Arc::new(list);
+    }
+
+    /// Stops serving the targets named (accounts that left the
+    /// organisation): their series go with them, the exporter's own
+    /// included, and their work stops.
+    pub fn remove_targets(&self, names: &[&str]) {
+        let removed: Vec<Arc<Target<C>>> = {
+            let mut targets = crate::base::sync::write(&self.targets);
+            let (gone, kept): (Vec<_>, Vec<_>) = targets
+                .iter()
+                .cloned()
+                .partition(|t| names.contains(&t.name()));
+            self.metrics.shard_targets.set(kept.len() as i64);
+            *targets = Arc::new(kept);
+            gone
+        };
+        for t in removed {
+            t.retire();
+            self.metrics.forget_target(t.name());
+            crate::base::sync::lock(&self.overlaps)
+                .retain(|target, first| **target != *t.name() && **first != *t.name());
+        }
+    }
+
+    /// `/-/ready` waits for the organisation's first listing.
+    pub fn await_organization(&self) {
+        self.listed.send_replace(false);
+    }
+
+    /// The organisation's accounts were listed (or the listing gave up):
+    /// readiness no longer waits for it.
+    pub fn organization_listed(&self) {
+        self.listed.send_replace(true);
+    }
+
+    /// Ready once the organisation (if any) was listed and no target holds
+    /// readiness: each has completed a refresh, or failed with an error
+    /// retrying will not fix, or kept failing for `--readiness.max-wait`.
+    /// One bad target never keeps the others from being scraped (a
+    /// Kubernetes Service drops unready pods).
     pub fn is_ready(&self) -> bool {
-        self.targets.iter().all(|t| !t.holds_readiness())
+        *self.listed.borrow() && self.targets().iter().all(|t| !t.holds_readiness())
+    }
+
+    /// Whether `/-/ready` waits for the organisation's first listing.
+    pub fn awaits_organization(&self) -> bool {
+        !*self.listed.borrow()
     }
 
     /// Starts a refresh of every target without waiting, so that the
@@ -65,13 +126,20 @@ impl<C: ImageBuilderApi> Exporter<C> {
     /// the API calls it took.
     pub fn warm_up(self: &Arc<Self>, max_wait: Duration) {
         let started = tokio::time::Instant::now();
-        let settling: Vec<_> = self
-            .targets
+        let first = self.targets();
+        let mut settling: Vec<_> = first
             .iter()
             .map(|t| tokio::spawn(t.clone().settle(started, max_wait)))
             .collect();
         let me = self.clone();
         tokio::spawn(async move {
+            // The organisation's accounts, once listed, settle too.
+            let _ = me.listed.subscribe().wait_for(|listed| *listed).await;
+            for t in me.targets().iter() {
+                if !first.iter().any(|f| Arc::ptr_eq(f, t)) {
+                    settling.push(tokio::spawn(t.clone().settle(started, max_wait)));
+                }
+            }
             for s in settling {
                 let _ = s.await;
             }
@@ -82,8 +150,8 @@ impl<C: ImageBuilderApi> Exporter<C> {
     /// The `ready` line: how long it took, how many requests, and which
     /// targets it is ready without.
     fn log_ready(&self, took: Duration) {
-        let calls: u64 = self
-            .targets
+        let targets = self.targets();
+        let calls: u64 = targets
             .iter()
             .flat_map(|t| {
                 crate::model::Operation::ALL.iter().map(|op| {
@@ -94,22 +162,16 @@ impl<C: ImageBuilderApi> Exporter<C> {
                 })
             })
             .sum();
-        let failing: Vec<&str> = self
-            .targets
+        let failing: Vec<&str> = targets
             .iter()
             .filter(|t| !t.is_ready())
             .map(|t| t.name())
             .collect();
         let took_s = (took.as_secs_f64() * 1000.0).round() / 1000.0;
         if failing.is_empty() {
-            tracing::info!(
-                took_s,
-                api_calls = calls,
-                targets = self.targets.len(),
-                "ready"
-            );
+            tracing::info!(took_s, api_calls = calls, targets = targets.len(), "ready");
         } else {
-            tracing::warn!(took_s, api_calls = calls, targets = self.targets.len(), failing_targets = %failing.join(","), "ready");
+            tracing::warn!(took_s, api_calls = calls, targets = targets.len(), failing_targets = %failing.join(","), "ready");
         }
     }
 
@@ -130,10 +192,11 @@ impl<C: ImageBuilderApi> Exporter<C> {
     /// `wait`), then renders every target and the exporter's own metrics,
     /// as plain text or gzip.
     pub async fn render_metrics_within(&self, encoding: Encoding, wait: Duration) -> Chunks {
-        let snapshots = join_all(self.targets.iter().map(|t| t.scrape(wait))).await;
+        let targets = self.targets();
+        let snapshots = join_all(targets.iter().map(|t| t.scrape(wait))).await;
         let snapshots = self.without_overlaps(snapshots);
         let now = self.clock.now();
-        for t in &self.targets {
+        for t in targets.iter() {
             if let Some(at) = t.refreshed_at() {
                 self.metrics
                     .snapshot_age

@@ -7,11 +7,16 @@
 //! * [`events`]: follows Image Builder's events through SQS and asks the
 //!   targets to read what they name;
 //! * [`exporter`]: the [`Exporter`], every target behind one page, as a
-//!   scrape asks for it.
+//!   scrape asks for it;
+//! * [`organization`]: an AWS organisation's accounts as targets, listed
+//!   again every `--organization.interval`;
+//! * [`shard`]: which targets this replica serves.
 
 pub(crate) mod discovery;
 pub(crate) mod events;
 pub mod exporter;
+pub mod organization;
+pub mod shard;
 pub(crate) mod target;
 
 pub use exporter::Exporter;

@@ -80,6 +80,8 @@ impl Trouble {
 pub enum Release {
     /// Its refresh failed with an error retrying will not fix.
     Lasting,
+    /// It joined after start-up: readiness never waited for it.
+    Joined,
     /// It kept failing for `--readiness.max-wait` (this long).
     Waited(Duration),
 }
@@ -119,6 +121,9 @@ struct Coordination {
     /// Set when readiness stopped waiting for this target before it was
     /// ready.
     released: Option<Release>,
+    /// No longer served (its account left): its refreshes and backfill
+    /// stop.
+    retired: bool,
 }
 
 /// One target (an account and region) and everything it holds.
@@ -197,7 +202,28 @@ impl<C: ImageBuilderApi> Target<C> {
     /// refresh, and neither failed for good nor for `--readiness.max-wait`.
     pub fn holds_readiness(&self) -> bool {
         let c = self.coord();
-        !c.ready && c.released.is_none()
+        !c.ready && c.released.is_none() && !c.retired
+    }
+
+    /// Marks a target added after start-up (an account that joined the
+    /// organisation): readiness never waits for it, since the exporter
+    /// already serves the others and an unready pod leaves its Service
+    /// whole.
+    pub fn joined_after_start(&self) {
+        let mut c = self.coord();
+        if c.released.is_none() {
+            c.released = Some(Release::Joined);
+        }
+    }
+
+    /// Stops the target's work (its backfill, its start-up retries) once it
+    /// is no longer served; a refresh already running ends on its own.
+    pub fn retire(&self) {
+        self.coord().retired = true;
+    }
+
+    fn is_retired(&self) -> bool {
+        self.coord().retired
     }
 
     fn coord(&self) -> std::sync::MutexGuard<'_, Coordination> {
@@ -235,10 +261,19 @@ impl<C: ImageBuilderApi> Target<C> {
         let deadline = started + max_wait;
         let mut delay = STARTUP_RETRY_FIRST;
         loop {
+            if self.is_retired() {
+                return;
+            }
             if let Some(generation) = self.start_up() {
                 self.wait_for(generation).await;
             }
-            if !self.holds_readiness() {
+            let settled = {
+                let c = self.coord();
+                c.ready
+                    || c.retired
+                    || matches!(c.released, Some(Release::Lasting | Release::Waited(_)))
+            };
+            if settled {
                 return;
             }
             let now = Instant::now();
@@ -262,8 +297,11 @@ impl<C: ImageBuilderApi> Target<C> {
     fn release_after(&self, max_wait: Duration) {
         let reason = {
             let mut c = self.coord();
-            if c.ready || c.released.is_some() {
-                return;
+            match c.released {
+                _ if c.ready => return,
+                // Readiness never waited for it (joined), or stopped.
+                Some(_) => return,
+                None => {}
             }
             c.released = Some(Release::Waited(max_wait));
             c.trouble.as_ref().map(|t| t.reason.clone())
@@ -357,7 +395,10 @@ impl<C: ImageBuilderApi> Target<C> {
             let mut c = self.coord();
             c.trouble = trouble.clone();
             let lasting = trouble.as_ref().is_some_and(|t| t.lasting);
-            let release = !c.ready && !complete && lasting && c.released.is_none();
+            let release = !c.ready
+                && !complete
+                && lasting
+                && matches!(c.released, None | Some(Release::Joined));
             if release {
                 c.released = Some(Release::Lasting);
             }
@@ -465,6 +506,10 @@ impl<C: ImageBuilderApi> Target<C> {
             // at a time after any refresh, so that a refresh never waits
             // for more than one of the backfill's calls.
             self.no_refresh_running().await;
+            if self.is_retired() {
+                self.coord().backfilling = false;
+                return;
+            }
             let Some(batch) = self.tracker.lock().await.backfill_batch(BACKFILL_BATCH) else {
                 self.coord().backfilling = false;
                 return;

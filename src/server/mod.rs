@@ -157,6 +157,11 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
 /// and why.
 fn not_ready<C: ImageBuilderApi>(exporter: &Exporter<C>) -> String {
     let mut out = String::from("Not ready: waiting for\n");
+    if exporter.awaits_organization() {
+        out.push_str(
+            "- the organisation: its accounts are being listed (organizations:ListAccounts)\n",
+        );
+    }
     for t in exporter.targets().iter().filter(|t| t.holds_readiness()) {
         out.push_str(&format!("- {}: {}\n", t.name(), describe(&t.standing())));
     }
@@ -190,6 +195,13 @@ fn describe(standing: &Standing) -> String {
         ),
         Standing::Failing {
             trouble,
+            released: Some(Release::Joined),
+        } => format!(
+            "failing: {}. It joined after start-up, so readiness does not wait for it; retried",
+            trouble.reason
+        ),
+        Standing::Failing {
+            trouble,
             released: None,
         } => format!(
             "failing: {}. Retried; readiness waits for this target up to --readiness.max-wait",
@@ -200,7 +212,7 @@ fn describe(standing: &Standing) -> String {
 
 fn landing<C: ImageBuilderApi>(exporter: &Exporter<C>, telemetry_path: &str) -> String {
     let mut targets = String::new();
-    for t in exporter.targets() {
+    for t in exporter.targets().iter() {
         targets.push_str(&format!(
             "<li>{}: {}</li>",
             html_escape(t.name()),

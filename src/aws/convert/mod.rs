@@ -5,8 +5,11 @@
 //! field never invents a value: it becomes absent and is reported as a
 //! [`DataIssue`]; an item that cannot be identified is skipped and reported.
 
+mod account;
 mod failure;
 mod pipeline;
+
+pub use account::account;
 
 use std::sync::Arc;
 
