@@ -86,6 +86,12 @@ grep -q "image: ghcr.io/example/imagebuilder-exporter:$version\$" deploy/kuberne
   || die "deploy/kubernetes/base/deployment.yaml: the image tag is not $version (Cargo.toml)"
 grep -q "newTag: $version\$" deploy/kubernetes/base/kustomization.yaml \
   || die "deploy/kubernetes/base/kustomization.yaml: newTag is not $version (Cargo.toml)"
+for f in deploy/kubernetes/components/organization-shards/statefulset.yaml; do
+  grep -q "image: ghcr.io/example/imagebuilder-exporter:$version\$" "$f" \
+    || die "$f: the image tag is not $version (Cargo.toml)"
+done
+grep -q "newTag: $version\$" deploy/kubernetes/components/organization-shards/kustomization.yaml \
+  || die "deploy/kubernetes/components/organization-shards/kustomization.yaml: newTag is not $version (Cargo.toml)"
 echo "$version"
 
 log "Kubernetes manifests: every kustomization under deploy/kubernetes (Kubernetes $K8S_VERSIONS)"

@@ -9,7 +9,7 @@ Every kustomization.yaml under the directory is checked: a Kustomization
 apply -k` renders it, and what it renders is validated; a Component is
 checked as the overlays that use it render it. What is checked, and how:
 
-* Core resources (ServiceAccount, Deployment, Service, ConfigMap): kubernetes-validate's
+* Core resources (ServiceAccount, Deployment or StatefulSet, Service, ConfigMap): kubernetes-validate's
   strict JSON schemas, for each Kubernetes version given. Strict rejects
   unknown fields, as `kubectl apply` (--validate=strict) does. A resource
   without a schema (a typo in apiVersion or kind) is an error here, not the
@@ -22,23 +22,26 @@ checked as the overlays that use it render it. What is checked, and how:
   (e.g. interval, a rule's `for`) and required fields. Fields the models do
   not know are rejected too, as for the rest.
 * Each kustomization.yaml: lists every manifest of its directory and
-  nothing else, and names the Deployment's image. What `kubectl kustomize`
-  renders is every resource its sources hold (its own files, and those of
-  the bases and components it names), all in the base's namespace, and
-  passes the same schemas.
+  nothing else (a configMapGenerator's files aside), and names the
+  workload's image. What `kubectl kustomize` renders is every resource its
+  sources hold (its own files, those of the bases and components it names,
+  the ConfigMaps it generates, less those a `$patch: delete` removes), all
+  in the base's namespace, and passes the same schemas.
 * What the operator and Grafana get: each rendered PrometheusRule carries
   exactly the groups of its rules file in alerts/, the dashboard ConfigMap
   (label grafana_dashboard: "1") holds dashboards/imagebuilder.json byte for
   byte, the jobs the rules name are the job the ServiceMonitor sets, and a
   `release` label, where one is set, is on every ServiceMonitor and
   PrometheusRule alike (kube-prometheus-stack selects both by it).
-* Across the rendered resources: the Service selects the Deployment's pods
-  and targets a container port; the ServiceMonitor selects the Service and
-  scrapes a port it has; the Deployment runs as the ServiceAccount, which
-  carries the IRSA annotation; every ConfigMap key the Deployment reads is
-  from a ConfigMap of the kustomization (an optional reference to a
-  misspelt name would silently leave the setting out). These mistakes pass
-  every schema and break scraping, credentials or settings.
+* Across the rendered resources: one workload (the Deployment, or the
+  StatefulSet of the sharded overlay, which names the Service); the Service
+  selects its pods and targets a container port; the ServiceMonitor selects
+  the Service and scrapes a port it has; the workload runs as the
+  ServiceAccount, which carries the IRSA annotation; every ConfigMap it
+  reads (a key, or a volume) is a ConfigMap of the kustomization (an
+  optional reference to a misspelt name would silently leave the setting
+  out). These mistakes pass every schema and break scraping, credentials or
+  settings.
 """
 
 import pathlib
@@ -168,11 +171,18 @@ def check_references(label, resources):
             return None
         return items[0]
 
-    deployment, service, monitor, account = (
-        one("Deployment"), one("Service"), one("ServiceMonitor"), one("ServiceAccount"))
-    if None in (deployment, service, monitor, account):
+    workloads = by_kind.get("Deployment", []) + by_kind.get("StatefulSet", [])
+    if len(workloads) != 1:
+        error(f"{label}: expected one Deployment or StatefulSet, found {len(workloads)}")
+        return
+    deployment = workloads[0]
+    workload = deployment["kind"]
+    service, monitor, account = one("Service"), one("ServiceMonitor"), one("ServiceAccount")
+    if None in (service, monitor, account):
         return
     before = len(errors)
+    if workload == "StatefulSet" and deployment["spec"].get("serviceName") != service["metadata"]["name"]:
+        error(f"{label}: StatefulSet: serviceName is not the Service's name")
     pod = deployment["spec"]["template"]
     pod_labels = pod["metadata"].get("labels", {})
     container_ports = [p for c in pod["spec"]["containers"] for p in c.get("ports", [])]
@@ -180,7 +190,7 @@ def check_references(label, resources):
     service_ports = {p.get("name"): p for p in service["spec"].get("ports", [])}
 
     if not labels_match(service["spec"].get("selector"), pod_labels):
-        error(f"{label}: Service: its selector does not match the Deployment's pod labels")
+        error(f"{label}: Service: its selector does not match the {workload}'s pod labels")
     for name, port in service_ports.items():
         if port.get("targetPort", port.get("port")) not in targets:
             error(f"{label}: Service: port {name} targets {port.get('targetPort')}, not a container port")
@@ -191,7 +201,7 @@ def check_references(label, resources):
         if ep.get("port") not in service_ports:
             error(f"{label}: ServiceMonitor: endpoint port {ep.get('port')!r} is not a port of the Service")
     if pod["spec"].get("serviceAccountName") != account["metadata"]["name"]:
-        error(f"{label}: Deployment: serviceAccountName is not the ServiceAccount's name")
+        error(f"{label}: {workload}: serviceAccountName is not the ServiceAccount's name")
     if "eks.amazonaws.com/role-arn" not in (account["metadata"].get("annotations") or {}):
         error(f"{label}: ServiceAccount: no eks.amazonaws.com/role-arn annotation (IRSA)")
     config_maps = {d["metadata"]["name"] for d in by_kind.get("ConfigMap", [])}
@@ -199,11 +209,16 @@ def check_references(label, resources):
         for env in c.get("env") or []:
             ref = (env.get("valueFrom") or {}).get("configMapKeyRef")
             if ref and ref.get("name") not in config_maps:
-                error(f"{label}: Deployment: {env['name']} reads ConfigMap {ref.get('name')!r}, "
+                error(f"{label}: {workload}: {env['name']} reads ConfigMap {ref.get('name')!r}, "
                       f"not one of the kustomization's ({', '.join(sorted(config_maps)) or 'none'})")
+    for volume in pod["spec"].get("volumes") or []:
+        ref = volume.get("configMap")
+        if ref and ref.get("name") not in config_maps:
+            error(f"{label}: {workload}: volume {volume['name']} is ConfigMap {ref.get('name')!r}, "
+                  f"not one of the kustomization's ({', '.join(sorted(config_maps)) or 'none'})")
     if len(errors) == before:
         print(f"OK    {label}: references: Service -> pods and port, ServiceMonitor -> Service "
-              "and port, Deployment -> ServiceAccount with IRSA and ConfigMaps")
+              f"and port, {workload} -> ServiceAccount with IRSA and ConfigMaps")
 
 
 def check_generated(label, resources, repo):
@@ -261,10 +276,13 @@ def kustomizations(root):
     return found
 
 
-def sources_of(directory, kustomization, seen=None):
+def sources_of(directory, kustomization, seen=None, deleted=None):
     """The documents a kustomization's own files hold, and those of the
-    bases and components it names, each with its file."""
+    bases and components it names, each with its file; the ConfigMaps it
+    generates; less what a `$patch: delete` patch anywhere in it removes."""
+    top = seen is None
     seen = set() if seen is None else seen
+    deleted = set() if deleted is None else deleted
     if directory.resolve() in seen:
         return []
     seen.add(directory.resolve())
@@ -273,10 +291,30 @@ def sources_of(directory, kustomization, seen=None):
         path = directory / entry
         if path.is_dir():
             child = path / "kustomization.yaml"
-            docs += sources_of(path, yaml.safe_load(child.read_text()) or {}, seen)
+            docs += sources_of(path, yaml.safe_load(child.read_text()) or {}, seen, deleted)
         else:
             docs += [(path, d) for d in load(path)]
+    for generator in kustomization.get("configMapGenerator") or []:
+        docs.append((directory / "kustomization.yaml",
+                     {"kind": "ConfigMap", "metadata": {"name": generator["name"]}}))
+    for patch in kustomization.get("patches") or []:
+        body = yaml.safe_load(patch.get("patch") or "") or {}
+        if isinstance(body, dict) and body.get("$patch") == "delete":
+            deleted.add((body.get("kind"), (body.get("metadata") or {}).get("name")))
+    if top:
+        docs = [(p, d) for p, d in docs
+                if (d.get("kind"), (d.get("metadata") or {}).get("name")) not in deleted]
     return docs
+
+
+def generated_name(doc, generators):
+    """A generated ConfigMap's name without kustomize's hash suffix."""
+    name = doc["metadata"]["name"]
+    if doc["kind"] == "ConfigMap":
+        for g in generators:
+            if re.fullmatch(re.escape(g) + r"-[a-z0-9]{10}", name):
+                return g
+    return name
 
 
 def check_kustomization(directory, kustomization, versions):
@@ -291,8 +329,10 @@ def check_kustomization(directory, kustomization, versions):
         error(f"{path}: kind {kind!r} is neither Kustomization nor Component")
     elif kustomization.get("apiVersion") != expected:
         error(f"{path}: apiVersion is not {expected}")
+    generated_from = {f for g in kustomization.get("configMapGenerator") or []
+                      for f in g.get("files") or []}
     files = sorted(p for p in directory.iterdir()
-                   if p.suffix in (".yaml", ".yml") and p != path)
+                   if p.suffix in (".yaml", ".yml") and p != path and p.name not in generated_from)
     listed_files = sorted(e for e in kustomization.get("resources") or []
                           if not (directory / e).is_dir())
     present = sorted(p.name for p in files)
@@ -305,7 +345,7 @@ def check_kustomization(directory, kustomization, versions):
     for file in files:
         for doc in load(file):
             validate(f"{file} {name_of(doc)}", doc, versions)
-            if doc["kind"] == "Deployment":
+            if doc["kind"] in ("Deployment", "StatefulSet"):
                 for c in doc["spec"]["template"]["spec"]["containers"]:
                     if c["image"].rsplit(":", 1)[0] not in images:
                         error(f"{path}: images does not name {c['image']}")
@@ -346,8 +386,11 @@ def main():
         rendered_count += 1
         before = len(errors)
         sources = [d for _, d in sources_of(directory, kustomization)]
-        if sorted(map(name_of, resources)) != sorted(map(name_of, sources)):
-            error(f"{label} rendered {sorted(map(name_of, resources))}, "
+        generators = {d["metadata"]["name"] for d in sources
+                      if d["kind"] == "ConfigMap" and "data" not in d and "apiVersion" not in d}
+        rendered_names = sorted(f"{d['kind']}/{generated_name(d, generators)}" for d in resources)
+        if rendered_names != sorted(map(name_of, sources)):
+            error(f"{label} rendered {rendered_names}, "
                   f"the files hold {sorted(map(name_of, sources))}")
         for doc in resources:
             where = f"{label}: {name_of(doc)}"

@@ -94,7 +94,7 @@ fn heading_of(flag: &str) -> &'static str {
     let prefix = flag.split('.').next().unwrap_or(flag);
     match prefix {
         "web" => "Web server:",
-        "config" => "Accounts and regions:",
+        "config" | "organization" | "shard" => "Accounts and regions:",
         "aws" => "AWS API:",
         "discovery" | "filter" | "labels" | "step-execution-id" => "Discovery: what is tracked:",
         "refresh" | "scrape" | "readiness" => "Refresh and readiness:",

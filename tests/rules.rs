@@ -397,11 +397,13 @@ fn expr_of(block: &str) -> String {
 
 /// Alerts about one exporter replica: they keep `instance` and fire once
 /// per replica, naming the replica to fix.
-const PER_REPLICA: [&str; 4] = [
+const PER_REPLICA: [&str; 5] = [
     "ImageBuilderExporterDown",
     "ImageBuilderExporterNotReady",
     "ImageBuilderExporterRefreshFailing",
     "ImageBuilderExporterNoRecentRefresh",
+    // Each replica (shard) lists the organisation itself.
+    "ImageBuilderExporterOrganizationUnlisted",
 ];
 /// `absent(...)` has one series or none, however many replicas there are;
 /// its `unless` side only silences it.

@@ -119,18 +119,31 @@ impl ExporterMetrics {
         }
     }
 
-    /// Registers the organisation's families: only an exporter with an
-    /// `organization` section serves them.
+    /// Registers the organisation's error counter: only an exporter with
+    /// an `organization` section serves the organisation's families.
     pub fn init_organization(&self) -> Result<(), MetricsError> {
-        for c in [
-            Box::new(self.organization_up.clone()) as Box<dyn Collector>,
-            Box::new(self.organization_last_success.clone()),
-            Box::new(self.organization_errors.clone()),
-            Box::new(self.organization_accounts.clone()),
-        ] {
-            self.registry.register(c)?;
+        Ok(self
+            .registry
+            .register(Box::new(self.organization_errors.clone()))?)
+    }
+
+    /// Serves `imagebuilder_exporter_organization_up` from the end of the
+    /// first listing on (absent before, as `imagebuilder_up` is: a start
+    /// is not a failure); with `listed`, also the accounts and the time of
+    /// the last success (absent until a listing succeeds). Registering
+    /// twice is harmless: the registry refuses the second.
+    pub fn show_organization(&self, listed: bool) {
+        let _ = self
+            .registry
+            .register(Box::new(self.organization_up.clone()));
+        if listed {
+            let _ = self
+                .registry
+                .register(Box::new(self.organization_last_success.clone()));
+            let _ = self
+                .registry
+                .register(Box::new(self.organization_accounts.clone()));
         }
-        Ok(())
     }
 
     /// Removes every series of a target that is no longer served (an

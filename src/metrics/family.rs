@@ -547,13 +547,13 @@ table! {
     };
     OrganizationUp = {
         name: "imagebuilder_exporter_organization_up",
-        help: "1 if the last listing of the organisation's accounts (organizations:ListAccounts) succeeded, 0 if it failed: the last known accounts are still exported. Absent without an organization section in --config.file.",
-        meaning: "With an `organization` section: 1 if the last `ListAccounts` listing succeeded, 0 if it failed (the last known accounts are still exported, but joins and leaves are not seen). Absent otherwise.",
+        help: "1 if the last listing of the organisation's accounts (organizations:ListAccounts) succeeded, 0 if it failed: the last known accounts are still exported. Absent until the first listing ends, and without an organization section in --config.file.",
+        meaning: "With an `organization` section: 1 if the last `ListAccounts` listing succeeded, 0 if it failed (the last known accounts are still exported, but joins and leaves are not seen). Absent until the first listing ends (a start is not a failure), and without the section.",
     };
     OrganizationLastSuccess = {
         name: "imagebuilder_exporter_organization_last_success_timestamp_seconds",
         help: "Unix time of the last successful listing of the organisation's accounts.",
-        meaning: "When the accounts were last listed; absent before the first success.",
+        meaning: "When the accounts were last listed; absent until a listing succeeds.",
     };
     OrganizationErrors = {
         name: "imagebuilder_exporter_organization_errors_total",
@@ -565,7 +565,7 @@ table! {
     OrganizationAccounts = {
         name: "imagebuilder_exporter_organization_accounts",
         help: "ACTIVE accounts of the organisation that the organization section's filters select, as last listed (each times each Region listed is a target, shared among shards).",
-        meaning: "ACTIVE accounts that the `organization` section's filters select, as last listed; each, in each Region listed, is a target (shared among the shards).",
+        meaning: "ACTIVE accounts that the `organization` section's filters select, as last listed (absent until a listing succeeds); each, in each Region listed, is a target (shared among the shards).",
     };
     ShardTargets = {
         name: "imagebuilder_exporter_shard_targets",

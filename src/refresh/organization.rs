@@ -165,6 +165,7 @@ where
                     self.metrics
                         .organization_last_success
                         .set(secs(self.clock.now()));
+                    self.metrics.show_organization(true);
                     let accounts = fetched.value;
                     let selected = accounts
                         .iter()
@@ -190,6 +191,7 @@ where
                 }
                 Err(e) => {
                     self.metrics.organization_up.set(0);
+                    self.metrics.show_organization(false);
                     self.metrics
                         .organization_errors
                         .with_label_values(&[e.code()])
