@@ -1,5 +1,6 @@
 //! Control endpoints under `/_sim/`, for tests that run the simulator as a
-//! separate process: read and reset call counts, read and set faults, what
+//! separate process: read and reset call counts (`GET calls/scopes`: by
+//! account, Region and operation), read and set faults, what
 //! an exporter should show (`GET failures`: the failed steps; `GET
 //! pipelines`: the pipelines' states), and the SQS queues: `GET queues/{name}` (depth and counts), `POST
 //! queues/{name}/messages` (the body, as is, becomes a message) and `PUT
@@ -95,7 +96,24 @@ pub(crate) async fn handle(
         )
     };
     match (req.method().clone(), path.as_str()) {
-        (Method::GET, "calls") => json(serde_json::json!(crate::sync::lock(&state.calls).clone())),
+        (Method::GET, "calls") => json(serde_json::json!(crate::sync::lock(&state.calls)
+            .by_operation()
+            .clone())),
+        (Method::GET, "calls/scopes") => {
+            let scopes = crate::sync::lock(&state.calls).by_scope();
+            let rows: Vec<serde_json::Value> = scopes
+                .into_iter()
+                .map(|(s, calls)| {
+                    serde_json::json!({
+                        "account": s.account,
+                        "region": s.region,
+                        "operation": s.operation,
+                        "calls": calls,
+                    })
+                })
+                .collect();
+            json(serde_json::Value::Array(rows))
+        }
         (Method::DELETE, "calls") => {
             crate::sync::lock(&state.calls).clear();
             json(serde_json::json!({}))

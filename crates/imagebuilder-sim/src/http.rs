@@ -80,9 +80,10 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
     }
     if path == "/" && req.method() == Method::POST {
         // STS speaks the query protocol on `/`.
+        let region = crate::credential_scope(req.headers()).1.to_string();
         return Ok(
             match Limited::new(req.into_body(), 1 << 16).collect().await {
-                Ok(b) => crate::sts::handle(&state, &b.to_bytes()),
+                Ok(b) => crate::sts::handle(&state, &region, &b.to_bytes()),
                 Err(_) => error_response(&state, &SimError::invalid("request body unreadable")),
             },
         );
@@ -97,7 +98,7 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
             },
         ));
     };
-    let account = state.record_call(op, req.headers());
+    let signer = state.record_call(op, req.headers());
     if state.session_expired(req.headers()) {
         // What Image Builder answers to a request signed with an expired
         // session token.
@@ -149,9 +150,12 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
     let answer = {
         let default = crate::sync::read(&state.store);
         let accounts = crate::sync::read(&state.accounts);
-        // The store of the signing credentials' account and region, if one
-        // was added; the default account's otherwise.
-        let store = account.and_then(|k| accounts.get(&k)).unwrap_or(&default);
+        // The store added for the signing account and Region, if any;
+        // the default store otherwise.
+        let added = accounts
+            .get(signer.account())
+            .and_then(|regions| regions.get(&signer.region));
+        let store = added.unwrap_or(&default);
         let now = state.clock.now();
         let ctx = Ctx { store, now, bad };
         match op {

@@ -78,7 +78,9 @@ impl Roles {
     }
 }
 
-pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Body> {
+/// Answers a query-protocol request signed for `region` (the Region of its
+/// signature, for the call counts).
+pub(crate) fn handle(state: &SimState, region: &str, body: &[u8]) -> Response<Body> {
     let params = form(body);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     match get("Action") {
@@ -93,9 +95,12 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Body> {
         }
         None => return error(state, 400, "MissingAction", "Missing Action"),
     }
-    *crate::sync::lock(&state.calls)
-        .entry("AssumeRole".into())
-        .or_insert(0) += 1;
+    // Counted against the account of the role asked for: the account
+    // whose builds the session will read.
+    let scope = get("RoleArn")
+        .and_then(role_account)
+        .unwrap_or(crate::scenario::ACCOUNT);
+    crate::sync::lock(&state.calls).record("AssumeRole", scope, region);
     // The model's constraints first, in its order of members.
     let checks = [
         ("RoleArn", "roleArn", &ARN, true),
