@@ -4,11 +4,13 @@
 //!
 //! It serves the read operations the exporter uses (plus
 //! `GetWorkflowExecution` and `ListWaitingWorkflowSteps`), can inject
-//! faults, and counts the calls it receives so that tests can assert call
-//! budgets. On the same endpoint it serves STS `AssumeRole` (`sts.rs`) and a
-//! minimal SQS (`sqs.rs`), to which it publishes Image Builder's
-//! EventBridge events (`events.rs`) once [`Simulator::enable_events`] is
-//! called.
+//! faults, and counts the calls it receives (per operation, and per
+//! account and Region: `calls.rs`) so that tests can assert call budgets.
+//! On the same endpoint it serves STS `AssumeRole` (`sts.rs`), a minimal
+//! SQS (`sqs.rs`), to which it publishes Image Builder's EventBridge events
+//! (`events.rs`) once [`Simulator::enable_events`] is called, and AWS
+//! Organizations' `ListAccounts` (`organizations.rs`) for an organisation of
+//! accounts that join, leave and are suspended at run time (`org.rs`).
 //!
 //! # Why a crate of its own
 //!
@@ -45,6 +47,8 @@ pub(crate) mod events;
 pub mod failure;
 pub mod faults;
 pub mod http;
+pub mod org;
+pub(crate) mod organizations;
 pub mod pipelines;
 #[cfg(test)]
 mod pipelines_sdk_tests;
@@ -78,6 +82,7 @@ use crate::serve::serve;
 pub use calls::CallScope;
 pub use failure::{DistributionPlan, SimFailureContext, SimRegionFailure};
 pub use faults::{BadAnswer, Faults};
+pub use org::{AccountState, JoinedMethod, OrgFault, SimAccount};
 pub use pipelines::{PipelineState, SimPipeline, SimSchedule};
 pub use queue::{QueueDepth, QueueFault, QueueStats};
 pub use store::Store;
@@ -137,6 +142,11 @@ pub(crate) struct SimState {
     /// Builds and pipelines added per account and Region (account →
     /// Region → store: looked up by `&str`, without allocating).
     pub(crate) accounts: RwLock<HashMap<String, HashMap<String, Store>>>,
+    /// What a member account of the organisation has in a Region it was
+    /// given no store for: nothing.
+    pub(crate) empty: Store,
+    /// The organisation (`org.rs`).
+    pub(crate) org: RwLock<org::Organization>,
     /// Roles that may be assumed.
     pub(crate) roles: Mutex<sts::Roles>,
     /// Access keys handed out by AssumeRole, and their account.
@@ -239,6 +249,8 @@ impl Simulator {
             state: Arc::new(SimState {
                 store: RwLock::new(store),
                 accounts: RwLock::new(HashMap::new()),
+                empty: Store::default(),
+                org: RwLock::new(org::Organization::default()),
                 roles: Mutex::new(sts::Roles::default()),
                 assumed: Mutex::new(HashMap::new()),
                 expiry: Mutex::new(HashMap::new()),
@@ -379,9 +391,11 @@ impl Simulator {
     }
 
     /// Lets `sts:AssumeRole` succeed for any role, with any external ID,
-    /// except those given to [`Simulator::deny_role`]: the standalone
-    /// simulator's default. The role's account is served the builds added
-    /// for it with [`Simulator::add_account`], or the default account's.
+    /// except those given to [`Simulator::deny_role`] and those of
+    /// accounts that left the organisation: the standalone simulator's
+    /// default. The role's account is served the builds added for it with
+    /// [`Simulator::add_account`] in the Region of the request; else, for
+    /// a member of the organisation, none; else the default account's.
     pub fn allow_any_role(&self) {
         lock(&self.state.roles).allow_any();
     }
@@ -396,6 +410,12 @@ impl Simulator {
     /// on. Sessions already handed out work until they expire, as in AWS.
     pub fn revoke_role(&self, role_arn: &str) {
         lock(&self.state.roles).deny(role_arn);
+    }
+
+    /// Undoes [`Simulator::deny_role`] and [`Simulator::revoke_role`]:
+    /// `role_arn` may be assumed again if something allows it.
+    pub fn undeny_role(&self, role_arn: &str) {
+        lock(&self.state.roles).undeny(role_arn);
     }
 
     /// Makes every session `AssumeRole` hands out from now on last

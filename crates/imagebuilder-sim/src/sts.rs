@@ -64,8 +64,12 @@ impl Roles {
         self.denied.insert(role_arn.into());
     }
 
+    pub(crate) fn undeny(&mut self, role_arn: &str) {
+        self.denied.remove(role_arn);
+    }
+
     /// True if `role_arn` may be assumed with this external ID.
-    fn permit(&self, role_arn: &str, external_id: Option<&str>) -> bool {
+    pub(crate) fn permit(&self, role_arn: &str, external_id: Option<&str>) -> bool {
         if self.denied.contains(role_arn) {
             return false;
         }
@@ -130,7 +134,10 @@ pub(crate) fn handle(state: &SimState, region: &str, body: &[u8]) -> Response<Bo
         );
     };
     let session = get("RoleSessionName").unwrap_or_default();
-    if !crate::sync::lock(&state.roles).permit(role, get("ExternalId")) {
+    // An account that left the organisation lost its member roles (see
+    // `org.rs`).
+    let left = crate::sync::read(&state.org).has_left(account);
+    if left || !crate::sync::lock(&state.roles).permit(role, get("ExternalId")) {
         return error(
             state,
             403,
@@ -221,5 +228,7 @@ mod tests {
         roles.deny(ROLE);
         assert!(!roles.permit(ROLE, None));
         assert!(roles.permit("arn:aws:iam::111111111111:role/x", None));
+        roles.undeny(ROLE);
+        assert!(roles.permit(ROLE, None));
     }
 }
