@@ -49,6 +49,8 @@ pub mod faults;
 pub mod http;
 pub mod org;
 pub(crate) mod organizations;
+#[cfg(test)]
+mod organizations_sdk_tests;
 pub mod pipelines;
 #[cfg(test)]
 mod pipelines_sdk_tests;

@@ -1,5 +1,6 @@
-//! Worlds for the simulator: the demo, and accounts of a given size for
-//! benchmarks and soak tests. Everything is generated from a seed, so a
+//! Worlds for the simulator: the demo, accounts of a given size for
+//! benchmarks and soak tests, and organisations of such accounts
+//! (`scenario/organization.rs`). Everything is generated from a seed, so a
 //! scenario is the same at every run.
 
 use std::collections::BTreeMap;
@@ -9,6 +10,9 @@ pub use crate::builders::{
     relocate, BuildShape, Ids, ACCOUNT, BUILD_STEPS, BUILD_WORKFLOW, PIPELINES_CREATED, REGION,
     TEST_STEPS, TEST_WORKFLOW,
 };
+pub use organization::{organization, OrganizationSpec, OrganizationWorld};
+
+mod organization;
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::failure::{DistributionPlan, SimRegionFailure};
 use crate::pipelines::{SimPipeline, SimSchedule};
