@@ -48,6 +48,8 @@ pub mod failure;
 pub mod faults;
 pub mod http;
 pub mod org;
+#[cfg(test)]
+mod org_http_tests;
 pub(crate) mod organizations;
 #[cfg(test)]
 mod organizations_sdk_tests;
