@@ -1,19 +1,25 @@
 //! Control endpoints under `/_sim/`, for tests that run the simulator as a
-//! separate process: read and reset call counts, read and set faults, what
+//! separate process: read and reset call counts (`GET calls/scopes`: by
+//! account, Region and operation), read and set faults, what
 //! an exporter should show (`GET failures`: the failed steps; `GET
-//! pipelines`: the pipelines' states), and the SQS queues: `GET queues/{name}` (depth and counts), `POST
+//! pipelines`: the pipelines' states), the SQS queues: `GET queues/{name}` (depth and counts), `POST
 //! queues/{name}/messages` (the body, as is, becomes a message) and `PUT
 //! queues/{name}/fault` (`{"fault": "access_denied" | "queue_does_not_exist" |
-//! null}`).
+//! null}`), and the organisation (`organization…`, see [`organization`]).
+
+use std::sync::Arc;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
+use serde::Deserialize;
 
+use crate::clock::Clock;
 use crate::faults::Faults;
+use crate::org::{AccountState, JoinedMethod, OrgFault, SimAccount};
 use crate::queue::QueueFault;
 use crate::serve::{respond, Body};
-use crate::SimState;
+use crate::{SimState, Simulator};
 
 /// Every step execution of the default account that has ended FAILED by
 /// the simulator's now: what an exporter should count.
@@ -83,7 +89,7 @@ fn pipelines(state: &SimState) -> serde_json::Value {
 }
 
 pub(crate) async fn handle(
-    state: &SimState,
+    state: &Arc<SimState>,
     path: String,
     req: Request<Incoming>,
 ) -> Response<Body> {
@@ -95,7 +101,24 @@ pub(crate) async fn handle(
         )
     };
     match (req.method().clone(), path.as_str()) {
-        (Method::GET, "calls") => json(serde_json::json!(crate::sync::lock(&state.calls).clone())),
+        (Method::GET, "calls") => json(serde_json::json!(crate::sync::lock(&state.calls)
+            .by_operation()
+            .clone())),
+        (Method::GET, "calls/scopes") => {
+            let scopes = crate::sync::lock(&state.calls).by_scope();
+            let rows: Vec<serde_json::Value> = scopes
+                .into_iter()
+                .map(|(s, calls)| {
+                    serde_json::json!({
+                        "account": s.account,
+                        "region": s.region,
+                        "operation": s.operation,
+                        "calls": calls,
+                    })
+                })
+                .collect();
+            json(serde_json::Value::Array(rows))
+        }
         (Method::DELETE, "calls") => {
             crate::sync::lock(&state.calls).clear();
             json(serde_json::json!({}))
@@ -117,6 +140,12 @@ pub(crate) async fn handle(
             }
         }
         (method, p) if p.starts_with("queues/") => queue(state, method, p, req).await,
+        (method, p) if p == "organization" || p.starts_with("organization/") => {
+            let sim = Simulator {
+                state: state.clone(),
+            };
+            organization(&sim, method, p, req).await
+        }
         _ => respond(404, "text/plain", "unknown simulator control endpoint\n"),
     }
 }
@@ -180,5 +209,158 @@ async fn queue(
             }
         }
         _ => respond(404, "text/plain", "unknown simulator queue endpoint\n"),
+    }
+}
+
+/// A body to join an account with: the account, and the Regions it has
+/// builds in (`builds` finished builds over `images` images in each, as
+/// `scenario::sized` makes them, 20 and 5 by default).
+#[derive(Deserialize)]
+struct Join {
+    id: String,
+    name: String,
+    email: Option<String>,
+    state: Option<AccountState>,
+    joined_method: Option<JoinedMethod>,
+    #[serde(default)]
+    regions: Vec<String>,
+    builds: Option<usize>,
+    images: Option<usize>,
+}
+
+/// The organisation's controls:
+///
+/// - `GET organization`: its ID, accounts and fault;
+/// - `PUT organization/fault` `{"fault": "access_denied" |
+///   "too_many_requests" | "not_in_use" | "service_exception" | null}`;
+/// - `POST organization/accounts` ([`Join`]): an account joins;
+/// - `DELETE organization/accounts/{id}`: it leaves;
+/// - `PUT organization/accounts/{id}/state` `{"state": "SUSPENDED"}` (any
+///   `AccountState`);
+/// - `PUT organization/accounts/{id}/role` `{"denied": true | false}`: its
+///   member role denies the exporter, or trusts it again.
+async fn organization(
+    sim: &Simulator,
+    method: Method,
+    path: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let body = match Limited::new(req.into_body(), 1 << 16).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return respond(400, "text/plain", "unreadable body\n"),
+    };
+    let json = |v: serde_json::Value| respond(200, "application/json", v.to_string());
+    let bad = |e: String| respond(400, "text/plain", format!("{e}\n"));
+    let missing = |id: &str| respond(404, "text/plain", format!("no member account {id}\n"));
+    let rest = path
+        .trim_start_matches("organization")
+        .trim_start_matches('/');
+    let parts: Vec<&str> = rest.split('/').collect();
+    match (method, parts.as_slice()) {
+        (Method::GET, [""]) => {
+            let state = crate::sync::read(&sim.state.org);
+            let accounts: Vec<serde_json::Value> = state
+                .listed()
+                .iter()
+                .map(|a| state.account_json(a))
+                .collect();
+            json(serde_json::json!({
+                "id": state.id,
+                "accounts": accounts,
+                "fault": state.fault,
+            }))
+        }
+        (Method::PUT, ["fault"]) => {
+            #[derive(Deserialize)]
+            struct Fault {
+                fault: Option<OrgFault>,
+            }
+            match serde_json::from_slice::<Fault>(&body) {
+                Ok(f) => {
+                    sim.set_organization_fault(f.fault);
+                    json(serde_json::json!({ "fault": f.fault }))
+                }
+                Err(e) => bad(format!("invalid fault: {e}")),
+            }
+        }
+        (Method::POST, ["accounts"]) => {
+            let j = match serde_json::from_slice::<Join>(&body) {
+                Ok(j) => j,
+                Err(e) => return bad(format!("invalid account: {e}")),
+            };
+            let now = sim.state.clock.now();
+            let mut account = SimAccount::new(&j.id, &j.name, now);
+            if let Some(e) = j.email {
+                account.email = e;
+            }
+            account.state = j.state.unwrap_or(account.state);
+            account.joined_method = j.joined_method.unwrap_or(account.joined_method);
+            let seed = j.id.parse::<u64>().unwrap_or(0);
+            let stores: Vec<(String, crate::Store)> = j
+                .regions
+                .iter()
+                .map(|region| {
+                    let store = crate::scenario::sized_with(
+                        now,
+                        j.builds.unwrap_or(20),
+                        j.images.unwrap_or(5),
+                        0,
+                        20 * 3600 * crate::clock::NANOS_PER_SEC,
+                        seed ^ region.bytes().fold(0, |h, b| h * 31 + u64::from(b)),
+                        |b| crate::scenario::relocate(b, &j.id, region),
+                    );
+                    (region.clone(), store)
+                })
+                .collect();
+            match sim.join_account(account.clone(), stores) {
+                Ok(()) => json(serde_json::json!(account)),
+                Err(e) => bad(e),
+            }
+        }
+        (Method::DELETE, ["accounts", id]) => {
+            if sim.leave_account(id) {
+                json(serde_json::json!({ "left": id }))
+            } else {
+                missing(id)
+            }
+        }
+        (Method::PUT, ["accounts", id, "state"]) => {
+            #[derive(Deserialize)]
+            struct State {
+                state: AccountState,
+            }
+            match serde_json::from_slice::<State>(&body) {
+                Ok(s) if sim.set_account_state(id, s.state) => {
+                    json(serde_json::json!({ "id": id, "state": s.state }))
+                }
+                Ok(_) => missing(id),
+                Err(e) => bad(format!("invalid state: {e}")),
+            }
+        }
+        (Method::PUT, ["accounts", id, "role"]) => {
+            #[derive(Deserialize)]
+            struct Role {
+                denied: bool,
+            }
+            let Some(arn) = sim.member_role_arn(id) else {
+                return bad("no member role is set".into());
+            };
+            match serde_json::from_slice::<Role>(&body) {
+                Ok(r) => {
+                    if r.denied {
+                        sim.deny_role(&arn);
+                    } else {
+                        sim.undeny_role(&arn);
+                    }
+                    json(serde_json::json!({ "role_arn": arn, "denied": r.denied }))
+                }
+                Err(e) => bad(format!("invalid role: {e}")),
+            }
+        }
+        _ => respond(
+            404,
+            "text/plain",
+            "unknown simulator organization endpoint\n",
+        ),
     }
 }

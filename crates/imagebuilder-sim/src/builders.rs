@@ -269,6 +269,35 @@ pub fn planned_build(
     }
 }
 
+/// Moves a build made here (account 123456789012, us-east-1) to `account`
+/// and `region`: its ARN (and so its owner), its pipeline's, its workflows'
+/// (AWS-managed, of the Region) and its messages, so that each account and
+/// Region of an organisation has builds of its own.
+pub fn relocate(b: &mut SimBuild, account: &str, region: &str) {
+    let (from, to) = (
+        format!(":{REGION}:{ACCOUNT}:"),
+        format!(":{region}:{account}:"),
+    );
+    let (aws_from, aws_to) = (format!(":{REGION}:aws:"), format!(":{region}:aws:"));
+    let (zone_from, zone_to) = (format!("({REGION}a)"), format!("({region}a)"));
+    let fix = |s: &mut String, from: &str, to: &str| {
+        if s.contains(from) {
+            *s = s.replace(from, to);
+        }
+    };
+    fix(&mut b.arn, &from, &to);
+    for s in b.pipeline_arn.iter_mut().chain(b.reason.iter_mut()) {
+        fix(s, &from, &to);
+    }
+    for w in &mut b.workflows {
+        fix(&mut w.arn, &aws_from, &aws_to);
+        for s in &mut w.steps {
+            fix(&mut s.failure_message, &from, &to);
+            fix(&mut s.failure_message, &zone_from, &zone_to);
+        }
+    }
+}
+
 /// A build that fails before any workflow runs (an invalid infrastructure
 /// configuration, say): FAILED with a reason, and no failed step.
 pub fn failed_before_workflows(image: &str, n: u32, created: Nanos, reason: &str) -> SimBuild {
@@ -292,6 +321,37 @@ pub fn failed_before_workflows(image: &str, n: u32, created: Nanos, reason: &str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relocated_builds_name_their_account_and_region() {
+        let shape = BuildShape {
+            failure: Some((0, 2, Outcome::Failed)),
+            ..BuildShape::default()
+        };
+        let mut b = planned_build(&mut Ids::new(1), "web", 3, 0, &shape);
+        relocate(&mut b, "210987654321", "eu-west-1");
+        assert_eq!(
+            b.arn,
+            "arn:aws:imagebuilder:eu-west-1:210987654321:image/web/1.0.0/3"
+        );
+        assert_eq!(
+            b.workflows[0].arn,
+            "arn:aws:imagebuilder:eu-west-1:aws:workflow/build/build-image/1.0.0/1"
+        );
+        let messages: Vec<&str> = b
+            .workflows
+            .iter()
+            .flat_map(|w| &w.steps)
+            .map(|s| s.failure_message.as_str())
+            .collect();
+        assert!(messages
+            .iter()
+            .any(|m| m.contains("arn:aws:imagebuilder:eu-west-1:210987654321:component/")));
+        assert!(messages.iter().any(|m| m.contains("(eu-west-1a)")));
+        assert!(messages
+            .iter()
+            .all(|m| !m.contains("us-east-1") && !m.contains("123456789012")));
+    }
 
     #[test]
     fn ids_match_the_api_patterns() {

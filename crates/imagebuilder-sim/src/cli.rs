@@ -6,6 +6,7 @@
 //! imagebuilder-sim --listen 127.0.0.1:4566 --scenario demo --events-queue imagebuilder-events
 //! AWS_ENDPOINT_URL_IMAGEBUILDER=http://127.0.0.1:4566 AWS_ENDPOINT_URL_SQS=http://127.0.0.1:4566 \
 //!   imagebuilder-exporter --events.sqs-queue-url=http://127.0.0.1:4566/123456789012/imagebuilder-events
+//! imagebuilder-sim --scenario organization --accounts 20 --regions us-east-1,eu-west-1 --builds 20
 //! ```
 
 use std::future::Future;
@@ -40,6 +41,8 @@ enum Scenario {
     Demo,
     /// `--builds` finished builds over `--images` images, plus `--running`.
     Sized,
+    /// An AWS organisation of `--accounts` accounts (the management account 123456789012 and members team-001, …, the last `--sandboxes` named sandbox-001, …), each with a sized world (`--builds`, `--images`, `--running`) in each of `--regions`, and the role `--role-name` trusted in each.
+    Organization,
 }
 
 /// What `--help` says the simulator is, and how to point the exporter at it.
@@ -61,15 +64,28 @@ pub struct Args {
     /// The simulated account's builds.
     #[arg(long, value_enum, default_value = "demo")]
     scenario: Scenario,
-    /// Finished builds (sized scenario).
+    /// Finished builds (sized scenario; organization: per account and Region).
     #[arg(long, default_value_t = 100)]
     builds: usize,
-    /// Images the builds are spread over (sized scenario).
+    /// Images the builds are spread over (sized and organization scenarios).
     #[arg(long, default_value_t = 5)]
     images: usize,
-    /// Builds in flight (sized scenario).
+    /// Builds in flight (sized scenario; organization: per account and Region).
     #[arg(long, default_value_t = 3)]
     running: usize,
+    /// Accounts of the organization scenario, the management account included.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    accounts: u32,
+    /// Regions each account of the organization scenario has builds in, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "us-east-1,eu-west-1", value_parser = region)]
+    regions: Vec<String>,
+    /// Members of the organization scenario named sandbox-NNN rather than team-NNN.
+    #[arg(long, default_value_t = 2)]
+    sandboxes: usize,
+    /// The role trusted in every account of the organization scenario
+    /// (arn:aws:iam::ACCOUNT:role/NAME).
+    #[arg(long = "role-name", default_value = "imagebuilder-exporter", value_parser = role_name)]
+    role_name: String,
     /// Seed of the scenario and of injected faults.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -105,6 +121,35 @@ fn role_arn(s: &str) -> Result<String, String> {
     match role_account(s) {
         Some(_) => Ok(s.to_string()),
         None => Err("an IAM role ARN like arn:aws:iam::123456789012:role/name".into()),
+    }
+}
+
+/// A Region name such as `us-east-1`: lower-case letters and digits in
+/// hyphen-separated parts.
+fn region(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("a Region name like us-east-1".into())
+    }
+}
+
+/// An IAM role name: 1 to 64 letters, digits and `_+=,.@-`.
+fn role_name(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("an IAM role name: 1 to 64 letters, digits and _+=,.@-".into())
     }
 }
 
@@ -206,18 +251,49 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> ExitCode {
         ScaledClock::new(SystemClock.now(), args.speed)
     };
     let now = clock.now();
-    let store = match args.scenario {
-        Scenario::Demo => scenario::demo(now, args.seed),
-        Scenario::Sized => scenario::sized(
-            now,
-            args.builds,
-            args.images,
-            args.running,
-            20 * 3600 * NANOS_PER_SEC,
-            args.seed,
+    let span = 20 * 3600 * NANOS_PER_SEC;
+    let (store, organization) = match args.scenario {
+        Scenario::Demo => (scenario::demo(now, args.seed), None),
+        Scenario::Sized => (
+            scenario::sized(now, args.builds, args.images, args.running, span, args.seed),
+            None,
         ),
+        Scenario::Organization => {
+            let spec = scenario::OrganizationSpec {
+                accounts: args.accounts as usize,
+                regions: args.regions.clone(),
+                builds: args.builds,
+                images: args.images,
+                running: args.running,
+                span,
+                role_name: args.role_name.clone(),
+                sandboxes: args.sandboxes,
+                seed: args.seed,
+            };
+            // Requests signed with other credentials than an assumed
+            // role's read the management account's stores.
+            (
+                crate::Store::default(),
+                Some(scenario::organization(now, &spec)),
+            )
+        }
     };
     let sim = Simulator::new(clock, store, args.seed);
+    if let Some(world) = organization {
+        let (id, accounts) = (world.id.clone(), world.accounts.len());
+        if let Err(e) = world.install(&sim) {
+            tracing::error!(error = %e, "cannot build the organization");
+            return ExitCode::from(1);
+        }
+        tracing::info!(
+            organization = %id,
+            accounts,
+            regions = %args.regions.join(","),
+            builds_per_account_and_region = args.builds + args.running,
+            member_role = %format!("arn:aws:iam::ACCOUNT:role/{}", args.role_name),
+            "organization ready"
+        );
+    }
     sim.allow_any_role();
     for role in &args.deny_roles {
         sim.deny_role(role);
@@ -245,6 +321,7 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()>) -> ExitCode {
     tracing::info!(endpoint = %url, "simulator ready");
     println!("AWS_ENDPOINT_URL_IMAGEBUILDER={url}");
     println!("AWS_ENDPOINT_URL_STS={url}");
+    println!("AWS_ENDPOINT_URL_ORGANIZATIONS={url}");
     if let Some(name) = &args.events_queue {
         sim.enable_events(name);
         let queue = queue_url(&url, name);
@@ -296,5 +373,30 @@ mod tests {
         assert_eq!(args.latency, Duration::from_secs(90));
         assert_eq!(args.deny_roles.len(), 1);
         assert!(Args::try_parse_from(["imagebuilder-sim", "--deny-role", "x"]).is_err());
+        let args = Args::try_parse_from([
+            "imagebuilder-sim",
+            "--scenario",
+            "organization",
+            "--accounts",
+            "300",
+            "--regions",
+            "us-east-1,ap-southeast-2",
+            "--role-name",
+            "ibx-reader",
+        ])
+        .unwrap();
+        assert_eq!(args.accounts, 300);
+        assert_eq!(args.regions, ["us-east-1", "ap-southeast-2"]);
+        assert_eq!(args.role_name, "ibx-reader");
+        for bad in [
+            ["--accounts", "0"],
+            ["--regions", "us-east-1,Mars"],
+            ["--regions", "us-east-1,"],
+            ["--role-name", "has space"],
+        ] {
+            let mut argv = vec!["imagebuilder-sim", "--scenario", "organization"];
+            argv.extend(bad);
+            assert!(Args::try_parse_from(argv).is_err(), "{bad:?} was accepted");
+        }
     }
 }

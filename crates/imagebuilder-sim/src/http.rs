@@ -74,15 +74,25 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("AmazonSQS."));
+    let organizations = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with(crate::organizations::TARGET_PREFIX));
     if path == "/" && req.method() == Method::POST && sqs {
         // SQS speaks AWS JSON 1.0 on `/`, told apart by its target.
         return Ok(crate::sqs::handle(state, req).await);
     }
+    if path == "/" && req.method() == Method::POST && organizations {
+        // Organizations speaks AWS JSON 1.1 on `/`, told apart likewise.
+        return Ok(crate::organizations::handle(state, req).await);
+    }
     if path == "/" && req.method() == Method::POST {
         // STS speaks the query protocol on `/`.
+        let region = crate::credential_scope(req.headers()).1.to_string();
         return Ok(
             match Limited::new(req.into_body(), 1 << 16).collect().await {
-                Ok(b) => crate::sts::handle(&state, &b.to_bytes()),
+                Ok(b) => crate::sts::handle(&state, &region, &b.to_bytes()),
                 Err(_) => error_response(&state, &SimError::invalid("request body unreadable")),
             },
         );
@@ -97,7 +107,7 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
             },
         ));
     };
-    let account = state.record_call(op, req.headers());
+    let signer = state.record_call(op, req.headers());
     if state.session_expired(req.headers()) {
         // What Image Builder answers to a request signed with an expired
         // session token.
@@ -107,6 +117,26 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
                 status: 403,
                 code: "ExpiredTokenException",
                 message: "The security token included in the request is expired".into(),
+            },
+        ));
+    }
+    // The signing account's standing in the organisation: a member that
+    // is not ACTIVE is refused, as AWS refuses an account not in good
+    // standing (see `org.rs`); a member has only the stores it was given.
+    let (standing, member) = {
+        let org = crate::sync::read(&state.org);
+        (
+            org.state_of(signer.account()),
+            org.is_member(signer.account()),
+        )
+    };
+    if standing.is_some_and(|s| s != crate::org::AccountState::Active) {
+        return Ok(error_response(
+            &state,
+            &SimError {
+                status: 400,
+                code: "SubscriptionRequiredException",
+                message: "The AWS Access Key Id needs a subscription for the service".into(),
             },
         ));
     }
@@ -149,9 +179,14 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Hand
     let answer = {
         let default = crate::sync::read(&state.store);
         let accounts = crate::sync::read(&state.accounts);
-        // The store of the signing credentials' account and region, if one
-        // was added; the default account's otherwise.
-        let store = account.and_then(|k| accounts.get(&k)).unwrap_or(&default);
+        // The store added for the signing account and Region; else, for
+        // a member of the organisation, nothing; else the default store.
+        let added = accounts
+            .get(signer.account())
+            .and_then(|regions| regions.get(&signer.region));
+        let store = added
+            .or_else(|| member.then_some(&state.empty))
+            .unwrap_or(&default);
         let now = state.clock.now();
         let ctx = Ctx { store, now, bad };
         match op {

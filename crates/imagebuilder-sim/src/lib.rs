@@ -4,11 +4,13 @@
 //!
 //! It serves the read operations the exporter uses (plus
 //! `GetWorkflowExecution` and `ListWaitingWorkflowSteps`), can inject
-//! faults, and counts the calls it receives so that tests can assert call
-//! budgets. On the same endpoint it serves STS `AssumeRole` (`sts.rs`) and a
-//! minimal SQS (`sqs.rs`), to which it publishes Image Builder's
-//! EventBridge events (`events.rs`) once [`Simulator::enable_events`] is
-//! called.
+//! faults, and counts the calls it receives (per operation, and per
+//! account and Region: `calls.rs`) so that tests can assert call budgets.
+//! On the same endpoint it serves STS `AssumeRole` (`sts.rs`), a minimal
+//! SQS (`sqs.rs`), to which it publishes Image Builder's EventBridge events
+//! (`events.rs`) once [`Simulator::enable_events`] is called, and AWS
+//! Organizations' `ListAccounts` (`organizations.rs`) for an organisation of
+//! accounts that join, leave and are suspended at run time (`org.rs`).
 //!
 //! # Why a crate of its own
 //!
@@ -37,6 +39,7 @@ pub mod build;
 #[cfg(test)]
 mod build_tests;
 pub mod builders;
+pub mod calls;
 pub mod cli;
 pub mod clock;
 pub(crate) mod constraints;
@@ -44,6 +47,12 @@ pub(crate) mod events;
 pub mod failure;
 pub mod faults;
 pub mod http;
+pub mod org;
+#[cfg(test)]
+mod org_http_tests;
+pub(crate) mod organizations;
+#[cfg(test)]
+mod organizations_sdk_tests;
 pub mod pipelines;
 #[cfg(test)]
 mod pipelines_sdk_tests;
@@ -71,10 +80,13 @@ use crate::sync::lock;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+use crate::calls::Calls;
 use crate::clock::Clock;
 use crate::serve::serve;
+pub use calls::CallScope;
 pub use failure::{DistributionPlan, SimFailureContext, SimRegionFailure};
 pub use faults::{BadAnswer, Faults};
+pub use org::{AccountState, JoinedMethod, OrgFault, SimAccount};
 pub use pipelines::{PipelineState, SimPipeline, SimSchedule};
 pub use queue::{QueueDepth, QueueFault, QueueStats};
 pub use store::Store;
@@ -92,11 +104,53 @@ pub fn queue_url(endpoint: &str, name: &str) -> String {
     )
 }
 
+/// The SigV4 credential scope of a request: the access key ID and the
+/// Region of `Authorization: AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, …`
+/// (`"(unsigned)"` and `""` without one).
+pub(crate) fn credential_scope(headers: &hyper::HeaderMap) -> (&str, &str) {
+    let mut scope = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("Credential=").nth(1))
+        .and_then(|c| c.split([',', ' ']).next())
+        .unwrap_or_default()
+        .split('/');
+    let key = scope
+        .next()
+        .filter(|k| !k.is_empty())
+        .unwrap_or("(unsigned)");
+    let region = scope.nth(1).unwrap_or_default();
+    (key, region)
+}
+
+/// Who signed a request: the account of the assumed role whose credentials
+/// signed it (`None`: other credentials, the default account's), and the
+/// Region of its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Signer {
+    pub(crate) assumed: Option<String>,
+    pub(crate) region: String,
+}
+
+impl Signer {
+    /// The account the request acts in: the assumed role's, or the
+    /// default (management) account.
+    pub(crate) fn account(&self) -> &str {
+        self.assumed.as_deref().unwrap_or(scenario::ACCOUNT)
+    }
+}
+
 pub(crate) struct SimState {
     /// The default account's builds and pipelines (any region).
     pub(crate) store: RwLock<Store>,
-    /// Other accounts' builds and pipelines, by (account, region).
-    pub(crate) accounts: RwLock<HashMap<(String, String), Store>>,
+    /// Builds and pipelines added per account and Region (account →
+    /// Region → store: looked up by `&str`, without allocating).
+    pub(crate) accounts: RwLock<HashMap<String, HashMap<String, Store>>>,
+    /// What a member account of the organisation has in a Region it was
+    /// given no store for: nothing.
+    pub(crate) empty: Store,
+    /// The organisation (`org.rs`).
+    pub(crate) org: RwLock<org::Organization>,
     /// Roles that may be assumed.
     pub(crate) roles: Mutex<sts::Roles>,
     /// Access keys handed out by AssumeRole, and their account.
@@ -107,8 +161,7 @@ pub(crate) struct SimState {
     /// [`Simulator::set_session_lifetime`]).
     pub(crate) session_lifetime: Mutex<Option<Duration>>,
     faults: RwLock<Faults>,
-    calls: Mutex<BTreeMap<String, u64>>,
-    access_keys: Mutex<BTreeMap<String, u64>>,
+    pub(crate) calls: Mutex<Calls>,
     pub(crate) clock: Arc<dyn Clock>,
     rng: Mutex<fastrand::Rng>,
     requests: AtomicU64,
@@ -124,38 +177,25 @@ impl SimState {
         crate::sync::read(&self.faults).clone()
     }
 
-    /// Counts a call; returns the (account, region) of assumed-role
-    /// credentials that signed it.
-    pub(crate) fn record_call(
-        &self,
-        op: &str,
-        headers: &hyper::HeaderMap,
-    ) -> Option<(String, String)> {
-        *lock(&self.calls).entry(op.to_string()).or_insert(0) += 1;
-        // SigV4: `AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, …`
-        let scope: Vec<&str> = headers
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split("Credential=").nth(1))
-            .and_then(|c| c.split([',', ' ']).next())
-            .map(|c| c.split('/').collect())
-            .unwrap_or_default();
-        let key = scope.first().copied().unwrap_or("(unsigned)").to_string();
-        let region = scope.get(2).copied().unwrap_or_default().to_string();
-        *lock(&self.access_keys).entry(key.clone()).or_insert(0) += 1;
-        let account = lock(&self.assumed).get(&key).cloned()?;
-        Some((account, region))
+    /// Counts a call (by operation, by signing access key, and by the
+    /// account and Region it acts in); returns who signed it.
+    pub(crate) fn record_call(&self, op: &str, headers: &hyper::HeaderMap) -> Signer {
+        let (key, region) = credential_scope(headers);
+        let assumed = lock(&self.assumed).get(key).cloned();
+        let signer = Signer {
+            assumed,
+            region: region.to_string(),
+        };
+        let mut calls = lock(&self.calls);
+        calls.record(op, signer.account(), region);
+        calls.record_key(key);
+        signer
     }
 
     /// True if the request was signed with assumed-role credentials whose
     /// session has expired by the simulator's clock.
     pub(crate) fn session_expired(&self, headers: &hyper::HeaderMap) -> bool {
-        let key = headers
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split("Credential=").nth(1))
-            .and_then(|c| c.split(['/', ',', ' ']).next())
-            .unwrap_or_default();
+        let (key, _) = credential_scope(headers);
         lock(&self.expiry)
             .get(key)
             .is_some_and(|&expires| self.clock.now() >= expires)
@@ -213,13 +253,14 @@ impl Simulator {
             state: Arc::new(SimState {
                 store: RwLock::new(store),
                 accounts: RwLock::new(HashMap::new()),
+                empty: Store::default(),
+                org: RwLock::new(org::Organization::default()),
                 roles: Mutex::new(sts::Roles::default()),
                 assumed: Mutex::new(HashMap::new()),
                 expiry: Mutex::new(HashMap::new()),
                 session_lifetime: Mutex::new(None),
                 faults: RwLock::new(Faults::default()),
-                calls: Mutex::new(BTreeMap::new()),
-                access_keys: Mutex::new(BTreeMap::new()),
+                calls: Mutex::new(Calls::default()),
                 clock,
                 rng: Mutex::new(fastrand::Rng::with_seed(seed)),
                 requests: AtomicU64::new(1),
@@ -336,9 +377,14 @@ impl Simulator {
     }
 
     /// Serves `store` to requests signed with credentials of a role in
-    /// `account`, in `region`.
+    /// `account`, in `region` (for the default account 123456789012, to
+    /// requests signed with any other credentials too, in `region`),
+    /// instead of the default store.
     pub fn add_account(&self, account: &str, region: &str, store: Store) {
-        crate::sync::write(&self.state.accounts).insert((account.into(), region.into()), store);
+        crate::sync::write(&self.state.accounts)
+            .entry(account.into())
+            .or_default()
+            .insert(region.into(), store);
     }
 
     /// Lets `sts:AssumeRole` succeed for `role_arn` (with this external ID,
@@ -349,9 +395,11 @@ impl Simulator {
     }
 
     /// Lets `sts:AssumeRole` succeed for any role, with any external ID,
-    /// except those given to [`Simulator::deny_role`]: the standalone
-    /// simulator's default. The role's account is served the builds added
-    /// for it with [`Simulator::add_account`], or the default account's.
+    /// except those given to [`Simulator::deny_role`] and those of
+    /// accounts that left the organisation: the standalone simulator's
+    /// default. The role's account is served the builds added for it with
+    /// [`Simulator::add_account`] in the Region of the request; else, for
+    /// a member of the organisation, none; else the default account's.
     pub fn allow_any_role(&self) {
         lock(&self.state.roles).allow_any();
     }
@@ -366,6 +414,12 @@ impl Simulator {
     /// on. Sessions already handed out work until they expire, as in AWS.
     pub fn revoke_role(&self, role_arn: &str) {
         lock(&self.state.roles).deny(role_arn);
+    }
+
+    /// Undoes [`Simulator::deny_role`] and [`Simulator::revoke_role`]:
+    /// `role_arn` may be assumed again if something allows it.
+    pub fn undeny_role(&self, role_arn: &str) {
+        lock(&self.state.roles).undeny(role_arn);
     }
 
     /// Makes every session `AssumeRole` hands out from now on last
@@ -388,25 +442,41 @@ impl Simulator {
 
     /// Calls received per operation since the last reset.
     pub fn calls(&self) -> BTreeMap<String, u64> {
-        lock(&self.state.calls).clone()
+        lock(&self.state.calls).by_operation().clone()
     }
 
     /// Calls received for one operation.
     pub fn calls_to(&self, op: &str) -> u64 {
-        lock(&self.state.calls).get(op).copied().unwrap_or(0)
+        lock(&self.state.calls)
+            .by_operation()
+            .get(op)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn total_calls(&self) -> u64 {
-        lock(&self.state.calls).values().sum()
+        lock(&self.state.calls).by_operation().values().sum()
     }
 
+    /// Forgets the calls counted so far ([`Simulator::calls`] and
+    /// [`Simulator::calls_by_scope`]; not [`Simulator::access_keys`]).
     pub fn reset_calls(&self) {
         lock(&self.state.calls).clear();
     }
 
-    /// Requests per access key ID that signed them.
+    /// Calls received since the last reset by the account they act in,
+    /// the Region of their signature and the operation. The account is
+    /// the assumed role's whose credentials signed the call, or the
+    /// default (management) account 123456789012 for other credentials;
+    /// for `AssumeRole`, the account of the role asked for. So, for Image
+    /// Builder, the (account, Region) whose builds were read.
+    pub fn calls_by_scope(&self) -> BTreeMap<CallScope, u64> {
+        lock(&self.state.calls).by_scope()
+    }
+
+    /// Requests per access key ID that signed them (STS' excepted).
     pub fn access_keys(&self) -> BTreeMap<String, u64> {
-        lock(&self.state.access_keys).clone()
+        lock(&self.state.calls).by_access_key().clone()
     }
 
     /// Serves until `shutdown` completes.

@@ -1,18 +1,22 @@
-//! Worlds for the simulator: the demo, and accounts of a given size for
-//! benchmarks and soak tests. Everything is generated from a seed, so a
+//! Worlds for the simulator: the demo, accounts of a given size for
+//! benchmarks and soak tests, and organisations of such accounts
+//! (`scenario/organization.rs`). Everything is generated from a seed, so a
 //! scenario is the same at every run.
 
 use std::collections::BTreeMap;
 
 pub use crate::builders::{
     build_arn, failed_before_workflows, failure_message, pipeline, pipeline_arn, planned_build,
-    BuildShape, Ids, ACCOUNT, BUILD_STEPS, BUILD_WORKFLOW, PIPELINES_CREATED, REGION, TEST_STEPS,
-    TEST_WORKFLOW,
+    relocate, BuildShape, Ids, ACCOUNT, BUILD_STEPS, BUILD_WORKFLOW, PIPELINES_CREATED, REGION,
+    TEST_STEPS, TEST_WORKFLOW,
 };
+pub use organization::{organization, OrganizationSpec, OrganizationWorld};
+
+mod organization;
 use crate::clock::{Nanos, NANOS_PER_SEC};
 use crate::failure::{DistributionPlan, SimRegionFailure};
 use crate::pipelines::{SimPipeline, SimSchedule};
-use crate::store::{Outcome, Store};
+use crate::store::{Outcome, SimBuild, Store};
 
 /// Owner tags of the demo's images.
 fn demo_tags(image: &str) -> BTreeMap<String, String> {
@@ -380,6 +384,20 @@ pub fn sized(
     span: Nanos,
     seed: u64,
 ) -> Store {
+    sized_with(now, builds, images, running, span, seed, |_| {})
+}
+
+/// [`sized`], each build passed through `place` (to [`relocate`] it)
+/// before it is stored.
+pub(crate) fn sized_with(
+    now: Nanos,
+    builds: usize,
+    images: usize,
+    running: usize,
+    span: Nanos,
+    seed: u64,
+    mut place: impl FnMut(&mut SimBuild),
+) -> Store {
     let mut ids = Ids::new(seed);
     let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed);
     let mut store = Store::default();
@@ -396,13 +414,9 @@ pub fn sized(
             failure,
             ..BuildShape::default()
         };
-        store.insert(planned_build(
-            &mut ids,
-            &image_name(i),
-            numbers[i],
-            created,
-            &shape,
-        ));
+        let mut b = planned_build(&mut ids, &image_name(i), numbers[i], created, &shape);
+        place(&mut b);
+        store.insert(b);
     }
     for k in 0..running {
         let i = k % images;
@@ -412,13 +426,9 @@ pub fn sized(
             speed: 20.0,
             ..BuildShape::default()
         };
-        store.insert(planned_build(
-            &mut ids,
-            &image_name(i),
-            numbers[i],
-            now - MINUTE,
-            &shape,
-        ));
+        let mut b = planned_build(&mut ids, &image_name(i), numbers[i], now - MINUTE, &shape);
+        place(&mut b);
+        store.insert(b);
     }
     store
 }

@@ -161,3 +161,80 @@ fn the_demo_has_a_component_failure_and_a_distribution_failure() {
         .get("failureContext")
         .is_none());
 }
+
+#[test]
+fn organizations_are_deterministic_and_each_account_and_region_has_its_own_builds() {
+    use crate::constraints::IMAGE_BUILD_VERSION_ARN;
+    use std::collections::HashSet;
+    let now = 1_796_385_600 * NANOS_PER_SEC;
+    let spec = OrganizationSpec {
+        accounts: 12,
+        builds: 6,
+        running: 1,
+        seed: 5,
+        ..OrganizationSpec::default()
+    };
+    let world = organization(now, &spec);
+    let again = organization(now, &spec);
+    assert_eq!(world.id, again.id);
+    assert_eq!(world.account_ids(), again.account_ids());
+    let other = organization(
+        now,
+        &OrganizationSpec {
+            seed: 6,
+            ..spec.clone()
+        },
+    );
+    assert_ne!(world.id, other.id);
+    assert_ne!(world.account_ids()[1..], other.account_ids()[1..]);
+
+    let ids = world.account_ids();
+    assert_eq!(ids.len(), 12);
+    assert_eq!(ids[0], ACCOUNT);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 12);
+    let names: Vec<&str> = world
+        .accounts
+        .iter()
+        .map(|(a, _)| a.name.as_str())
+        .collect();
+    assert_eq!(names[..3], ["management", "team-001", "team-002"]);
+    assert_eq!(names[9..], ["team-009", "sandbox-001", "sandbox-002"]);
+    let mut steps = HashSet::new();
+    let mut joined = 0;
+    for (account, stores) in &world.accounts {
+        assert_eq!(account.check(), Ok(()));
+        assert!(account.joined >= joined && account.joined <= now - 24 * HOUR);
+        joined = account.joined;
+        let regions: Vec<&str> = stores.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(regions, ["us-east-1", "eu-west-1"]);
+        for (region, store) in stores {
+            let builds: Vec<_> = store.visible(now).collect();
+            assert_eq!(builds.len(), 7, "6 finished and 1 running");
+            let prefix = format!("arn:aws:imagebuilder:{region}:{}:image/", account.id);
+            for b in builds {
+                assert!(b.arn.starts_with(&prefix), "{}", b.arn);
+                assert_eq!(IMAGE_BUILD_VERSION_ARN.violation(&b.arn), None);
+                for s in b.workflows.iter().flat_map(|w| &w.steps) {
+                    assert!(steps.insert(s.id.clone()), "step {} twice", s.id);
+                }
+            }
+        }
+    }
+    // No sandboxes asked for: every member is a team.
+    let teams = organization(
+        now,
+        &OrganizationSpec {
+            accounts: 3,
+            sandboxes: 0,
+            regions: vec![],
+            ..spec
+        },
+    );
+    let names: Vec<&str> = teams
+        .accounts
+        .iter()
+        .map(|(a, _)| a.name.as_str())
+        .collect();
+    assert_eq!(names, ["management", "team-001", "team-002"]);
+    assert!(teams.accounts.iter().all(|(_, s)| s.is_empty()));
+}

@@ -148,7 +148,7 @@ pub(crate) async fn handle(state: Arc<SimState>, req: Request<Incoming>) -> Resp
         .and_then(|t| t.strip_prefix("AmazonSQS."))
         .unwrap_or_default()
         .to_string();
-    state.record_call(&op, req.headers());
+    let _ = state.record_call(&op, req.headers());
     let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {

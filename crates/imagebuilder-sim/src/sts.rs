@@ -64,8 +64,12 @@ impl Roles {
         self.denied.insert(role_arn.into());
     }
 
+    pub(crate) fn undeny(&mut self, role_arn: &str) {
+        self.denied.remove(role_arn);
+    }
+
     /// True if `role_arn` may be assumed with this external ID.
-    fn permit(&self, role_arn: &str, external_id: Option<&str>) -> bool {
+    pub(crate) fn permit(&self, role_arn: &str, external_id: Option<&str>) -> bool {
         if self.denied.contains(role_arn) {
             return false;
         }
@@ -78,7 +82,9 @@ impl Roles {
     }
 }
 
-pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Body> {
+/// Answers a query-protocol request signed for `region` (the Region of its
+/// signature, for the call counts).
+pub(crate) fn handle(state: &SimState, region: &str, body: &[u8]) -> Response<Body> {
     let params = form(body);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     match get("Action") {
@@ -93,9 +99,12 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Body> {
         }
         None => return error(state, 400, "MissingAction", "Missing Action"),
     }
-    *crate::sync::lock(&state.calls)
-        .entry("AssumeRole".into())
-        .or_insert(0) += 1;
+    // Counted against the account of the role asked for: the account
+    // whose builds the session will read.
+    let scope = get("RoleArn")
+        .and_then(role_account)
+        .unwrap_or(crate::scenario::ACCOUNT);
+    crate::sync::lock(&state.calls).record("AssumeRole", scope, region);
     // The model's constraints first, in its order of members.
     let checks = [
         ("RoleArn", "roleArn", &ARN, true),
@@ -125,7 +134,10 @@ pub(crate) fn handle(state: &SimState, body: &[u8]) -> Response<Body> {
         );
     };
     let session = get("RoleSessionName").unwrap_or_default();
-    if !crate::sync::lock(&state.roles).permit(role, get("ExternalId")) {
+    // An account that left the organisation lost its member roles (see
+    // `org.rs`).
+    let left = crate::sync::read(&state.org).has_left(account);
+    if left || !crate::sync::lock(&state.roles).permit(role, get("ExternalId")) {
         return error(
             state,
             403,
@@ -216,5 +228,7 @@ mod tests {
         roles.deny(ROLE);
         assert!(!roles.permit(ROLE, None));
         assert!(roles.permit("arn:aws:iam::111111111111:role/x", None));
+        roles.undeny(ROLE);
+        assert!(roles.permit(ROLE, None));
     }
 }
