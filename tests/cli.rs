@@ -201,6 +201,13 @@ fn bad_values_are_refused_with_status_2_and_named() {
         (&["--aws.max-requests-per-second", "-3"], "-3"),
         (&["--log.level", "loud"], "loud"),
         (&["--no-such-flag"], "--no-such-flag"),
+        (
+            &["--shard.count", "3", "--shard.index", "3"],
+            "shard 3 does not exist with --shard.count 3",
+        ),
+        (&["--shard.index", "exporter-x"], "exporter-x"),
+        (&["--shard.count", "0"], "0"),
+        (&["--organization.interval", "2h"], "organization` section"),
     ];
     for (args, named) in cases {
         let (code, out, err) = run(args);
@@ -209,6 +216,33 @@ fn bad_values_are_refused_with_status_2_and_named() {
         assert!(
             err.contains(named),
             "{args:?}: message does not name {named:?}: {err}"
+        );
+    }
+    // A bad `organization` section is refused the same way, naming the field.
+    let dir = tempfile::tempdir().unwrap();
+    let files: &[(&str, &str)] = &[
+        (
+            "organization:\n  member_role_name: \"\"\n  regions: [us-east-1]\n",
+            "organization.member_role_name",
+        ),
+        (
+            "organization:\n  member_role_name: reader\n  regions: []\n",
+            "organization.regions",
+        ),
+        (
+            "organization:\n  member_role_name: reader\n  regions: [us-east-1]\n  accounts:\n    exclude: [\"sandbox-[\"]\n",
+            "sandbox-[",
+        ),
+    ];
+    for (i, (text, named)) in files.iter().enumerate() {
+        let path = dir.path().join(format!("organization-{i}.yml"));
+        std::fs::write(&path, text).unwrap();
+        let (code, out, err) = run(&["--config.file", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{text}: {err}");
+        assert!(out.is_empty());
+        assert!(
+            err.contains(named),
+            "{text}: does not name {named:?}: {err}"
         );
     }
 }
