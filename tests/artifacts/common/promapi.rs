@@ -2,13 +2,13 @@
 //! and its HTTP API (`/api/v1/...`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::common::http::free_port;
-use crate::common::try_request;
+use crate::shared::http::{free_port, try_request};
+use crate::shared::running::Running;
 
 /// A scratch directory, removed on drop unless the test failed: then it is
 /// kept, and named, for its logs.
@@ -43,7 +43,7 @@ impl Drop for Workdir {
 
 /// A child process, killed when dropped. Its output goes to a log file.
 pub struct Proc {
-    child: Child,
+    child: Running,
     pub log: PathBuf,
 }
 
@@ -57,7 +57,10 @@ impl Proc {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Proc { child, log }
+        Proc {
+            child: Running(child),
+            log,
+        }
     }
 
     /// Waits for a line of the process's output that starts with `prefix`
@@ -80,19 +83,12 @@ impl Proc {
 
     /// Fails the test if the process has exited, with its log.
     pub fn assert_running(&mut self, what: &str) {
-        if let Ok(Some(status)) = self.child.try_wait() {
+        if let Ok(Some(status)) = self.child.0.try_wait() {
             panic!(
                 "{what} exited ({status}):\n{}",
                 std::fs::read_to_string(&self.log).unwrap_or_default()
             );
         }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -217,17 +213,6 @@ impl PromServer {
                     ("end", &format!("{end:.3}")),
                     ("step", &format!("{step}")),
                 ],
-            )
-            .await?;
-        Ok(series_of(&data))
-    }
-
-    /// An instant query at `time`.
-    pub async fn query_at(&self, expr: &str, time: f64) -> Result<Vec<Value>, String> {
-        let data = self
-            .api(
-                "/api/v1/query",
-                &[("query", expr), ("time", &format!("{time:.3}"))],
             )
             .await?;
         Ok(series_of(&data))

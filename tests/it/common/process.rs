@@ -3,60 +3,14 @@
 //! from what it prints.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::http::free_port;
-use super::{try_request, Running};
+use crate::shared::bins::{simulator_bin, EXPORTER};
+use crate::shared::http::{free_port, try_request};
 
-pub const EXPORTER: &str = env!("CARGO_BIN_EXE_imagebuilder-exporter");
-
-/// The `imagebuilder-sim` binary, up to date: asked of cargo once per test
-/// process.
-///
-/// It belongs to another package of the workspace (crates/imagebuilder-sim),
-/// and cargo gives a package's tests only that package's binaries
-/// (`CARGO_BIN_EXE_…`). So the tests run `cargo build -p imagebuilder-sim`
-/// (cargo does not hold the build directory's lock while tests run) and
-/// take the executable's path from cargo's own report, wherever the target
-/// directory is: nothing to do when the binary is fresh, a rebuild when one
-/// test binary is run after a change to the simulator, never a stale copy.
-pub fn simulator_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
-            "build",
-            "--quiet",
-            "--locked",
-            "--package",
-            "imagebuilder-sim",
-            "--bin",
-            "imagebuilder-sim",
-            "--message-format=json",
-        ]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        let out = cmd.output().expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "cargo build -p imagebuilder-sim failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| {
-                m["reason"] == "compiler-artifact" && m["target"]["name"] == "imagebuilder-sim"
-            })
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the simulator's executable")
-    })
-}
+use super::Running;
 
 /// A running binary and the lines it has written to stderr so far.
 pub struct Spawned {
@@ -133,20 +87,7 @@ impl Spawned {
 
     /// Waits for `/-/ready` to answer 200.
     pub async fn ready(&self, within: Duration) {
-        let deadline = Instant::now() + within;
-        let url = format!("{}/-/ready", self.base);
-        loop {
-            let probe = tokio::time::timeout(Duration::from_secs(2), try_request("GET", &url));
-            if let Ok(Ok((200, _, _))) = probe.await {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not ready within {within:?}:\n{}",
-                self.text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_ready(&self.base, within, || self.text()).await;
     }
 
     /// Waits for the process to exit.
@@ -165,6 +106,25 @@ impl Spawned {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Waits for `{base}/-/ready` to answer 200, each probe given 2 s; after
+/// `within`, fails the test with what `context` says (the process's log).
+pub async fn wait_ready(base: &str, within: Duration, context: impl Fn() -> String) {
+    let deadline = Instant::now() + within;
+    let url = format!("{base}/-/ready");
+    loop {
+        let probe = tokio::time::timeout(Duration::from_secs(2), try_request("GET", &url));
+        if let Ok(Ok((200, _, _))) = probe.await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready within {within:?}:\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

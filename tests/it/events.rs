@@ -4,12 +4,12 @@
 //! seconds; bad messages, duplicates, a queue that cannot be read, and
 //! events that never come change nothing else.
 
-mod common;
+use crate::common;
+use crate::shared::bins::EXPORTER;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use imagebuilder_exporter::base::clock::ManualClock;
 use imagebuilder_sim::scenario::{self, BuildShape, Ids};
 use imagebuilder_sim::store::Outcome;
 use imagebuilder_sim::store::Store;
@@ -23,16 +23,16 @@ fn queue_url() -> String {
     format!("http://sqs.us-east-1.amazonaws.com/123456789012/{QUEUE}")
 }
 
-/// An exporter following `QUEUE` of a simulator over `world`; `prepare`
+/// An exporter following `QUEUE` of a simulator over `store`; `prepare`
 /// sets the queue up (events published, or not, or denied).
-async fn start(world: Store, args: &[&str], prepare: impl FnOnce(&Simulator)) -> Harness {
-    let clock = ManualClock::new(at(0.0));
-    let sim = Simulator::new(clock.clone(), world, 42);
-    prepare(&sim);
-    Harness::start_with(sim, clock, args, |o| {
-        o.targets[0].events_queue_url = Some(queue_url());
-    })
-    .await
+async fn start(store: Store, args: &[&str], prepare: impl FnOnce(&Simulator)) -> Harness {
+    let world = World::new(store, at(0.0));
+    prepare(&world.sim);
+    world
+        .spawn_exporter_with(args, |o| {
+            o.targets[0].events_queue_url = Some(queue_url());
+        })
+        .await
 }
 
 /// A build of a new image "edge", created `created` seconds from the
@@ -406,12 +406,11 @@ async fn a_passing_queue_fault_is_retried_unseen() {
 async fn an_unreachable_queue_degrades_to_polling() {
     // The binary, with the standard per-service endpoint variables: Image
     // Builder is the simulator, SQS a port nobody listens on.
-    let clock = ManualClock::new(at(0.0));
-    let sim = Simulator::new(clock, sample_world(), 42);
+    let sim = World::new(sample_world(), at(0.0)).sim;
     let running = sim.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let dead = format!("http://127.0.0.1:{}", common::http::free_port());
-    let port = common::http::free_port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_imagebuilder-exporter"))
+    let dead = format!("http://127.0.0.1:{}", crate::shared::http::free_port());
+    let port = crate::shared::http::free_port();
+    let child = std::process::Command::new(EXPORTER)
         .args([
             "--web.listen-address",
             &format!("127.0.0.1:{port}"),

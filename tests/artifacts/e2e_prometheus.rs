@@ -23,20 +23,22 @@
 //! * both replicas follow the simulator's event queue (SQS over its real
 //!   protocol), and the events they apply show in Prometheus.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::shared::bins::EXPORTER;
+use crate::shared::http::free_port;
+use crate::shared::http::try_request;
+use crate::shared::{exposition, tools};
+use common::grafana;
 use common::grafana::{Selection, Variable};
-use common::http::free_port;
 use common::promapi::{put_json, unix_now, Proc, PromServer, Workdir};
-use common::{get, grafana, tools, Metrics};
 use serde_json::{json, Value};
 
-const EXPORTER: &str = env!("CARGO_BIN_EXE_imagebuilder-exporter");
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/imagebuilder.rules.yml");
 const EVENT_RULES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -121,7 +123,7 @@ scrape_configs:
 /// Starts `imagebuilder-sim` with the demo scenario; returns it and its
 /// endpoint.
 async fn start_simulator(work: &Workdir) -> (Proc, String) {
-    let mut cmd = Command::new(common::process::simulator_bin());
+    let mut cmd = Command::new(crate::shared::bins::simulator_bin());
     cmd.args([
         "--listen",
         "127.0.0.1:0",
@@ -274,13 +276,14 @@ struct Served {
 }
 
 async fn served_by(exporter: &str) -> Result<Served, String> {
-    let (status, _, body) = get(&format!("http://{exporter}/metrics")).await;
+    let (status, _, body) = try_request("GET", &format!("http://{exporter}/metrics"))
+        .await
+        .expect("HTTP request");
     if status != 200 {
         return Err(format!("{exporter}/metrics: {status}"));
     }
-    let m = Metrics::parse(&body);
     let mut out = Served::default();
-    for s in &m.samples {
+    for s in &exposition::samples(&body) {
         let one = matches!(s.value, prometheus_parse::Value::Gauge(v) if v == 1.0);
         match s.metric.as_str() {
             "imagebuilder_workflow_step_status" => {
@@ -828,8 +831,7 @@ async fn serves_steps(prom: &PromServer, instance: &str) -> Result<bool, String>
 
 /// The failures the simulator reports (end times, Unix seconds).
 async fn failures_of(endpoint: &str) -> Result<Vec<f64>, String> {
-    let (status, _, body) =
-        common::try_request("GET", &format!("{endpoint}/_sim/failures")).await?;
+    let (status, _, body) = try_request("GET", &format!("{endpoint}/_sim/failures")).await?;
     if status != 200 {
         return Err(format!("/_sim/failures: {status}"));
     }
@@ -950,7 +952,7 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus_scraping_two_replic
         saw_not_ready |= !starting.is_empty();
         for (n, e) in exporters.iter().enumerate() {
             replicas[n].assert_running("exporter");
-            let probe = common::try_request("GET", &format!("http://{e}/-/ready")).await;
+            let probe = try_request("GET", &format!("http://{e}/-/ready")).await;
             ready[n] |= matches!(probe, Ok((200, _, _)));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -3,7 +3,7 @@
 //! quiet; and an exporter that never reads as failing while it starts, and
 //! never serves a series twice. Real SDK, real HTTP, the simulator behind.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use common::*;
 use imagebuilder_exporter::base::clock::NANOS_PER_SEC;
 use imagebuilder_sim::scenario::{build_arn, Ids};
 use imagebuilder_sim::store::{SimBuild, Store};
-use imagebuilder_sim::{Faults, Simulator};
+use imagebuilder_sim::Faults;
 
 const INFO: &str = "imagebuilder_workflow_step_info";
 const FAILURE: &str = "imagebuilder_workflow_step_failure_info";
@@ -169,17 +169,14 @@ fn escaped(v: &str) -> String {
 
 #[tokio::test]
 async fn the_page_says_what_failed_why_and_whose_it_is() {
-    let h = Harness::start(
-        oncall_world(),
-        at(0.0),
-        &[
+    let h = World::new(oncall_world(), at(0.0))
+        .spawn_exporter(&[
             "--labels.image-tags",
             "team,env",
             "--discovery.interval",
             "100ms",
-        ],
-    )
-    .await;
+        ])
+        .await;
     let m = h.scrape().await;
     let arn2 = build_arn("web", 2);
 
@@ -336,7 +333,9 @@ async fn the_page_says_what_failed_why_and_whose_it_is() {
 
 #[tokio::test]
 async fn deleting_the_failed_build_closes_its_failure_and_tags_are_off_by_default() {
-    let h = Harness::start(oncall_world(), at(0.0), &["--discovery.interval", "100ms"]).await;
+    let h = World::new(oncall_world(), at(0.0))
+        .spawn_exporter(&["--discovery.interval", "100ms"])
+        .await;
     let m = h.scrape().await;
     assert_eq!(m.count(FAILURE, &[("image", "web")]), 1);
     assert_eq!(m.count("imagebuilder_image_tags", &[]), 0, "no allow-list");
@@ -372,7 +371,7 @@ async fn after_a_restart_a_failure_behind_a_running_retry_is_found_again() {
         -20.0,
         components("RUNNING", -20.0, (1, 3)),
     ));
-    let h = Harness::start(store, at(0.0), &[]).await;
+    let h = World::new(store, at(0.0)).spawn_exporter(&[]).await;
     let m = h.scrape().await;
     assert_eq!(
         m.get(FAILURE, &[("step_name", "Components")]),
@@ -397,12 +396,9 @@ async fn after_a_restart_a_failure_behind_a_running_retry_is_found_again() {
 
 #[tokio::test]
 async fn a_starting_target_is_not_down() {
-    let h = Harness::start(
-        oncall_world(),
-        at(0.0),
-        &["--scrape.timeout", "100ms", "--discovery.interval", "100ms"],
-    )
-    .await;
+    let h = World::new(oncall_world(), at(0.0))
+        .spawn_exporter(&["--scrape.timeout", "100ms", "--discovery.interval", "100ms"])
+        .await;
     h.sim.set_faults(Faults {
         latency: Duration::from_millis(400),
         ..Faults::default()
@@ -445,7 +441,9 @@ async fn a_starting_target_is_not_down() {
 async fn a_scrape_during_the_start_up_refresh_is_answered_at_once() {
     // Every call takes 2 s: the start-up refresh (listing, executions,
     // steps, details, one after the other) takes several.
-    let h = Harness::start(oncall_world(), at(0.0), &["--scrape.timeout", "60s"]).await;
+    let h = World::new(oncall_world(), at(0.0))
+        .spawn_exporter(&["--scrape.timeout", "60s"])
+        .await;
     h.sim.set_faults(Faults {
         latency: Duration::from_secs(2),
         ..Faults::default()
@@ -476,18 +474,13 @@ async fn two_targets_into_one_account_serve_each_series_once() {
         ),
     )
     .unwrap();
-    let clock = imagebuilder_exporter::base::clock::ManualClock::new(at(0.0));
-    let sim = Simulator::new(clock.clone(), oncall_world(), 42);
-    // The role's credentials see the same account's builds.
-    sim.add_account("123456789012", "us-east-1", oncall_world());
-    sim.allow_role(ROLE, None);
-    let h = Harness::start_with(
-        sim,
-        clock,
-        &["--config.file", config.to_str().unwrap()],
-        |_| {},
-    )
-    .await;
+    let world = World::new(oncall_world(), at(0.0))
+        // The role's credentials see the same account's builds.
+        .with_account("123456789012", "us-east-1", oncall_world())
+        .allowing(ROLE, None);
+    let h = world
+        .spawn_exporter(&["--config.file", config.to_str().unwrap()])
+        .await;
     let m = h.scrape().await;
     assert_eq!(
         m.get(
@@ -613,12 +606,9 @@ fn pipelines_world() -> Store {
 
 #[tokio::test]
 async fn the_page_says_which_component_which_regions_and_whether_the_pipeline_runs() {
-    let h = Harness::start(
-        pipelines_world(),
-        at(0.0),
-        &["--discovery.interval", "100ms"],
-    )
-    .await;
+    let h = World::new(pipelines_world(), at(0.0))
+        .spawn_exporter(&["--discovery.interval", "100ms"])
+        .await;
     let m = h.scrape().await;
     let image = |i: &str| format!(r#"account_id="123456789012",region="us-east-1",image="{i}""#);
     let pipeline = |p: &str, i: &str| {

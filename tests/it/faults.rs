@@ -2,7 +2,7 @@
 //! a slow API, bad answers, resources that disappear. Each case runs the
 //! real SDK against the simulator with the fault injected.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,9 @@ fn no_negative_durations(m: &Metrics) {
 
 #[tokio::test]
 async fn thirty_percent_throttling_still_gives_the_exact_snapshot() {
-    let clean = Harness::start(sample_world(), at(160.0), &[]).await;
+    let clean = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     let expected = clean
         .scrape()
         .await
@@ -70,7 +72,9 @@ async fn thirty_percent_throttling_still_gives_the_exact_snapshot() {
         .collect::<Vec<_>>();
     clean.shutdown().await;
 
-    let h = Harness::start(sample_world(), at(160.0), &["--aws.max-attempts", "20"]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--aws.max-attempts", "20"])
+        .await;
     h.sim.set_faults(Faults {
         throttle_ratio: 0.3,
         ..Faults::default()
@@ -97,23 +101,22 @@ async fn thirty_percent_throttling_still_gives_the_exact_snapshot() {
 #[tokio::test]
 async fn throttling_slows_the_client_down_instead_of_a_tight_loop() {
     // The real retry policy (the harness shortens it for other tests).
-    let h = Harness::start_configured(
-        sample_world(),
-        at(160.0),
-        &[
-            "--aws.max-attempts",
-            "4",
-            "--aws.max-requests-per-second",
-            "50",
-        ],
-        |o| {
-            o.limits.retry = RetryPolicy {
-                max_attempts: 4,
-                ..RetryPolicy::default()
-            };
-        },
-    )
-    .await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter_with(
+            &[
+                "--aws.max-attempts",
+                "4",
+                "--aws.max-requests-per-second",
+                "50",
+            ],
+            |o| {
+                o.limits.retry = RetryPolicy {
+                    max_attempts: 4,
+                    ..RetryPolicy::default()
+                };
+            },
+        )
+        .await;
     h.sim.set_faults(faults_on(
         "GetWorkflowStepExecution",
         Faults {
@@ -155,7 +158,9 @@ async fn throttling_slows_the_client_down_instead_of_a_tight_loop() {
 #[tokio::test]
 async fn server_errors_are_retried_within_budget_and_the_rest_keeps_exporting() {
     let (logs, _guard) = Captured::start();
-    let h = Harness::start(sample_world(), at(160.0), &["--aws.max-attempts", "12"]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--aws.max-attempts", "12"])
+        .await;
     // Bursts of 500/503 on half the calls: retried to a complete result
     // (a call fails only if 12 attempts in a row do: 1 in 4096).
     h.sim.set_faults(Faults {
@@ -217,7 +222,9 @@ async fn server_errors_are_retried_within_budget_and_the_rest_keeps_exporting() 
 
 #[tokio::test]
 async fn connection_resets_are_retried_and_counted() {
-    let h = Harness::start(sample_world(), at(160.0), &["--aws.max-attempts", "10"]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--aws.max-attempts", "10"])
+        .await;
     h.sim.set_faults(Faults {
         bad_answer: Some(BadAnswer::ConnectionReset),
         bad_answer_ratio: 0.4,
@@ -236,7 +243,9 @@ async fn connection_resets_are_retried_and_counted() {
 
 #[tokio::test]
 async fn a_slow_api_never_holds_a_scrape_past_its_timeout() {
-    let h = Harness::start(sample_world(), at(160.0), &["--scrape.timeout", "250ms"]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--scrape.timeout", "250ms"])
+        .await;
     h.scrape().await; // a first complete snapshot
                       // Every call takes 10 s: a scrape that waited for the refresh would take
                       // at least that. Half of it is a bound a loaded machine keeps, far above
@@ -276,7 +285,9 @@ async fn a_scrape_is_answered_within_the_scrapers_own_timeout() {
     const FLAG: Duration = Duration::from_secs(10);
     const ASKED: &str = "3";
     const WAIT: Duration = Duration::from_millis(2500);
-    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     h.scrape().await; // a first complete snapshot
                       // Every call takes 6 s: the refresh (at least two calls in a row)
                       // outlasts either timeout.
@@ -320,7 +331,9 @@ async fn after_bad_answer(
     answer: BadAnswer,
     args: &[&str],
 ) -> (Harness, Metrics, Duration) {
-    let h = Harness::start(sample_world(), at(160.0), args).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(args)
+        .await;
     h.scrape().await;
     h.sim.set_faults(bad(op, answer));
     h.clock.advance_secs(5.0);
@@ -462,7 +475,9 @@ async fn an_end_before_the_start_gives_no_duration() {
 #[tokio::test]
 async fn an_absurd_timeout_is_not_exported() {
     let (logs, _guard) = Captured::start();
-    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     h.sim
         .set_faults(bad("GetWorkflowStepExecution", BadAnswer::AbsurdTimeout));
     let m = h.scrape().await;
@@ -497,7 +512,9 @@ async fn an_absurd_timeout_is_not_exported() {
 #[tokio::test]
 async fn long_messages_are_shortened_in_logs() {
     let (logs, _guard) = Captured::start();
-    let h = Harness::start(sample_world(), at(160.0), &["--aws.max-attempts", "1"]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--aws.max-attempts", "1"])
+        .await;
     h.sim.set_faults(Faults {
         server_error_ratio: 1.0,
         bad_answer: Some(BadAnswer::LongMessages),
@@ -529,7 +546,7 @@ async fn a_page_larger_than_asked_is_used_and_reported() {
             at(-3600.0),
         ));
     }
-    let h = Harness::start(store, at(0.0), &[]).await;
+    let h = World::new(store, at(0.0)).spawn_exporter(&[]).await;
     h.sim
         .set_faults(bad("ListImageBuildVersions", BadAnswer::OversizedPage));
     let m = h.scrape().await;
@@ -544,7 +561,9 @@ async fn a_page_larger_than_asked_is_used_and_reported() {
 
 #[tokio::test]
 async fn deleted_resources_leave_cleanly() {
-    let h = Harness::start(sample_world(), at(160.0), &["--discovery.interval", "1ms"]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--discovery.interval", "1ms"])
+        .await;
     let m = h.scrape().await;
     assert_eq!(m.get(DURATION, &[("image", "db")]), Some(60.0));
 
@@ -562,7 +581,9 @@ async fn deleted_resources_leave_cleanly() {
 
     // The running "web" build is deleted between discoveries: its listing
     // says it does not exist, and it leaves at once without an outage.
-    let h2 = Harness::start(sample_world(), at(160.0), &[]).await;
+    let h2 = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     h2.scrape().await;
     h2.sim.update(|s| s.remove(&build_arn("web", 1)));
     let m = h2.scrape().await;

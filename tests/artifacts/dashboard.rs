@@ -4,20 +4,20 @@
 //! that are well-formed PromQL once Grafana has interpolated them, the
 //! panels the on-call person needs, exact failure counts (the arithmetic is
 //! checked here on simulated replicas), and the rules of Grafana's
-//! dashboard-linter. `tests/e2e_prometheus.rs` runs the same queries against
+//! dashboard-linter. `e2e_prometheus` runs the same queries against
 //! a real Prometheus.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
+use crate::shared::tools;
 use common::grafana::{
     self, Replicas, Selection, Token, DATASOURCE_VAR, LABEL_VARIABLES, SCRAPE_VARIABLES,
     TARGET_VARIABLE,
 };
-use common::tools;
 use imagebuilder_exporter::metrics::family::{self, Kind};
 use imagebuilder_exporter::metrics::labels;
 use serde_json::Value;
@@ -104,7 +104,7 @@ fn is_importable() {
             .find(|r| r["id"] == "grafana")
             .and_then(|r| r["version"].as_str());
         assert_eq!(grafana_version, Some(GRAFANA_VERSION), "{file}");
-        let docs = common::readme::page("docs/dashboard.md");
+        let docs = crate::shared::docs::page("docs/dashboard.md");
         assert!(
             docs.contains(&format!("Grafana {GRAFANA_VERSION}")),
             "docs/dashboard.md names the version the JSON needs"

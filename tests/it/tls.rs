@@ -2,7 +2,8 @@
 //! TLS clients (rustls under hyper) against the exporter, in-process and as
 //! the binary. Certificates are made at test time with rcgen.
 
-mod common;
+use crate::common;
+use crate::shared::bins::EXPORTER;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,9 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::shared::http::{free_port, Failure};
 use base64::Engine as _;
-use common::http::{free_port, Failure};
-use common::{sample_world, try_request, Harness, Running, T0};
+use common::{sample_world, try_request, Harness, Running, World, T0};
 use imagebuilder_exporter::web::config::{WebConfigError, WebSecurity};
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -22,8 +23,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::AlertDescription;
 use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
-
-const BIN: &str = env!("CARGO_BIN_EXE_imagebuilder-exporter");
 
 // ---------------------------------------------------------------------------
 // Certificates and files.
@@ -182,7 +181,7 @@ async fn https(
         .iter()
         .map(|v| ("authorization", v.as_str()))
         .collect();
-    let sent = common::http::send(addr, Some(cfg), "GET", path, &headers);
+    let sent = crate::shared::http::send(addr, Some(cfg), "GET", path, &headers);
     let (status, headers, body) = tokio::time::timeout(Duration::from_secs(20), sent)
         .await
         .unwrap_or_else(|_| panic!("{path}: neither answered nor refused within 20 s"))?;
@@ -201,17 +200,52 @@ fn alert(e: &Failure) -> AlertDescription {
         .unwrap_or_else(|| panic!("refused, but not by an alert from the server: {e}"))
 }
 
+/// Why a request was refused, asked of the shared client's [`Failure`]
+/// (only these tests refuse on purpose).
+impl Failure {
+    /// The TLS error behind the failure, wherever it surfaced: a refusal by
+    /// this client (`InvalidCertificate`…) or an alert from the server
+    /// (`AlertReceived`).
+    fn tls_error(&self) -> Option<&rustls::Error> {
+        let mut e: Option<&(dyn std::error::Error + 'static)> = match self {
+            Failure::Request(_) => None,
+            Failure::Connect(e) | Failure::TlsHandshake(e) => Some(e),
+            Failure::Exchange(e) => Some(e),
+        };
+        while let Some(err) = e {
+            if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+                return Some(tls);
+            }
+            // An io::Error's `source()` skips the error it wraps: look inside.
+            if let Some(tls) = err
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            {
+                return Some(tls);
+            }
+            e = err.source();
+        }
+        None
+    }
+
+    /// The alert the server sent, if that is why the request failed.
+    fn alert_received(&self) -> Option<rustls::AlertDescription> {
+        match self.tls_error() {
+            Some(rustls::Error::AlertReceived(a)) => Some(*a),
+            _ => None,
+        }
+    }
+}
+
 fn addr(h: &Harness) -> SocketAddr {
     h.url.trim_start_matches("http://").parse().unwrap()
 }
 
 async fn start(cfg: &Path) -> Harness {
-    Harness::start(
-        sample_world(),
-        T0,
-        &["--web.config.file", cfg.to_str().unwrap()],
-    )
-    .await
+    World::new(sample_world(), T0)
+        .spawn_exporter(&["--web.config.file", cfg.to_str().unwrap()])
+        .await
 }
 
 /// Like [`start`], checking the file for changes every 100 ms.
@@ -219,10 +253,11 @@ async fn start_watching(cfg: &Path) -> Harness {
     let security = WebSecurity::load(cfg)
         .unwrap()
         .with_reload_interval(Duration::from_millis(100));
-    Harness::start_configured(sample_world(), T0, &[], move |o| {
-        o.web.security = Some(Arc::new(security));
-    })
-    .await
+    World::new(sample_world(), T0)
+        .spawn_exporter_with(&[], move |o| {
+            o.web.security = Some(Arc::new(security));
+        })
+        .await
 }
 
 /// Retries `probe` until it returns true, for up to `within`.
@@ -918,7 +953,7 @@ fn the_binary_exits_2_and_says_why() {
     let d = invalid_dir();
     for (name, yaml, fragments) in invalid_cases() {
         let cfg = write(&d, "web.yml", &yaml);
-        let out = Command::new(BIN)
+        let out = Command::new(EXPORTER)
             .args([
                 "--demo",
                 "--web.listen-address",
@@ -959,7 +994,7 @@ async fn binary_reloads_on_sighup_and_never_logs_secrets() {
         &users_yaml(&[("prometheus", "first-Secret-pw")]),
     );
     let port = free_port();
-    let child = Command::new(BIN)
+    let child = Command::new(EXPORTER)
         .args([
             "--demo",
             "--web.listen-address",

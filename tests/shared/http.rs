@@ -1,5 +1,6 @@
 //! The one HTTP client of the tests, over plain TCP or TLS, and the one
-//! `free_port`.
+//! `free_port`: [`send`] with every detail, [`try_request`] for the plain
+//! requests most tests make.
 //!
 //! Every request takes a fresh connection, so that each test sees the
 //! server's answer to exactly that request (no pooled connection left over
@@ -50,42 +51,6 @@ impl std::fmt::Display for Failure {
             Failure::Connect(e) => write!(f, "connect: {e}"),
             Failure::TlsHandshake(e) => write!(f, "TLS handshake: {e}"),
             Failure::Exchange(e) => write!(f, "exchange: {e}"),
-        }
-    }
-}
-
-impl Failure {
-    /// The TLS error behind the failure, wherever it surfaced: a refusal by
-    /// this client (`InvalidCertificate`…) or an alert from the server
-    /// (`AlertReceived`).
-    pub fn tls_error(&self) -> Option<&rustls::Error> {
-        let mut e: Option<&(dyn std::error::Error + 'static)> = match self {
-            Failure::Request(_) => None,
-            Failure::Connect(e) | Failure::TlsHandshake(e) => Some(e),
-            Failure::Exchange(e) => Some(e),
-        };
-        while let Some(err) = e {
-            if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-                return Some(tls);
-            }
-            // An io::Error's `source()` skips the error it wraps: look inside.
-            if let Some(tls) = err
-                .downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            {
-                return Some(tls);
-            }
-            e = err.source();
-        }
-        None
-    }
-
-    /// The alert the server sent, if that is why the request failed.
-    pub fn alert_received(&self) -> Option<rustls::AlertDescription> {
-        match self.tls_error() {
-            Some(rustls::Error::AlertReceived(a)) => Some(*a),
-            _ => None,
         }
     }
 }
@@ -155,4 +120,29 @@ where
         },
         Err(e) => Err(Failure::Exchange(e)),
     }
+}
+
+/// A request over a fresh connection: (status, headers, body), or why
+/// there was no answer (connection refused…).
+pub async fn try_request(
+    method: &str,
+    url: &str,
+) -> Result<(u16, hyper::HeaderMap, String), String> {
+    let (status, headers, body) = raw_request(method, url, &[]).await?;
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// A request with extra headers; the body as bytes.
+pub async fn raw_request(
+    method: &str,
+    url: &str,
+    extra: &[(&str, &str)],
+) -> Result<(u16, hyper::HeaderMap, Bytes), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let authority = uri.authority().ok_or("no authority")?.as_str();
+    let addr: SocketAddr = authority.parse().map_err(|e| format!("{e}"))?;
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    send(addr, None, method, path, extra)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -1,26 +1,25 @@
 //! The binary as users run it: flags, exit statuses, the standard AWS
 //! environment, `--demo`, and shutdown on SIGTERM.
 
-mod common;
+use crate::common;
+use crate::shared::bins::EXPORTER;
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::http::free_port;
-use common::process::exporter;
-use common::{get, readme, tools, try_request, Metrics, Running};
+use crate::shared::http::free_port;
+use crate::shared::{docs, tools};
+use common::process::{exporter, wait_ready};
+use common::{get, Metrics, Running, ROLE};
 use imagebuilder_exporter::base::clock::{Clock, SystemClock};
 use imagebuilder_exporter::metrics::family::{self, FamilyDef, Kind};
 use imagebuilder_exporter::metrics::labels;
-use imagebuilder_sim::{scenario, Simulator};
-
-const BIN: &str = env!("CARGO_BIN_EXE_imagebuilder-exporter");
+use imagebuilder_sim::scenario;
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("runs");
+    let out = Command::new(EXPORTER).args(args).output().expect("runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -29,8 +28,7 @@ fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 /// `build.rs`, whose fallbacks are tested here.
-#[path = "../build.rs"]
-#[allow(dead_code)]
+#[path = "../../build.rs"]
 mod build_script;
 
 #[test]
@@ -62,7 +60,7 @@ fn version_names_the_git_revision_and_the_build_date() {
         }
         _ => eprintln!("no git here: revision {}", &caps[2]),
     }
-    let sim = Command::new(common::process::simulator_bin())
+    let sim = Command::new(crate::shared::bins::simulator_bin())
         .arg("--version")
         .output()
         .unwrap();
@@ -81,6 +79,10 @@ fn the_build_script_falls_back_without_a_repository_of_its_own() {
     // revision either.
     let inside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     assert_eq!(build_script::revision(inside.path()), None);
+    // Nor files to watch for another commit (cargo would run the script at
+    // every build for a path that does not exist).
+    assert!(build_script::watched(outside.path()).is_empty());
+    assert!(build_script::watched(inside.path()).is_empty());
     assert_eq!(build_script::utc_date(0), "1970-01-01T00:00:00Z");
     assert_eq!(
         build_script::utc_date(1_788_981_143),
@@ -162,7 +164,7 @@ fn every_flag_of_help_is_in_the_configuration_docs() {
     }
     // docs/configuration.md's flag tables are the user's manual: every flag
     // is in them.
-    let flags = readme::page_section("docs/configuration.md", "## Flags");
+    let flags = docs::page_section("docs/configuration.md", "## Flags");
     let mut documented = 0;
     for word in out.split(|c: char| c.is_whitespace() || c == ',' || c == '=') {
         let Some(name) = word.strip_prefix("--") else {
@@ -213,19 +215,6 @@ fn bad_values_are_refused_with_status_2_and_named() {
     }
 }
 
-async fn wait_ready(base: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    let url = format!("{base}/-/ready");
-    loop {
-        let probe = tokio::time::timeout(Duration::from_secs(2), try_request("GET", &url));
-        if let Ok(Ok((200, _, _))) = probe.await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not ready within {within:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -255,11 +244,10 @@ fn check_with_promtool(text: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uses_the_standard_aws_environment_and_stops_on_sigterm() {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), 3), 3);
+    let sim = common::demo_simulator();
     let running_sim = sim.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
     let port = free_port();
-    let child = Command::new(BIN)
+    let child = Command::new(EXPORTER)
         .args([
             "--web.listen-address",
             &format!("127.0.0.1:{port}"),
@@ -279,7 +267,7 @@ async fn uses_the_standard_aws_environment_and_stops_on_sigterm() {
         .expect("starts");
     let mut child = Running(child);
     let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base, Duration::from_secs(60)).await;
+    wait_ready(&base, Duration::from_secs(60), String::new).await;
 
     let (status, _, body) = get(&format!("{base}/metrics")).await;
     assert_eq!(status, 200);
@@ -384,30 +372,19 @@ async fn uses_the_standard_aws_environment_and_stops_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_serves_every_metric_family() {
-    let port = free_port();
-    let child = Command::new(BIN)
-        .args([
-            "--demo",
-            "--web.listen-address",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env_remove("AWS_ENDPOINT_URL_IMAGEBUILDER")
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
-    let _child = Running(child);
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&base, Duration::from_secs(60)).await;
+    let run = exporter(&["--demo"], &[]);
+    run.ready(Duration::from_secs(60)).await;
+    let base = &run.base;
     // Every family of the metric table (the demo's world has a case of
     // each) but those only an event, a fault or a second target makes.
     let not_in_demo = [
-        // Two targets into one account: tests/oncall.rs shows it.
+        // Two targets into one account: the oncall module shows it.
         "imagebuilder_exporter_target_overlap",
         // The first applied event, a minute or more in: src/refresh/events/tests.rs.
         "imagebuilder_exporter_event_delay_seconds",
-        // A failing queue: tests/events.rs.
+        // A failing queue: the events module.
         "imagebuilder_exporter_event_queue_errors_total",
-        // A refused field of an API answer: tests/faults.rs.
+        // A refused field of an API answer: the faults module.
         "imagebuilder_exporter_invalid_data_total",
     ];
     let mut families: Vec<&str> = family::contract()
@@ -590,13 +567,9 @@ fn table_labels(sample: &str) -> (&'static FamilyDef, BTreeSet<&'static str>) {
     panic!("{sample} is served but not in the metric table");
 }
 
-/// The role of the start-up log test's second target.
-const ROLE: &str = "arn:aws:iam::210987654321:role/imagebuilder-exporter";
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_start_up_log_says_what_is_exported_how_and_when_it_is_ready() {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), 3), 3);
+    let sim = common::demo_simulator();
     sim.allow_role(ROLE, None);
     sim.enable_events("imagebuilder-events");
     let running = sim.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
@@ -716,7 +689,7 @@ async fn a_port_in_use_names_the_flag_that_chooses_another() {
 
 #[test]
 fn the_simulators_help_describes_it_and_its_demo_as_served() {
-    let out = Command::new(common::process::simulator_bin())
+    let out = Command::new(crate::shared::bins::simulator_bin())
         .arg("--help")
         .output()
         .unwrap();

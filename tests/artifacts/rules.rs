@@ -5,14 +5,15 @@
 //! exists, a dashboard link); and firing once per problem, not once per
 //! replica, when several exporter replicas are scraped.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::shared::{docs, tools};
 use common::grafana::{self, Replicas};
-use common::{readme, tools};
+use common::links;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -189,8 +190,8 @@ fn every_alert_has_severity_and_annotations() {
 /// the alert has one.
 #[test]
 fn runbook_and_dashboard_links_lead_somewhere() {
-    let runbooks = readme::page(RUNBOOKS);
-    let anchors = readme::anchors(&runbooks);
+    let runbooks = docs::page(RUNBOOKS);
+    let anchors = links::anchors(&runbooks);
     let dash = grafana::load(&repo("dashboards/imagebuilder.json"));
     let uid = dash["uid"].as_str().expect("uid");
     let vars: BTreeSet<String> = grafana::variables(&dash)
@@ -208,7 +209,7 @@ fn runbook_and_dashboard_links_lead_somewhere() {
             "{name}: {RUNBOOKS} has no #{fragment}"
         );
         // The section has a heading of its own and says something.
-        let body = readme::page_section(RUNBOOKS, &format!("## {name}"));
+        let body = docs::page_section(RUNBOOKS, &format!("## {name}"));
         assert!(
             body.split_whitespace().count() >= 40,
             "{name}: runbook {body:?}"
@@ -572,7 +573,7 @@ fn the_tag_list_is_one_list() {
         assert!(l.ends_with("group_left (tag_team, tag_env)"), "{lists:?}");
     }
     assert!(
-        readme::page(ALERTS_DOC).contains("group_left (tag_team, tag_env)"),
+        docs::page(ALERTS_DOC).contains("group_left (tag_team, tag_env)"),
         "{ALERTS_DOC} names the list"
     );
 }
@@ -609,11 +610,11 @@ fn the_job_selector_is_the_same_everywhere() {
 #[test]
 fn the_docs_document_every_alert() {
     assert!(
-        readme::page("CHANGELOG.md").contains("ImageBuilderAPIThrottled"),
+        docs::page("CHANGELOG.md").contains("ImageBuilderAPIThrottled"),
         "CHANGELOG.md says what was renamed"
     );
     // Each alert has its row in the alert table, with its severity.
-    let table = readme::page_section(ALERTS_DOC, "## The alerts");
+    let table = docs::page_section(ALERTS_DOC, "## The alerts");
     let rows: BTreeMap<String, String> = table
         .lines()
         .filter_map(|l| l.strip_prefix("| [`"))
@@ -643,7 +644,7 @@ fn the_docs_document_every_alert() {
         names,
         "{ALERTS_DOC}'s table"
     );
-    let runbooks: BTreeSet<String> = readme::headings(&readme::page(RUNBOOKS))
+    let runbooks: BTreeSet<String> = docs::headings(&docs::page(RUNBOOKS))
         .into_iter()
         .filter(|(level, _, _)| *level == 2)
         .map(|(_, title, _)| title)
@@ -653,7 +654,7 @@ fn the_docs_document_every_alert() {
 
 #[test]
 fn anchors_are_githubs() {
-    use readme::anchor;
+    use links::anchor;
     assert_eq!(anchor(" ImageBuilderStepFailed"), "imagebuilderstepfailed");
     assert_eq!(
         anchor("Two replicas for high availability"),

@@ -2,12 +2,13 @@
 //! configuration examples, run (a user copies them, so each must be
 //! accepted by the program it is written for), and its links, followed.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{readme, tools};
+use crate::shared::{docs, tools};
+use common::links;
 
 /// A fresh directory under the target directory, for files the test writes.
 fn scratch(name: &str) -> std::path::PathBuf {
@@ -20,7 +21,7 @@ fn scratch(name: &str) -> std::path::PathBuf {
 #[test]
 fn every_targets_file_in_the_docs_is_accepted() {
     let dir = scratch("readme-targets");
-    let files: Vec<String> = readme::code_blocks("yaml")
+    let files: Vec<String> = docs::code_blocks("yaml")
         .into_iter()
         .filter(|b| b.lines().any(|l| l.starts_with("targets:")))
         .collect();
@@ -43,89 +44,11 @@ fn every_targets_file_in_the_docs_is_accepted() {
     }
 }
 
-/// Each targets file of the docs, as a user copies it, run by the
-/// exporter binary against the simulator binary (which lets any role be
-/// assumed) with the endpoint variables docs/configuration.md gives: every
-/// target of every file is read, and the exporter gets ready.
-#[tokio::test(flavor = "multi_thread")]
-async fn every_targets_file_in_the_docs_starts_and_gets_ready_against_the_simulator() {
-    let dir = scratch("readme-targets-run");
-    let files: Vec<String> = readme::code_blocks("yaml")
-        .into_iter()
-        .filter(|b| b.lines().any(|l| l.starts_with("targets:")))
-        .collect();
-    assert!(files.len() >= 3, "found {} targets files", files.len());
-    // A small account, so that each cold start takes a moment.
-    let (_sim, url) = common::process::simulator(&[
-        "--scenario",
-        "sized",
-        "--builds",
-        "20",
-        "--images",
-        "2",
-        "--running",
-        "1",
-        "--events-queue",
-        "imagebuilder-events",
-    ]);
-    let env = [
-        ("AWS_ENDPOINT_URL_IMAGEBUILDER", url.as_str()),
-        ("AWS_ENDPOINT_URL_STS", url.as_str()),
-        ("AWS_ENDPOINT_URL_SQS", url.as_str()),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-    ];
-    let mut runs = Vec::new();
-    for (i, file) in files.iter().enumerate() {
-        let path = dir.join(format!("targets-{i}.yml"));
-        std::fs::write(&path, file).unwrap();
-        let names: Vec<String> = imagebuilder_exporter::app::targets_file::load(&path)
-            .unwrap_or_else(|e| panic!("targets file {i} of the docs refused: {e}\n{file}"))
-            .into_iter()
-            .map(|t| t.name)
-            .collect();
-        let run = common::process::exporter(
-            &[
-                "--config.file",
-                path.to_str().unwrap(),
-                "--aws.max-requests-per-second",
-                "200",
-            ],
-            &env,
-        );
-        runs.push((file, names, run));
-    }
-    for (file, names, run) in &runs {
-        run.ready(std::time::Duration::from_secs(90)).await;
-        let (status, _, body) = common::get(&format!("{}/metrics", run.base)).await;
-        assert_eq!(status, 200);
-        let m = common::Metrics::parse(&body);
-        for name in names {
-            assert_eq!(
-                m.get("imagebuilder_up", &[("target", name)]),
-                Some(1.0),
-                "{name} of\n{file}\n{}",
-                run.text()
-            );
-        }
-        let ready = run
-            .line(
-                |l| l.contains("msg=ready"),
-                std::time::Duration::from_secs(10),
-            )
-            .await;
-        assert!(
-            ready.contains("level=info") && ready.contains(&format!("targets={}", names.len())),
-            "{ready}"
-        );
-    }
-}
-
 /// The basic-auth example of docs/security.md says which password its hash
 /// is of, so that a user can try it: checked with bcrypt.
 #[test]
 fn the_basic_auth_example_states_the_password_of_its_hash() {
-    let blocks: Vec<String> = readme::code_blocks("yaml")
+    let blocks: Vec<String> = docs::code_blocks("yaml")
         .into_iter()
         .filter(|b| b.contains("basic_auth_users:"))
         .collect();
@@ -158,7 +81,7 @@ fn every_prometheus_configuration_in_the_docs_is_valid() {
     };
     let dir = scratch("readme-prometheus");
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/imagebuilder.rules.yml");
-    let configs: Vec<String> = readme::code_blocks("yaml")
+    let configs: Vec<String> = docs::code_blocks("yaml")
         .into_iter()
         .filter(|b| b.lines().any(|l| l.starts_with("scrape_configs:")))
         .collect();
@@ -215,7 +138,7 @@ fn every_prometheus_configuration_in_the_docs_is_valid() {
 /// The CloudFormation template of docs/events.md, for following Image
 /// Builder's events, parsed.
 fn events_template() -> serde_json::Value {
-    let blocks: Vec<String> = readme::code_blocks("json")
+    let blocks: Vec<String> = docs::code_blocks("json")
         .into_iter()
         .filter(|b| b.contains("AWSTemplateFormatVersion"))
         .collect();
@@ -429,8 +352,8 @@ fn the_events_template_delivers_image_builders_events_to_the_queue() {
 
 #[test]
 fn the_iam_statements_for_events_name_the_sqs_actions_the_exporter_calls() {
-    let iam = readme::page_section("docs/deployment.md", "## IAM policy");
-    let statements: Vec<serde_json::Value> = readme::code_blocks("json")
+    let iam = docs::page_section("docs/deployment.md", "## IAM policy");
+    let statements: Vec<serde_json::Value> = docs::code_blocks("json")
         .iter()
         .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
         .filter(|v| v["Sid"] == "ImageBuilderExporterEvents")
@@ -454,7 +377,7 @@ fn the_iam_statements_for_events_name_the_sqs_actions_the_exporter_calls() {
     );
     assert_eq!(strings(&s["Action"]), sqs_actions_the_exporter_calls());
     // The read-only policy itself asks for no SQS action: events are optional.
-    let main: Vec<serde_json::Value> = readme::code_blocks("json")
+    let main: Vec<serde_json::Value> = docs::code_blocks("json")
         .iter()
         .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
         .filter(|v| v["Statement"][0]["Sid"] == "ImageBuilderExporterRead")
@@ -468,7 +391,7 @@ fn the_iam_statements_for_events_name_the_sqs_actions_the_exporter_calls() {
 /// `ListImagePipelines`, must reach the policy in the same change).
 #[test]
 fn the_iam_policy_names_every_image_builder_call_the_exporter_makes() {
-    let main: Vec<serde_json::Value> = readme::code_blocks("json")
+    let main: Vec<serde_json::Value> = docs::code_blocks("json")
         .iter()
         .filter_map(|b| serde_json::from_str::<serde_json::Value>(b).ok())
         .filter(|v| v["Statement"][0]["Sid"] == "ImageBuilderExporterRead")
@@ -488,8 +411,8 @@ fn the_iam_policy_names_every_image_builder_call_the_exporter_makes() {
 /// page may be missing and the tables' bytes do not count against the
 /// README's budget. Once the tables are gone, both checks are whole.
 fn metric_tables_still_in_the_readme() -> bool {
-    readme::text().contains("\n## Metrics\n")
-        && readme::section("## Metrics").contains("| Metric | Type |")
+    docs::page("README.md").contains("\n## Metrics\n")
+        && docs::page_section("README.md", "## Metrics").contains("| Metric | Type |")
 }
 
 /// Every relative link of the README, the changelog, BENCHMARKS.md and
@@ -499,7 +422,7 @@ fn metric_tables_still_in_the_readme() -> bool {
 #[test]
 fn every_relative_link_in_the_docs_leads_somewhere() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let pages = readme::pages();
+    let pages = docs::pages();
     assert!(
         pages.len() >= 14,
         "README, CHANGELOG, BENCHMARKS and docs/: {}",
@@ -509,7 +432,7 @@ fn every_relative_link_in_the_docs_leads_somewhere() {
     let mut checked = 0;
     for (path, text) in &pages {
         let dir = Path::new(path).parent().unwrap_or(Path::new(""));
-        for link in readme::links(text) {
+        for link in links::links(text) {
             if link.is_empty() || link.contains("://") || link.starts_with("mailto:") {
                 continue;
             }
@@ -539,7 +462,7 @@ fn every_relative_link_in_the_docs_leads_somewhere() {
                 ));
                 continue;
             }
-            let anchors = readme::anchors(&std::fs::read_to_string(&full).expect("page"));
+            let anchors = links::anchors(&std::fs::read_to_string(&full).expect("page"));
             if !anchors.contains(fragment) {
                 broken.push(format!(
                     "{path}: {link}: {} has no heading #{fragment}",
@@ -558,10 +481,10 @@ fn every_relative_link_in_the_docs_leads_somewhere() {
 #[test]
 fn the_readme_is_at_most_15000_bytes() {
     const BUDGET: usize = 15_000;
-    let text = readme::text();
+    let text = docs::page("README.md");
     let size = if metric_tables_still_in_the_readme() {
         // Leave the pointer that replaces the tables 1,000 bytes.
-        text.len() - readme::section("## Metrics").len() + 1_000
+        text.len() - docs::page_section("README.md", "## Metrics").len() + 1_000
     } else {
         text.len()
     };
@@ -585,7 +508,7 @@ fn the_readme_is_at_most_15000_bytes() {
         );
     }
     // The map names every page of docs/.
-    for (path, _) in readme::pages() {
+    for (path, _) in docs::pages() {
         if path.starts_with("docs/") {
             assert!(
                 text.contains(&format!("]({path})")),
@@ -599,8 +522,8 @@ fn the_readme_is_at_most_15000_bytes() {
 fn links_and_anchors_are_read_as_github_reads_them() {
     let page = "# Title\n\n## What `--demo` shows\n\n```sh\n# not a heading\n```\n\n## Title\n\nSee [a](b.md#c), `[not](a link)`, [`code`](d.md) and <https://x>.\n\n[ref]: e.md\n";
     assert_eq!(
-        readme::anchors(page).into_iter().collect::<Vec<_>>(),
+        links::anchors(page).into_iter().collect::<Vec<_>>(),
         ["title", "title-1", "what---demo-shows"]
     );
-    assert_eq!(readme::links(page), ["b.md#c", "d.md", "e.md"]);
+    assert_eq!(links::links(page), ["b.md#c", "d.md", "e.md"]);
 }

@@ -1,28 +1,14 @@
 //! Several accounts and regions from one exporter (`--config.file`), the
 //! other account reached through STS `AssumeRole` with the real SDK.
 
-mod common;
+use crate::common;
+use crate::shared::bins::EXPORTER;
 
+use crate::shared::docs;
+use common::process;
 use common::*;
 use imagebuilder_sim::scenario::Ids;
 use imagebuilder_sim::store::Store;
-
-const OTHER: &str = "210987654321";
-const ROLE: &str = "arn:aws:iam::210987654321:role/imagebuilder-exporter";
-const DENIED: &str = "arn:aws:iam::333333333333:role/imagebuilder-exporter";
-
-/// The "api" image's builds, in account 210987654321 and eu-west-1.
-fn other_account() -> Store {
-    let mut ids = Ids::new(77);
-    let mut store = Store::default();
-    let mut b = simple_done_build(&mut ids, "api", 1, at(-600.0));
-    b.arn = b
-        .arn
-        .replace("us-east-1", "eu-west-1")
-        .replace("123456789012", OTHER);
-    store.insert(b);
-    store
-}
 
 /// `targets.yml` in a directory of its own, removed when dropped.
 struct ConfigFile {
@@ -52,22 +38,17 @@ async fn each_target_is_refreshed_on_its_own() {
     let config = write_config(&format!(
         "targets:\n  - region: us-east-1\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n    external_id: ibx-secret-id\n  - name: broken\n    region: eu-west-1\n    role_arn: {DENIED}\n"
     ));
-    let clock = imagebuilder_exporter::base::clock::ManualClock::new(at(160.0));
-    let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
-    sim.add_account(OTHER, "eu-west-1", other_account());
-    sim.allow_role(ROLE, Some("ibx-secret-id"));
-    let h = Harness::start_with(
-        sim,
-        clock,
-        &[
+    let world = World::new(sample_world(), at(160.0))
+        .with_other_account(other_account())
+        .allowing(ROLE, Some("ibx-secret-id"));
+    let h = world
+        .spawn_exporter(&[
             "--config.file",
             config.to_str().unwrap(),
             "--aws.max-attempts",
             "2",
-        ],
-        |_| {},
-    )
-    .await;
+        ])
+        .await;
     let m = h.scrape().await;
 
     // Both reachable targets export; the one whose role is denied is down
@@ -145,22 +126,17 @@ async fn each_target_is_refreshed_on_its_own() {
 #[tokio::test]
 async fn a_wrong_external_id_is_denied() {
     let config = write_config(&format!("targets:\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n    external_id: wrong-id\n"));
-    let clock = imagebuilder_exporter::base::clock::ManualClock::new(at(160.0));
-    let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
-    sim.add_account(OTHER, "eu-west-1", other_account());
-    sim.allow_role(ROLE, Some("ibx-secret-id"));
-    let h = Harness::start_with(
-        sim,
-        clock,
-        &[
+    let world = World::new(sample_world(), at(160.0))
+        .with_other_account(other_account())
+        .allowing(ROLE, Some("ibx-secret-id"));
+    let h = world
+        .spawn_exporter(&[
             "--config.file",
             config.to_str().unwrap(),
             "--aws.max-attempts",
             "1",
-        ],
-        |_| {},
-    )
-    .await;
+        ])
+        .await;
     let m = h.scrape().await;
     assert_eq!(
         m.get("imagebuilder_up", &[("target", "prod-eu")]),
@@ -187,7 +163,7 @@ async fn a_wrong_external_id_is_denied() {
 
 #[test]
 fn a_bad_config_file_is_refused_naming_the_problem() {
-    let bin = env!("CARGO_BIN_EXE_imagebuilder-exporter");
+    let bin = EXPORTER;
     for (text, want) in [
         (
             "targets:\n  - region: us-east-1\n    role_arn: arn:aws:iam::12:role/x\n",
@@ -234,13 +210,12 @@ async fn the_simulators_sts_hands_out_sessions_that_expire() {
     use aws_sdk_imagebuilder::error::ProvideErrorMetadata;
     use imagebuilder_exporter::aws::sdk::{load_sdk_config, AwsSettings};
     use imagebuilder_exporter::aws::AssumeRole;
-    use imagebuilder_exporter::base::clock::{Clock, ManualClock, NANOS_PER_SEC};
+    use imagebuilder_exporter::base::clock::{Clock, NANOS_PER_SEC};
     use std::time::{Duration, UNIX_EPOCH};
 
-    let clock = ManualClock::new(at(0.0));
-    let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
-    sim.add_account(OTHER, "eu-west-1", other_account());
-    sim.allow_role(ROLE, None);
+    let World { sim, clock } = World::new(sample_world(), at(0.0))
+        .with_other_account(other_account())
+        .allowing(ROLE, None);
     let running = sim.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
     let base = AwsSettings {
         region: Some("eu-west-1".into()),
@@ -326,7 +301,7 @@ async fn the_simulators_sts_hands_out_sessions_that_expire() {
 fn other_account_with_a_build_in_flight() -> Store {
     let mut store = other_account();
     let mut ids = Ids::new(78);
-    let mut b = fixed_build(
+    let b = fixed_build(
         &mut ids,
         "worker",
         1,
@@ -350,11 +325,7 @@ fn other_account_with_a_build_in_flight() -> Store {
             ..Wf::default()
         }],
     );
-    b.arn = b
-        .arn
-        .replace("us-east-1", "eu-west-1")
-        .replace("123456789012", OTHER);
-    store.insert(b);
+    store.insert(in_other_account(b));
     store
 }
 
@@ -370,25 +341,22 @@ async fn assumed_role_sessions_are_renewed_and_a_revoked_role_fails_alone() {
     let config = write_config(&format!(
         "targets:\n  - region: us-east-1\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n"
     ));
-    let clock = imagebuilder_exporter::base::clock::ManualClock::new(at(160.0));
-    let sim = imagebuilder_sim::Simulator::new(clock.clone(), sample_world(), 42);
-    sim.add_account(OTHER, "eu-west-1", other_account_with_a_build_in_flight());
-    sim.allow_role(ROLE, None);
-    sim.set_session_lifetime(Some(std::time::Duration::from_secs(15 * 60)));
+    let world = World::new(sample_world(), at(160.0))
+        .with_other_account(other_account_with_a_build_in_flight())
+        .allowing(ROLE, None);
+    world
+        .sim
+        .set_session_lifetime(Some(std::time::Duration::from_secs(15 * 60)));
     // Every refresh lists the builds (discovery is due at once), so that
     // every refresh needs credentials.
-    let h = Harness::start_with(
-        sim,
-        clock,
-        &[
+    let h = world
+        .spawn_exporter(&[
             "--config.file",
             config.to_str().unwrap(),
             "--discovery.interval",
             "1ms",
-        ],
-        |_| {},
-    )
-    .await;
+        ])
+        .await;
     let up = |m: &Metrics, target: &str| m.get("imagebuilder_up", &[("target", target)]);
 
     // An hour in steps of five minutes: four sessions expire on the way.
@@ -450,4 +418,82 @@ async fn assumed_role_sessions_are_renewed_and_a_revoked_role_fails_alone() {
         lines[0]
     );
     h.shutdown().await;
+}
+
+/// Each targets file of the docs, as a user copies it, run by the
+/// exporter binary against the simulator binary (which lets any role be
+/// assumed) with the endpoint variables docs/configuration.md gives: every
+/// target of every file is read, and the exporter gets ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_targets_file_in_the_docs_starts_and_gets_ready_against_the_simulator() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let files: Vec<String> = docs::code_blocks("yaml")
+        .into_iter()
+        .filter(|b| b.lines().any(|l| l.starts_with("targets:")))
+        .collect();
+    assert!(files.len() >= 3, "found {} targets files", files.len());
+    // A small account, so that each cold start takes a moment.
+    let (_sim, url) = process::simulator(&[
+        "--scenario",
+        "sized",
+        "--builds",
+        "20",
+        "--images",
+        "2",
+        "--running",
+        "1",
+        "--events-queue",
+        "imagebuilder-events",
+    ]);
+    let env = [
+        ("AWS_ENDPOINT_URL_IMAGEBUILDER", url.as_str()),
+        ("AWS_ENDPOINT_URL_STS", url.as_str()),
+        ("AWS_ENDPOINT_URL_SQS", url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let mut runs = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let path = dir.path().join(format!("targets-{i}.yml"));
+        std::fs::write(&path, file).unwrap();
+        let names: Vec<String> = imagebuilder_exporter::app::targets_file::load(&path)
+            .unwrap_or_else(|e| panic!("targets file {i} of the docs refused: {e}\n{file}"))
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        let run = process::exporter(
+            &[
+                "--config.file",
+                path.to_str().unwrap(),
+                "--aws.max-requests-per-second",
+                "200",
+            ],
+            &env,
+        );
+        runs.push((file, names, run));
+    }
+    for (file, names, run) in &runs {
+        run.ready(std::time::Duration::from_secs(90)).await;
+        let (status, _, body) = get(&format!("{}/metrics", run.base)).await;
+        assert_eq!(status, 200);
+        let m = Metrics::parse(&body);
+        for name in names {
+            assert_eq!(
+                m.get("imagebuilder_up", &[("target", name)]),
+                Some(1.0),
+                "{name} of\n{file}\n{}",
+                run.text()
+            );
+        }
+        let ready = run
+            .line(
+                |l| l.contains("msg=ready"),
+                std::time::Duration::from_secs(10),
+            )
+            .await;
+        assert!(
+            ready.contains("level=info") && ready.contains(&format!("targets={}", names.len())),
+            "{ready}"
+        );
+    }
 }

@@ -5,36 +5,17 @@
 //! say which target and why. The real SDK against the simulator; no scrape
 //! before ready (a Kubernetes Service sends none to an unready pod).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
 use common::logs::Captured;
 use common::*;
-use imagebuilder_exporter::base::clock::ManualClock;
-use imagebuilder_sim::scenario::Ids;
-use imagebuilder_sim::store::Store;
-use imagebuilder_sim::{Faults, Simulator};
-
-const OTHER: &str = "210987654321";
-const ROLE: &str = "arn:aws:iam::210987654321:role/imagebuilder-exporter";
-const DENIED: &str = "arn:aws:iam::333333333333:role/imagebuilder-exporter";
+use imagebuilder_sim::Faults;
 
 /// Generous: these wait for the first refreshes of a small account, which
 /// take well under a second, on a busy machine.
 const WITHIN: Duration = Duration::from_secs(60);
-
-fn other_account() -> Store {
-    let mut ids = Ids::new(77);
-    let mut store = Store::default();
-    let mut b = simple_done_build(&mut ids, "api", 1, at(-600.0));
-    b.arn = b
-        .arn
-        .replace("us-east-1", "eu-west-1")
-        .replace("123456789012", OTHER);
-    store.insert(b);
-    store
-}
 
 fn write_config(dir: &tempfile::TempDir, text: &str) -> String {
     let path = dir.path().join("targets.yml");
@@ -72,11 +53,10 @@ async fn a_denied_role_does_not_keep_the_other_targets_unready() {
         &dir,
         &format!("targets:\n  - region: us-east-1\n  - name: prod-eu\n    region: eu-west-1\n    role_arn: {ROLE}\n  - name: broken\n    region: eu-west-1\n    role_arn: {DENIED}\n"),
     );
-    let clock = ManualClock::new(at(160.0));
-    let sim = Simulator::new(clock.clone(), sample_world(), 42);
-    sim.add_account(OTHER, "eu-west-1", other_account());
-    sim.allow_role(ROLE, None);
-    let h = Harness::start_with(sim, clock, &["--config.file", &config], |_| {}).await;
+    let world = World::new(sample_world(), at(160.0))
+        .with_other_account(other_account())
+        .allowing(ROLE, None);
+    let h = world.spawn_exporter(&["--config.file", &config]).await;
     h.warm_up();
     until_ready(&h, &logs).await;
 
@@ -138,21 +118,16 @@ async fn a_denied_role_does_not_keep_the_other_targets_unready() {
 async fn a_target_failing_with_passing_errors_holds_readiness_for_the_bound_only() {
     let (logs, _guard) = Captured::start();
     const MAX_WAIT: Duration = Duration::from_secs(5);
-    let clock = ManualClock::new(at(160.0));
-    let sim = Simulator::new(clock.clone(), sample_world(), 42);
+    let world = World::new(sample_world(), at(160.0));
     // Every listing answers 5xx: passing, retried, never fixed by itself.
-    sim.set_faults(Faults {
+    world.sim.set_faults(Faults {
         server_error_ratio: 1.0,
         operations: vec!["ListImageBuildVersions".into()],
         ..Faults::default()
     });
-    let h = Harness::start_with(
-        sim,
-        clock,
-        &["--readiness.max-wait", "5s", "--aws.max-attempts", "1"],
-        |_| {},
-    )
-    .await;
+    let h = world
+        .spawn_exporter(&["--readiness.max-wait", "5s", "--aws.max-attempts", "1"])
+        .await;
     let started = Instant::now();
     h.warm_up();
     // Before the bound, it waits for the failing target (checked only when

@@ -4,16 +4,14 @@
 //! debug level only), and a bad region is refused at start-up naming where
 //! it came from.
 
-mod common;
+use crate::common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::http::free_port;
+use crate::shared::http::free_port;
 use common::process::{exporter, Spawned};
 use common::{get, Metrics};
-use imagebuilder_exporter::base::clock::{Clock, SystemClock};
-use imagebuilder_sim::{scenario, RunningSimulator, Simulator};
+use imagebuilder_sim::{RunningSimulator, Simulator};
 
 /// Generous bounds for a busy machine: each wait ends as soon as the line
 /// or the state shows.
@@ -22,8 +20,7 @@ const WITHIN: Duration = Duration::from_secs(60);
 const FIX: &str = "set AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run in a role";
 
 async fn simulator() -> (Simulator, RunningSimulator) {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let sim = Simulator::new(clock.clone(), scenario::demo(clock.now(), 3), 3);
+    let sim = common::demo_simulator();
     let running = sim.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
     (sim, running)
 }

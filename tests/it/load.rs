@@ -1,7 +1,7 @@
 //! Load and limits: many scrapers, cardinality bounds, hours of builds, and
 //! a web server that defends itself.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,9 @@ fn a_status_without_vm_rss_fails_the_memory_checks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_scrapers_share_refreshes() {
-    let h = Harness::start(sample_world(), at(160.0), &["--refresh.min-interval", "1s"]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--refresh.min-interval", "1s"])
+        .await;
     h.sim.set_faults(Faults {
         latency: Duration::from_millis(20),
         ..Faults::default()
@@ -143,12 +145,9 @@ async fn max_builds_drops_the_oldest_finished_builds() {
             at(-100_000.0 + n as f64 * 1000.0),
         ));
     }
-    let h = Harness::start(
-        store,
-        at(0.0),
-        &["--discovery.max-builds", "10", "--discovery.lookback", "7d"],
-    )
-    .await;
+    let h = World::new(store, at(0.0))
+        .spawn_exporter(&["--discovery.max-builds", "10", "--discovery.lookback", "7d"])
+        .await;
     let m = h.scrape().await;
     assert_eq!(
         m.get("imagebuilder_exporter_tracked_builds", &[]),
@@ -192,12 +191,9 @@ async fn memory_stays_flat_over_hours_of_builds() {
         8,
         11,
     );
-    let h = Harness::start(
-        store,
-        start,
-        &["--discovery.lookback", "30m", "--discovery.interval", "1ms"],
-    )
-    .await;
+    let h = World::new(store, start)
+        .spawn_exporter(&["--discovery.lookback", "30m", "--discovery.interval", "1ms"])
+        .await;
     let steps = hours * 3600 / 30;
     let mut tracked_max = 0.0f64;
     let mut steps_max = 0.0f64;
@@ -255,10 +251,11 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     // machine keeps, and well below the 10 s default that a server
     // ignoring the setting would apply.
     const HEADER_TIMEOUT: Duration = Duration::from_millis(300);
-    let h = Harness::start_configured(sample_world(), at(160.0), &[], |o| {
-        o.web.serve.header_read_timeout = HEADER_TIMEOUT;
-    })
-    .await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter_with(&[], |o| {
+            o.web.serve.header_read_timeout = HEADER_TIMEOUT;
+        })
+        .await;
     let addr = h.url.trim_start_matches("http://").to_string();
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
@@ -305,12 +302,9 @@ async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool 
 async fn when_full_an_idle_connection_makes_room_and_a_busy_one_never_does() {
     // The default header timeout (10 s): the idle connections would hold
     // their slots that long.
-    let h = Harness::start(
-        sample_world(),
-        at(160.0),
-        &["--web.max-connections", "2", "--scrape.timeout", "3s"],
-    )
-    .await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--web.max-connections", "2", "--scrape.timeout", "3s"])
+        .await;
     h.scrape().await;
     let addr = h.url.trim_start_matches("http://").to_string();
 
@@ -374,41 +368,20 @@ async fn when_full_an_idle_connection_makes_room_and_a_busy_one_never_does() {
 /// (half the header timeout) so that a loaded machine never fails it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_connections_never_starve_the_probes() {
-    use std::process::{Command, Stdio};
     const HALF_OPEN: usize = 500;
     const MAX_CONNECTIONS: usize = 128;
     const BOUND: Duration = Duration::from_secs(5);
-    let port = http::free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_imagebuilder-exporter"))
-        .args([
-            "--demo",
-            "--web.listen-address",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env_remove("AWS_ENDPOINT_URL_IMAGEBUILDER")
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starts");
-    let mut child = Running(child);
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(
-        tokio::time::timeout(
-            Duration::from_secs(2),
-            try_request("GET", &format!("{base}/-/ready"))
-        )
-        .await,
-        Ok(Ok((200, _, _)))
-    ) {
-        assert!(Instant::now() < deadline, "not ready within 60 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut run = common::process::exporter(&["--demo"], &[]);
+    run.ready(Duration::from_secs(60)).await;
+    let base = run.base.clone();
+    let address = base.trim_start_matches("http://");
+    let child = &mut run.child;
     let status = std::path::PathBuf::from(format!("/proc/{}/status", child.0.id()));
     let before = cfg!(target_os = "linux").then(|| vm_rss(&status));
 
     let mut held = Vec::with_capacity(HALF_OPEN);
     for _ in 0..HALF_OPEN {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        let mut s = tokio::net::TcpStream::connect(address)
             .await
             .expect("connects");
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")

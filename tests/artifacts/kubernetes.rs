@@ -21,7 +21,7 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-const REGENERATE: &str = "UPDATE_GENERATED=1 cargo test --test kubernetes";
+const REGENERATE: &str = "UPDATE_GENERATED=1 cargo test --test artifacts kubernetes::";
 
 /// The label every resource of the kustomization carries.
 const NAME_LABEL: &str = "app.kubernetes.io/name: imagebuilder-exporter";
@@ -50,7 +50,7 @@ const LAST_APPLIED_LIMIT: usize = 262_144;
 
 fn header(source: &str) -> String {
     format!(
-        "# GENERATED from {source} by tests/kubernetes.rs: do not edit.\n\
+        "# GENERATED from {source} by tests/artifacts/kubernetes.rs: do not edit.\n\
          # After changing {source}, run: {REGENERATE}\n"
     )
 }

@@ -1,7 +1,7 @@
 //! The exporter end to end: real SDK, real HTTP, the simulator behind it,
 //! `/metrics` read through a Prometheus text parser.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -19,7 +19,9 @@ const EXECUTIONS: &str = "imagebuilder_workflow_step_executions_total";
 
 #[tokio::test]
 async fn exports_exact_status_durations_and_headroom() {
-    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     let m = h.scrape().await;
 
     // State set: 1 for the current status, 0 for the model's others.
@@ -173,7 +175,9 @@ async fn exports_exact_status_durations_and_headroom() {
 
 #[tokio::test]
 async fn a_running_step_duration_grows_between_scrapes() {
-    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     let m = h.scrape().await;
     assert_eq!(m.get(DURATION, &web("Approve")), Some(60.0));
     h.clock.advance_secs(30.25);
@@ -200,7 +204,7 @@ async fn follows_next_token_past_the_first_page() {
             at(-3600.0 - i as f64),
         ));
     }
-    let h = Harness::start(store, at(0.0), &[]).await;
+    let h = World::new(store, at(0.0)).spawn_exporter(&[]).await;
     let m = h.scrape().await;
     assert_eq!(
         m.get("imagebuilder_exporter_tracked_builds", &[]),
@@ -227,7 +231,7 @@ async fn a_second_refresh_makes_no_call_for_terminal_steps() {
             at(-36_000.0 + i as f64 * 3600.0),
         ));
     }
-    let h = Harness::start(store, at(0.0), &[]).await;
+    let h = World::new(store, at(0.0)).spawn_exporter(&[]).await;
     h.scrape().await;
     let first = h.sim.calls();
     // Cold start: one listing, one ListWorkflowExecutions per build, steps
@@ -246,7 +250,9 @@ async fn a_second_refresh_makes_no_call_for_terminal_steps() {
 
 #[tokio::test]
 async fn in_flight_work_is_all_a_steady_refresh_costs() {
-    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     h.scrape().await;
     h.sim.reset_calls();
     h.scrape().await;
@@ -266,7 +272,9 @@ async fn in_flight_work_is_all_a_steady_refresh_costs() {
 
 #[tokio::test]
 async fn the_first_discovery_seeds_counters_and_later_ones_count() {
-    let h = Harness::start(sample_world(), at(160.0), &["--discovery.interval", "1s"]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--discovery.interval", "1s"])
+        .await;
     let m = h.scrape().await;
     // Terminal before start-up: seeded, series present at 0.
     assert_eq!(
@@ -332,7 +340,9 @@ async fn the_first_discovery_seeds_counters_and_later_ones_count() {
 
 #[tokio::test]
 async fn concurrent_scrapes_share_one_refresh() {
-    let h = Harness::start(sample_world(), at(160.0), &["--refresh.min-interval", "1m"]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--refresh.min-interval", "1m"])
+        .await;
     h.sim.set_faults(Faults {
         latency: Duration::from_millis(150),
         ..Faults::default()
@@ -371,7 +381,9 @@ async fn concurrent_scrapes_share_one_refresh() {
 #[tokio::test]
 async fn an_unknown_step_execution_id_is_reported_and_the_rest_works() {
     let unknown = "step-00000000-0000-4000-8000-000000000000";
-    let h = Harness::start(sample_world(), at(160.0), &["--step-execution-id", unknown]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--step-execution-id", unknown])
+        .await;
     let m = h.scrape().await;
     assert_eq!(
         m.get(
@@ -400,17 +412,14 @@ async fn a_step_execution_id_outside_discovery_is_tracked_directly() {
         let b = store.build(&build_arn("web", 1), at(0.0)).unwrap();
         (b.workflows[0].steps[2].id.clone(), ())
     };
-    let h = Harness::start(
-        store,
-        at(160.0),
-        &[
+    let h = World::new(store, at(160.0))
+        .spawn_exporter(&[
             "--filter.image-name",
             "db",
             "--step-execution-id",
             &approve_id,
-        ],
-    )
-    .await;
+        ])
+        .await;
     let m = h.scrape().await;
     assert_eq!(m.get(DURATION, &[("image", "db")]), Some(60.0));
     assert_eq!(m.label_values(DURATION, "image").len(), 2);
@@ -425,7 +434,9 @@ async fn a_step_execution_id_outside_discovery_is_tracked_directly() {
 
 #[tokio::test]
 async fn health_readiness_and_methods() {
-    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     let (s, _, body) = get(&format!("{}/-/healthy", h.url)).await;
     assert_eq!((s, body.as_str()), (200, "Healthy\n"));
     // Warm-up is not started by the harness: not ready before a scrape.
@@ -455,7 +466,9 @@ async fn health_readiness_and_methods() {
 
 #[tokio::test]
 async fn gzip_when_asked() {
-    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     let gzip_scrape = || async {
         let (status, headers, body) = raw_request(
             "GET",
@@ -517,7 +530,9 @@ async fn gzip_when_asked() {
 
 #[tokio::test]
 async fn a_slow_api_gets_the_last_snapshot_within_the_scrape_timeout() {
-    let h = Harness::start(sample_world(), at(160.0), &["--scrape.timeout", "300ms"]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--scrape.timeout", "300ms"])
+        .await;
     let m = h.scrape().await;
     assert_eq!(m.get(DURATION, &web("Launch")), Some(12.418));
     // Every call takes 10 s; half of it is a bound a loaded machine keeps,
@@ -549,7 +564,9 @@ async fn a_slow_api_gets_the_last_snapshot_within_the_scrape_timeout() {
 
 #[tokio::test]
 async fn unchanged_data_is_not_encoded_again() {
-    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     h.scrape().await;
     let target = h.exporter.targets()[0].clone();
     let first = target.current();
@@ -582,7 +599,9 @@ async fn unchanged_data_is_not_encoded_again() {
 
 #[tokio::test]
 async fn step_metrics_carry_no_execution_ids() {
-    let h = Harness::start(sample_world(), at(160.0), &[]).await;
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
     let m = h.scrape().await;
     assert!(
         !m.text.contains("step-"),

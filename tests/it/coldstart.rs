@@ -4,7 +4,7 @@
 //! gives, for no more calls. During the backfill a new failure still shows
 //! within a refresh or two, and scrapes are answered in time.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -34,10 +34,11 @@ fn account_lines(m: &Metrics) -> Vec<&str> {
 /// backfill), over [`account`]; 20 ms per call once it is ready, so that
 /// the backfill takes a while.
 async fn start_deferred(args: &[&str]) -> Harness {
-    let h = Harness::start_configured(account(), at(0.0), args, |o| {
-        o.discovery.defer_backfill = true;
-    })
-    .await;
+    let h = World::new(account(), at(0.0))
+        .spawn_exporter_with(args, |o| {
+            o.discovery.defer_backfill = true;
+        })
+        .await;
     h.sim.set_faults(Faults {
         latency: Duration::from_millis(20),
         ..Faults::default()
@@ -82,7 +83,7 @@ async fn ready_with_the_latest_state_then_the_backfill_then_what_a_full_read_giv
     assert!(pending > 0.0, "{pending}");
 
     // The full read, to compare with: the same account, read before ready.
-    let full = Harness::start(account(), at(0.0), &args).await;
+    let full = World::new(account(), at(0.0)).spawn_exporter(&args).await;
     let full_page = full.scrape().await;
     let full_calls = full.sim.calls();
     assert_eq!(
