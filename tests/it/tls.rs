@@ -802,113 +802,34 @@ fn reload_reports_what_it_did() {
 // ---------------------------------------------------------------------------
 // Invalid files.
 
-/// Cases: (name, web.yml, fragments the error must contain). `{ok}` is the
-/// valid TLS block; the directory holds server.crt/.key, expired.crt/.key,
-/// future.crt/.key, other.key and ca.crt.
-fn invalid_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
-    let ok = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n";
-    vec![
-        (
-            "unknown key",
-            format!("{ok}  client_auth: RequireAndVerifyClientCert\n"),
-            vec!["unknown field `client_auth`", "line 4"],
-        ),
-        (
-            "unknown top-level key",
-            "tls_config:\n  cert_file: server.crt\n".into(),
-            vec!["unknown field `tls_config`", "line 1"],
-        ),
-        (
-            "YAML syntax",
-            "tls_server_config:\n  cert_file: server.crt\n key_file: server.key\n".into(),
-            vec!["invalid YAML", "line 3"],
-        ),
-        (
-            "missing certificate file",
-            "tls_server_config:\n  cert_file: missing.crt\n  key_file: server.key\n".into(),
-            vec!["tls_server_config.cert_file", "missing.crt", "No such file"],
-        ),
-        (
-            "expired certificate",
-            "tls_server_config:\n  cert_file: expired.crt\n  key_file: expired.key\n".into(),
-            vec!["tls_server_config.cert_file", "expired.crt", "expired on 2002-01-01T00:00:00Z"],
-        ),
-        (
-            "certificate not valid yet",
-            "tls_server_config:\n  cert_file: future.crt\n  key_file: future.key\n".into(),
-            vec!["future.crt", "not valid yet", "2080-01-01T00:00:00Z"],
-        ),
-        (
-            "key of another certificate",
-            "tls_server_config:\n  cert_file: server.crt\n  key_file: other.key\n".into(),
-            vec!["tls_server_config.key_file", "other.key", "does not belong"],
-        ),
-        (
-            "certificate file that is not PEM",
-            "tls_server_config:\n  cert_file: web.yml\n  key_file: server.key\n".into(),
-            vec!["tls_server_config.cert_file", "no PEM CERTIFICATE"],
-        ),
-        (
-            "key file without a key",
-            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.crt\n".into(),
-            vec!["tls_server_config.key_file", "no PEM private key"],
-        ),
-        (
-            "missing key",
-            "tls_server_config:\n  cert_file: server.crt\n".into(),
-            vec!["tls_server_config", "missing one of key or key_file"],
-        ),
-        (
-            "bad bcrypt hash",
-            format!("{ok}basic_auth_users:\n  alice: s3cr3t-in-clear\n"),
-            vec!["basic_auth_users.alice", "not a bcrypt hash", "htpasswd"],
-        ),
-        (
-            "TLS 1.0",
-            format!("{ok}  min_version: TLS10\n"),
-            vec!["tls_server_config.min_version", "TLS10", "only TLS 1.2 and 1.3"],
-        ),
-        (
-            "client auth without a CA",
-            format!("{ok}  client_auth_type: RequireAndVerifyClientCert\n"),
-            vec!["tls_server_config.client_auth_type", "needs client_ca_file"],
-        ),
-        (
-            "CA without client auth",
-            format!("{ok}  client_ca_file: ca.crt\n"),
-            vec!["client_ca_file", "NoClientCert"],
-        ),
-        (
-            "unknown client auth type",
-            format!("{ok}  client_auth_type: Always\n"),
-            vec!["tls_server_config.client_auth_type", "\"Always\"", "RequireAndVerifyClientCert"],
-        ),
-        (
-            "unsupported cipher suite",
-            format!("{ok}  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n"),
-            vec!["tls_server_config.cipher_suites", "TLS_RSA_WITH_AES_128_CBC_SHA", "not supported"],
-        ),
-        (
-            "unsupported curve",
-            format!("{ok}  curve_preferences: [CurveP521]\n"),
-            vec!["tls_server_config.curve_preferences", "CurveP521"],
-        ),
-        (
-            "SANs with optional client certificates",
-            format!("{ok}  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: ca.crt\n  client_allowed_sans: [a]\n"),
-            vec!["client_allowed_sans", "RequireAndVerifyClientCert"],
-        ),
-        (
-            "rate limit interval in days (not a Go duration)",
-            "rate_limit:\n  interval: 1d\n  burst: 2\n".into(),
-            vec!["rate_limit.interval", "unknown unit \"d\""],
-        ),
-        (
-            "header that cannot be set",
-            "http_server_config:\n  headers:\n    Set-Cookie: a=b\n".into(),
-            vec!["http_server_config.headers.Set-Cookie", "cannot be configured"],
-        ),
-    ]
+/// The bad web configuration files of `tests/testdata/web/*.bad.yml`, as
+/// (file name, text, what the error must say): each file opens with one
+/// `# error: …` line per fragment of the message it must be refused with,
+/// as in the exporter-toolkit's `testdata/*.bad.yml`. The certificates they
+/// name are made at test time ([`invalid_dir`]); each file is copied beside
+/// them under its own name.
+fn invalid_cases() -> Vec<(String, String, Vec<String>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/web");
+    let mut cases: Vec<(String, String, Vec<String>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".bad.yml"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&p).unwrap();
+            let fragments: Vec<String> = text
+                .lines()
+                .map_while(|l| l.strip_prefix("# error: "))
+                .map(str::to_string)
+                .collect();
+            assert!(!fragments.is_empty(), "{name} says no `# error: `");
+            (name, text, fragments)
+        })
+        .collect();
+    cases.sort();
+    // The table is read, not empty: every case of the former code is a file.
+    assert!(cases.len() >= 20, "only {} bad web configs", cases.len());
+    cases
 }
 
 fn invalid_dir() -> tempfile::TempDir {
@@ -932,13 +853,13 @@ fn invalid_dir() -> tempfile::TempDir {
 fn invalid_files_are_refused_with_the_file_field_and_reason() {
     let d = invalid_dir();
     for (name, yaml, fragments) in invalid_cases() {
-        let cfg = write(&d, "web.yml", &yaml);
+        let cfg = write(&d, &name, &yaml);
         let e: WebConfigError = WebSecurity::load(&cfg).map(|_| ()).unwrap_err();
         let text = e.to_string();
         eprintln!("{name}: {text}");
         assert!(text.contains(&cfg.display().to_string()), "{name}: {text}");
         for f in &fragments {
-            assert!(text.contains(f), "{name}: {text:?} lacks {f:?}");
+            assert!(text.contains(f.as_str()), "{name}: {text:?} lacks {f:?}");
         }
         assert!(!text.contains("s3cr3t-in-clear"), "{name}: {text}");
         assert!(!text.contains("PRIVATE KEY-----"), "{name}: {text}");
@@ -952,7 +873,7 @@ fn invalid_files_are_refused_with_the_file_field_and_reason() {
 fn the_binary_exits_2_and_says_why() {
     let d = invalid_dir();
     for (name, yaml, fragments) in invalid_cases() {
-        let cfg = write(&d, "web.yml", &yaml);
+        let cfg = write(&d, &name, &yaml);
         let out = Command::new(EXPORTER)
             .args([
                 "--demo",
@@ -967,7 +888,7 @@ fn the_binary_exits_2_and_says_why() {
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
         assert!(err.contains("--web.config.file"), "{name}: {err}");
         for f in &fragments {
-            assert!(err.contains(f), "{name}: {err:?} lacks {f:?}");
+            assert!(err.contains(f.as_str()), "{name}: {err:?} lacks {f:?}");
         }
         assert!(!err.contains("s3cr3t-in-clear"), "{name}: {err}");
     }
