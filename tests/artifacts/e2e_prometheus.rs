@@ -37,6 +37,7 @@ use crate::shared::{exposition, tools};
 use common::grafana;
 use common::grafana::{Selection, Variable};
 use common::promapi::{put_json, unix_now, Proc, PromServer, Workdir};
+use imagebuilder_exporter::metrics::labels;
 use serde_json::{json, Value};
 
 const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/imagebuilder.rules.yml");
@@ -60,17 +61,6 @@ const QUEUE: &str = "imagebuilder-events";
 /// which then lasts a few seconds instead of a fraction of one (ready needs
 /// only a handful of rounds of calls; the backfill comes after).
 const COLD_START_LATENCY_MS: u64 = 1000;
-
-/// The labels of every step series.
-const STEP_LABELS: [&str; 7] = [
-    "account_id",
-    "region",
-    "image",
-    "workflow_arn",
-    "workflow_type",
-    "step_name",
-    "action",
-];
 
 /// Grafana's built-in variables as a dashboard over the last hour would
 /// have them.
@@ -258,7 +248,7 @@ type Labels = BTreeMap<String, String>;
 
 /// The step labels of a sample or series.
 fn step_of(get: impl Fn(&str) -> Option<String>) -> Labels {
-    STEP_LABELS
+    labels::STEP
         .iter()
         .map(|k| (k.to_string(), get(k).unwrap_or_default()))
         .collect()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use imagebuilder_exporter::base::clock::NANOS_PER_SEC;
+use imagebuilder_exporter::metrics::labels;
 use imagebuilder_sim::scenario::{build_arn, Ids};
 use imagebuilder_sim::store::Store;
 use imagebuilder_sim::Faults;
@@ -109,18 +110,9 @@ async fn exports_exact_status_durations_and_headroom() {
         .unwrap();
     let mut names: Vec<&str> = s.labels.keys().map(|k| k.as_str()).collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "account_id",
-            "action",
-            "image",
-            "region",
-            "step_name",
-            "workflow_arn",
-            "workflow_type"
-        ]
-    );
+    let mut step_labels = labels::STEP;
+    step_labels.sort();
+    assert_eq!(names, step_labels);
     assert_eq!(s.labels.get("account_id"), Some("123456789012"));
     assert_eq!(s.labels.get("region"), Some("us-east-1"));
     assert_eq!(s.labels.get("action"), Some("ExecuteComponents"));
