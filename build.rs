@@ -17,8 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Set by the container build (`--build-arg REVISION=...`).
+// tests/it/cli.rs includes this file for the functions below `main`; the
+// entry point and its variable are cargo's alone.
+#[cfg(not(test))]
 const REVISION_VAR: &str = "IMAGEBUILDER_EXPORTER_REVISION";
 
+#[cfg(not(test))]
 fn main() {
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     println!("cargo:rerun-if-changed=build.rs");
@@ -91,7 +95,7 @@ pub fn revision(dir: &Path) -> Option<String> {
 
 /// The files whose change means another commit: HEAD, the branch it points
 /// to, and the packed refs (in a worktree, git says where they are).
-fn watched(dir: &Path) -> Vec<PathBuf> {
+pub fn watched(dir: &Path) -> Vec<PathBuf> {
     if !own_repository(dir) {
         return Vec::new();
     }

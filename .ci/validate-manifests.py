@@ -59,7 +59,7 @@ CUSTOM_RESOURCES = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): prometheus_operator_v1.PrometheusRule,
 }
 
-# The sources of the generated resources (tests/kubernetes.rs generates
+# The sources of the generated resources (tests/artifacts/kubernetes.rs generates
 # them): PrometheusRule name -> rules file; the dashboard ConfigMap's key ->
 # dashboard file.
 RULE_SOURCES = {
@@ -235,7 +235,7 @@ def check_generated(label, resources, repo):
         groups = yaml.safe_load((repo / source).read_text())["groups"]
         if rule["spec"].get("groups") != groups:
             error(f"{label}: PrometheusRule/{name} does not carry exactly the groups of {source}: "
-                  "run UPDATE_GENERATED=1 cargo test --test kubernetes")
+                  "run UPDATE_GENERATED=1 cargo test --test artifacts kubernetes::")
         # The jobs the rules name are the job the ServiceMonitor gives the
         # exporter's series, or the alerts that name one never fire.
         named = set(re.findall(r'job="([^"]*)"', yaml.safe_dump(groups)))
@@ -254,7 +254,7 @@ def check_generated(label, resources, repo):
         for key, source in DASHBOARD_SOURCES.items():
             if key in data and data[key] != (repo / source).read_text():
                 error(f"{label}: ConfigMap/{cm['metadata']['name']} does not hold {source} "
-                      "unchanged: run UPDATE_GENERATED=1 cargo test --test kubernetes")
+                      "unchanged: run UPDATE_GENERATED=1 cargo test --test artifacts kubernetes::")
     # kube-prometheus-stack selects ServiceMonitors and PrometheusRules by
     # `release`: where one has it, all must, with one value.
     operator = monitors + rules

@@ -25,18 +25,20 @@
 //!   that send `X-Prometheus-Scrape-Timeout-Seconds: 3` (and one without)
 //!   are timed.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/shared/http.rs"]
+mod http;
+#[path = "../tests/shared/running.rs"]
+mod running;
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::http::free_port;
-use common::{raw_request, try_request, Running};
+use http::{free_port, raw_request, try_request};
 use imagebuilder_exporter::base::clock::{Clock, SystemClock};
 use imagebuilder_sim::{scenario, Faults, Simulator};
+use running::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HALF_OPEN: usize = 500;

@@ -12,8 +12,10 @@
 //! speed, and the exporter process's memory; and, for comparison, what
 //! re-fetching everything at each scrape would cost.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/shared/http.rs"]
+mod http;
+#[path = "../tests/shared/running.rs"]
+mod running;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -22,8 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::http::free_port;
-use common::{raw_request, try_request, Running};
+use http::{free_port, raw_request, try_request};
 use imagebuilder_exporter::app;
 use imagebuilder_exporter::app::options::Options;
 use imagebuilder_exporter::base::clock::{Clock, SystemClock, NANOS_PER_SEC};
@@ -31,6 +32,7 @@ use imagebuilder_exporter::metrics::ExporterMetrics;
 use imagebuilder_exporter::refresh::exporter::Encoding;
 use imagebuilder_sim::scenario::{self, BuildShape, Ids};
 use imagebuilder_sim::{Faults, Simulator};
+use running::Running;
 
 const OPS: [&str; 5] = [
     "ListImageBuildVersions",

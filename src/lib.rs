@@ -5,7 +5,7 @@
 //! One folder per layer. A module may use its own layer and those below it,
 //! never one above, so that a change low down never needs one higher up and
 //! a newcomer can read the code bottom-up; sibling files of one module never
-//! use each other both ways. `tests/layering.rs` checks every path of
+//! use each other both ways. `tests/artifacts/layering.rs` checks every path of
 //! `src/`, imports grouped or re-exported included, against this list:
 //!
 //! 1. base: [`base`], what every layer may use and that knows nothing of Image Builder
