@@ -420,6 +420,11 @@ async fn demo_serves_every_metric_family() {
         "imagebuilder_exporter_event_queue_errors_total",
         // A refused field of an API answer: the faults module.
         "imagebuilder_exporter_invalid_data_total",
+        // An `organization` section in --config.file: the organization module.
+        "imagebuilder_exporter_organization_up",
+        "imagebuilder_exporter_organization_last_success_timestamp_seconds",
+        "imagebuilder_exporter_organization_accounts",
+        "imagebuilder_exporter_organization_errors_total",
     ];
     let mut families: Vec<&str> = family::contract()
         .map(|f| f.name)

@@ -6,7 +6,6 @@
 //! keeps the last accounts; and three shards serve, together, exactly what
 //! one exporter serves, each series once.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -146,6 +145,14 @@ async fn every_active_selected_account_in_each_region_is_a_target_and_the_listin
     assert_eq!(
         m.get("imagebuilder_exporter_organization_accounts", &[]),
         Some(3.0)
+    );
+    assert_eq!(
+        m.get(
+            "imagebuilder_exporter_organization_last_success_timestamp_seconds",
+            &[]
+        ),
+        Some(at(0.0) as f64 / NANOS_PER_SEC as f64),
+        "the manual clock's time of the listing"
     );
     assert_eq!(m.get("imagebuilder_exporter_shard_targets", &[]), Some(6.0));
     // Each account's builds, in each Region, under its own account_id.
