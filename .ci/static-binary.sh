@@ -12,6 +12,9 @@
 # become ready, serve the step metrics, and exit 0 on SIGTERM.
 #
 # Usage: bash .ci/static-binary.sh   (as root, or with sudo; local or CI)
+#        bash .ci/static-binary.sh --build-only   (installs and builds, no run:
+#        .ci/run builds in the background while the tests run, then runs this
+#        script again, which finds the build up to date)
 # STATIC_TARGET_DIR overrides the cargo target directory of the static build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -148,6 +151,9 @@ start=$SECONDS
 # Same command as the Dockerfile's builder stage: keep them in sync.
 cargo build --release --locked --target x86_64-unknown-linux-musl --config 'profile.release.strip="symbols"' --bin imagebuilder-exporter
 log "static build: $((SECONDS - start)) s"
+if [ "${1:-}" = "--build-only" ]; then
+  exit 0
+fi
 built="$CARGO_TARGET_DIR/$TARGET/release/imagebuilder-exporter"
 unset CARGO_TARGET_DIR
 
