@@ -15,9 +15,9 @@
 //! 5. aws: [`aws`], the narrow AWS client and the SDK-to-model conversions
 //! 6. tracking: [`tracking`], what is held between refreshes, and its rows
 //! 7. snapshot: [`snapshot`], the page encoded once per refresh
-//! 8. refresh: [`refresh`], discovery, events, targets and the exporter
+//! 8. refresh: [`refresh`], discovery, events, the organisation, targets and the exporter
 //! 9. server: [`server`], the exporter's routes
-//! 10. app: [`app`], flags, the targets file and the wiring
+//! 10. app: [`app`], flags, the targets file, member accounts and the wiring
 //!
 //! The data flows the same way: the AWS client turns answers into the
 //! model; discovery decides what to read and keeps it in the tracked state;
