@@ -445,3 +445,48 @@ async fn three_shards_serve_together_exactly_what_one_exporter_serves_each_serie
     drop(one);
     running.stop().await;
 }
+
+/// One session per member account, shared by its Regions and kept for its
+/// lifetime, however many accounts: the SDK's own identity cache holds 64
+/// sessions and drops one at random beyond that, so an organisation of 100
+/// accounts would assume roles again at every refresh through one shared
+/// cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_member_role_is_assumed_once_however_many_accounts() {
+    const ACCOUNTS: usize = 100;
+    let clock = ManualClock::new(at(0.0));
+    let sim = Simulator::new(clock.clone(), sample_world(), 42);
+    let world = scenario::organization(
+        at(0.0),
+        &OrganizationSpec {
+            accounts: ACCOUNTS,
+            regions: REGIONS.map(String::from).to_vec(),
+            builds: 1,
+            images: 1,
+            running: 0,
+            span: 3600 * NANOS_PER_SEC,
+            sandboxes: 0,
+            seed: 11,
+            ..OrganizationSpec::default()
+        },
+    );
+    world.install(&sim).expect("the organisation loads");
+    let file = "organization:\n  member_role_name: imagebuilder-exporter\n  regions: [us-east-1, eu-west-1]\n";
+    let (h, _dir) = start(sim, clock, file, &[]).await;
+    let m = until(&h, "every target up", |m| {
+        served_targets(m).len() == ACCOUNTS * REGIONS.len()
+            && m.count("imagebuilder_up", &[]) == ACCOUNTS * REGIONS.len()
+            && m.sum("imagebuilder_up", &[]) == (ACCOUNTS * REGIONS.len()) as f64
+    })
+    .await;
+    assert_eq!(
+        m.get("imagebuilder_exporter_organization_accounts", &[]),
+        Some(ACCOUNTS as f64)
+    );
+    // More refreshes of every target, each through its account's session.
+    for _ in 0..3 {
+        h.scrape().await;
+    }
+    assert_eq!(h.sim.calls_to("AssumeRole"), ACCOUNTS as u64);
+    h.shutdown().await;
+}
