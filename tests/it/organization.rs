@@ -6,7 +6,6 @@
 //! keeps the last accounts; and three shards serve, together, exactly what
 //! one exporter serves, each series once.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
