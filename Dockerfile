@@ -30,12 +30,14 @@ WORKDIR /build
 # `demo` feature links it in for --demo.
 COPY Cargo.toml Cargo.lock ./
 COPY crates/imagebuilder-sim/Cargo.toml crates/imagebuilder-sim/
-RUN mkdir -p src benches crates/imagebuilder-sim/src \
+RUN mkdir -p src benches crates/imagebuilder-sim/src crates/imagebuilder-sim/benches \
     && echo 'fn main() {}' > src/main.rs \
     && echo 'fn main() {}' > benches/scale.rs \
     && echo 'fn main() {}' > benches/hostile.rs \
+    && echo 'fn main() {}' > benches/organization.rs \
     && touch src/lib.rs \
     && echo 'fn main() {}' > crates/imagebuilder-sim/src/main.rs \
+    && echo 'fn main() {}' > crates/imagebuilder-sim/benches/organization.rs \
     && touch crates/imagebuilder-sim/src/lib.rs \
     && cargo build --release --locked --target x86_64-unknown-linux-musl --config 'profile.release.strip="symbols"' --bin imagebuilder-exporter \
     && rm -rf src crates/imagebuilder-sim/src
