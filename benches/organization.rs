@@ -9,7 +9,8 @@
 //! The simulator binary runs as a child process (`--scenario organization`):
 //! `BENCH_ACCOUNTS` accounts (the management account included, no
 //! sandboxes) in each of `BENCH_REGIONS`, each with `BENCH_BUILDS` builds
-//! over `BENCH_IMAGES` images, `BENCH_RUNNING` of them in flight, and
+//! over `BENCH_IMAGES` images (by default one per 20 builds, as in the
+//! scale bench), `BENCH_RUNNING` of them in flight, and
 //! `BENCH_API_LATENCY_MS` of latency per API call. The exporter binary reads
 //! it through an `organization` section in `--config.file` (the exporter's
 //! own credentials list the accounts, as in the management account; the
@@ -105,12 +106,14 @@ struct Setup {
 impl Setup {
     fn from_env() -> Self {
         let regions: String = env("BENCH_REGIONS", "us-east-1,eu-west-1".to_string());
+        let builds = env("BENCH_BUILDS", 20);
         let setup = Self {
             accounts: env("BENCH_ACCOUNTS", 300),
             regions: regions.split(',').map(|r| r.trim().to_string()).collect(),
-            builds: env("BENCH_BUILDS", 20),
+            builds,
             running: env("BENCH_RUNNING", 1),
-            images: env("BENCH_IMAGES", 5),
+            // As the scale bench: 20 builds an image, at least one.
+            images: env("BENCH_IMAGES", (builds / 20).max(1)),
             shards: env("BENCH_SHARDS", 3),
             latency_ms: env("BENCH_API_LATENCY_MS", 20),
             scrapes: env("BENCH_SCRAPES", 20),
