@@ -34,7 +34,7 @@ use std::io::Write;
 use bytes::Bytes;
 use crc32fast::Hasher;
 use flate2::write::DeflateEncoder;
-use flate2::Compression;
+use flate2::{Compress, Compression, FlushCompress};
 
 /// The gzip header: deflate, no name or time, unknown OS (RFC 1952 §2.3).
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
@@ -81,6 +81,12 @@ pub struct GzipWriter {
     crc: Hasher,
     /// Text not yet compressed: what lies between two segments.
     pending: Vec<u8>,
+    /// One compressor for all of this response's text, made at the first
+    /// and reset by each full flush. A page of hundreds of targets has
+    /// thousands of pieces of text between segments, and a fresh
+    /// compressor for each (hundreds of KiB of state to set up) cost more
+    /// than the rest of the scrape.
+    compressor: Option<Compress>,
 }
 
 impl Default for GzipWriter {
@@ -95,6 +101,7 @@ impl GzipWriter {
             parts: vec![Bytes::from_static(&HEADER)],
             crc: Hasher::new(),
             pending: Vec::new(),
+            compressor: None,
         }
     }
 
@@ -127,11 +134,38 @@ impl GzipWriter {
     }
 
     fn flush_pending(&mut self) {
-        if !self.pending.is_empty() {
-            let segment = Segment::compress(&self.pending);
-            self.pending.clear();
-            self.push(&segment);
+        if self.pending.is_empty() {
+            return;
         }
+        let c = self
+            .compressor
+            .get_or_insert_with(|| Compress::new(Compression::fast(), false));
+        // A full flush ends on a byte boundary and forgets what came
+        // before, so this piece refers to nothing outside itself and may
+        // sit between any two segments, as a fresh compressor's would.
+        let mut out = Vec::with_capacity(self.pending.len() / 4 + 64);
+        let mut input = &self.pending[..];
+        loop {
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(1024));
+            }
+            let before = c.total_in();
+            // Compressing into a Vec with room left cannot fail.
+            let _ = c.compress_vec(input, &mut out, FlushCompress::Full);
+            input = &input[(c.total_in() - before) as usize..];
+            // The flush is done when input is used up and the output was
+            // not filled: deflate had nothing more to write.
+            if input.is_empty() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        let segment = Segment {
+            crc: crc32fast::hash(&self.pending),
+            len: self.pending.len() as u64,
+            deflate: Bytes::from(out),
+        };
+        self.pending.clear();
+        self.push(&segment);
     }
 
     fn push(&mut self, segment: &Segment) {
@@ -195,6 +229,45 @@ mod tests {
             .read_to_end(&mut multi)
             .unwrap();
         assert_eq!(multi, want);
+    }
+
+    /// The text of one response goes through one compressor: each piece
+    /// must still refer to nothing before it, or the segments between
+    /// would break its back-references.
+    #[test]
+    fn pieces_of_text_between_segments_stand_alone() {
+        let line = |i: u32| {
+            format!(
+                "headroom{{target=\"t{}\",step=\"s{}\"}} {}\n",
+                i % 7,
+                i % 11,
+                i
+            )
+        };
+        let piece = |from: u32, n: u32| -> Vec<u8> {
+            (from..from + n)
+                .flat_map(|i| line(i).into_bytes())
+                .collect()
+        };
+        let seg = Segment::compress(b"# a segment between\n");
+        let mut w = GzipWriter::new();
+        let mut want = Vec::new();
+        for k in 0..300u32 {
+            // Repeats of earlier pieces, small and (every 50th) past the
+            // 32 KiB window: a back-reference across a segment would show.
+            let p = if k % 50 == 0 {
+                piece(0, 2_000)
+            } else {
+                piece(k % 3, 4)
+            };
+            w.text(&p);
+            want.extend_from_slice(&p);
+            w.segment(&seg);
+            want.extend_from_slice(b"# a segment between\n");
+        }
+        let parts = w.finish();
+        assert_eq!(gunzip(&parts), want);
+        assert!(parts.concat().len() * 5 < want.len(), "still compresses");
     }
 
     #[test]
