@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use tokio::sync::watch;
@@ -13,7 +13,6 @@ use crate::metrics::ExporterMetrics;
 use crate::refresh::target::Target;
 use bytes::Bytes;
 
-use crate::base::gzip::Segment;
 use crate::base::loglimit::LogLimiter;
 use crate::snapshot::{render, render_gzip, Snapshot};
 use crate::web::serve::Chunks;
@@ -36,31 +35,7 @@ pub struct Exporter<C> {
     /// serves their account and region, as of the last scrape.
     overlaps: Mutex<HashMap<Arc<str>, Arc<str>>>,
     logs: LogLimiter,
-    /// The exporter's own metrics as last encoded: see [`OwnPage`].
-    /// An async lock: scrapes that arrive while it is encoded wait for it
-    /// without holding a worker thread that probes need.
-    own: tokio::sync::Mutex<Option<Arc<OwnPage>>>,
 }
-
-/// The exporter's own metrics, encoded and compressed once and shared by
-/// the scrapes that follow within [`OWN_PAGE_REUSE`] while no target
-/// refreshed and the targets stay the same. They grow with the targets (an
-/// API histogram per target and operation): at 600 targets, 8 MB of text,
-/// which every scrape gathered, encoded and compressed anew, so concurrent
-/// scrapers queued behind each other. A scrape that follows a refresh
-/// always sees that refresh's counters; what else moves (the backfill's
-/// calls, process memory, snapshot ages) is at most a second old.
-struct OwnPage {
-    /// The targets and their last refreshes when it was encoded.
-    key: (usize, Vec<(u64, bool)>),
-    made: Instant,
-    text: Bytes,
-    gz: Segment,
-}
-
-/// How long scrapes may share [`OwnPage`]: real time, not the exporter's
-/// clock, which tests hold still.
-const OWN_PAGE_REUSE: Duration = Duration::from_secs(1);
 
 impl<C: ImageBuilderApi> Exporter<C> {
     pub fn new(
@@ -78,7 +53,6 @@ impl<C: ImageBuilderApi> Exporter<C> {
             scrape_timeout,
             overlaps: Mutex::new(HashMap::new()),
             logs: LogLimiter::default(),
-            own: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -230,43 +204,16 @@ impl<C: ImageBuilderApi> Exporter<C> {
                     .set(secs(now.saturating_sub(at).max(0)));
             }
         }
-        let own = self.own_page(&targets).await;
+        let mut own = Vec::with_capacity(16 * 1024);
+        self.metrics.encode(&mut own);
         match encoding {
             Encoding::Identity => {
                 let mut chunks = render(&snapshots, now);
-                chunks.push(own.text.clone());
+                chunks.push(Bytes::from(own));
                 Chunks::new(chunks)
             }
-            Encoding::Gzip => Chunks::new(render_gzip(&snapshots, now, &own.gz)),
+            Encoding::Gzip => Chunks::new(render_gzip(&snapshots, now, &own)),
         }
-    }
-
-    /// The exporter's own metrics: the shared page if it is still good
-    /// (see [`OwnPage`]), else encoded now.
-    async fn own_page(&self, targets: &Targets<C>) -> Arc<OwnPage> {
-        let key = (
-            Arc::as_ptr(targets) as usize,
-            targets
-                .iter()
-                .map(|t| t.refresh_state())
-                .collect::<Vec<_>>(),
-        );
-        let mut own = self.own.lock().await;
-        if let Some(page) = own.as_ref() {
-            if page.key == key && page.made.elapsed() < OWN_PAGE_REUSE {
-                return page.clone();
-            }
-        }
-        let mut text = Vec::with_capacity(16 * 1024);
-        self.metrics.encode(&mut text);
-        let page = Arc::new(OwnPage {
-            key,
-            made: Instant::now(),
-            gz: Segment::compress(&text),
-            text: Bytes::from(text),
-        });
-        *own = Some(page.clone());
-        page
     }
 }
 

@@ -178,13 +178,6 @@ impl<C: ImageBuilderApi> Target<C> {
         self.coord().refreshed_at
     }
 
-    /// The refreshes started, and whether one runs: it changes when a
-    /// refresh starts or ends, whatever the clock says.
-    pub fn refresh_state(&self) -> (u64, bool) {
-        let c = self.coord();
-        (c.started, c.running)
-    }
-
     /// True once a refresh has read everything it needed.
     pub fn is_ready(&self) -> bool {
         self.coord().ready

@@ -20,14 +20,13 @@ pub fn render(snapshots: &[Arc<Snapshot>], now: Nanos) -> Vec<Bytes> {
     out
 }
 
-/// [`render`], gzip-compressed, followed by `tail` (the exporter's own
-/// metrics, compressed by the caller, who may share them between scrapes).
-/// The unchanging text of each snapshot was compressed when the snapshot
-/// was built; only the text computed per scrape is compressed here.
-pub fn render_gzip(snapshots: &[Arc<Snapshot>], now: Nanos, tail: &Segment) -> Vec<Bytes> {
+/// [`render`], gzip-compressed, followed by `tail` (text computed per
+/// scrape). The unchanging text of each snapshot was compressed when the
+/// snapshot was built; only the text computed per scrape is compressed here.
+pub fn render_gzip(snapshots: &[Arc<Snapshot>], now: Nanos, tail: &[u8]) -> Vec<Bytes> {
     let mut out = GzipWriter::new();
     render_into(snapshots, now, &mut out);
-    out.segment(tail);
+    out.text(tail);
     out.finish()
 }
 

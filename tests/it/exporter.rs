@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use imagebuilder_exporter::base::clock::NANOS_PER_SEC;
@@ -604,67 +604,5 @@ async fn step_metrics_carry_no_execution_ids() {
         "no workflow execution ID in the output"
     );
     let _ = NANOS_PER_SEC;
-    h.shutdown().await;
-}
-
-/// The exporter's own metrics are encoded once and shared by the scrapes
-/// of the next second (they are megabytes at hundreds of targets), but
-/// never hide a refresh: a scrape that refreshed shows that refresh, and
-/// after a second the page is encoded again.
-#[tokio::test]
-async fn the_exporters_own_metrics_are_shared_for_a_second_and_never_hide_a_refresh() {
-    let age = |m: &Metrics| {
-        m.get(
-            "imagebuilder_exporter_snapshot_age_seconds",
-            &[("target", "us-east-1")],
-        )
-        .expect("snapshot age")
-    };
-    // No refresh after the first: the clock moves, the page is shared.
-    let h = World::new(sample_world(), at(160.0))
-        .spawn_exporter(&["--refresh.min-interval", "1h"])
-        .await;
-    let first = h.scrape().await;
-    let mut shared = false;
-    for _ in 0..5 {
-        let before = h.scrape().await;
-        let started = Instant::now();
-        h.clock.advance_secs(10.0);
-        let next = h.scrape().await;
-        if started.elapsed() < Duration::from_millis(500) {
-            assert_eq!(age(&next), age(&before), "shared within the second");
-            shared = true;
-            break;
-        }
-    }
-    assert!(shared, "no two scrapes within half a second in five tries");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let later = h.scrape().await;
-    assert!(
-        age(&later) >= age(&first) + 10.0,
-        "encoded again after a second: {} then {}",
-        age(&first),
-        age(&later)
-    );
-    h.shutdown().await;
-
-    // A refresh at every scrape: each scrape shows its own refresh.
-    let h = World::new(sample_world(), at(160.0))
-        .spawn_exporter(&[])
-        .await;
-    let last = |m: &Metrics| {
-        m.get(
-            "imagebuilder_exporter_last_refresh_success_timestamp_seconds",
-            &[("target", "us-east-1")],
-        )
-        .expect("last refresh")
-    };
-    let a = last(&h.scrape().await);
-    for step in 1..=3 {
-        h.clock.advance_secs(5.0);
-        // At once, well within the second: the refresh this scrape made
-        // shows, not the page of the scrape before.
-        assert_eq!(last(&h.scrape().await), a + 5.0 * f64::from(step));
-    }
     h.shutdown().await;
 }
