@@ -27,6 +27,8 @@
 
 #[path = "../tests/shared/http.rs"]
 mod http;
+#[path = "common/measure.rs"]
+mod measure;
 #[path = "../tests/shared/running.rs"]
 mod running;
 
@@ -38,6 +40,7 @@ use std::time::{Duration, Instant};
 use http::{free_port, raw_request, try_request};
 use imagebuilder_exporter::base::clock::{Clock, SystemClock};
 use imagebuilder_sim::{scenario, Faults, Simulator};
+use measure::{memory_of, quantile};
 use running::Running;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -45,18 +48,6 @@ const HALF_OPEN: usize = 500;
 const ROUNDS: usize = 20;
 const PARTIAL: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: exporter\r\n";
 const EXPORTER: &str = env!("CARGO_BIN_EXE_imagebuilder-exporter");
-
-fn vm_rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
 
 async fn wait_ready(base: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -116,9 +107,10 @@ async fn hold(
     }
 }
 
+/// The median and the slowest.
 fn quantiles(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
-    (v[v.len() / 2], v[v.len() - 1])
+    (quantile(&v, 0.5), quantile(&v, 1.0))
 }
 
 /// One attack: connections from `source`, reopened or not.
@@ -137,7 +129,7 @@ async fn half_open(title: &str, source: std::net::IpAddr, reopen: bool) {
     let child = Running(child);
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&base).await;
-    let rss_before = vm_rss(child.0.id());
+    let rss_before = memory_of(child.0.id()).0;
 
     let stop = Arc::new(AtomicBool::new(false));
     let closed = Arc::new(AtomicU64::new(0));
@@ -173,7 +165,7 @@ async fn half_open(title: &str, source: std::net::IpAddr, reopen: bool) {
             if matches!(answer, Ok(Ok((200, _, _)))) {
                 ok += 1;
             }
-            rss_during = rss_during.max(vm_rss(child.0.id()));
+            rss_during = rss_during.max(memory_of(child.0.id()).0);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let (median, slowest) = quantiles(times);

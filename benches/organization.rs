@@ -43,6 +43,8 @@
 mod bins;
 #[path = "../tests/shared/http.rs"]
 mod http;
+#[path = "common/measure.rs"]
+mod measure;
 #[path = "../tests/shared/running.rs"]
 mod running;
 
@@ -54,6 +56,7 @@ use std::time::{Duration, Instant};
 
 use bins::{simulator_bin, EXPORTER};
 use http::{free_port, raw_request, try_request};
+use measure::{memory_of, quantile};
 use running::Running;
 
 /// The exporter's default `--refresh.min-interval`: a scrape sooner than
@@ -249,17 +252,7 @@ impl Exporter {
 
     /// (VmRSS, VmHWM) in bytes.
     fn memory(&self) -> (u64, u64) {
-        let pid = self.child.0.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .expect("the exporter's /proc status");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .map_or(0, |kb| kb * 1024)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        memory_of(self.child.0.id())
     }
 }
 
@@ -521,8 +514,7 @@ async fn latency(
     }
     assert!(!all.is_empty(), "no scrape within the refresh interval");
     all.sort();
-    let p = |q: f64| all[((all.len() as f64 * q).ceil() as usize).clamp(1, all.len()) - 1];
-    (p(0.50), p(0.99), all.len())
+    (quantile(&all, 0.50), quantile(&all, 0.99), all.len())
 }
 
 fn total(calls: &BTreeMap<String, u64>) -> u64 {

@@ -14,6 +14,8 @@
 
 #[path = "../tests/shared/http.rs"]
 mod http;
+#[path = "common/measure.rs"]
+mod measure;
 #[path = "../tests/shared/running.rs"]
 mod running;
 
@@ -32,6 +34,7 @@ use imagebuilder_exporter::metrics::ExporterMetrics;
 use imagebuilder_exporter::refresh::exporter::Encoding;
 use imagebuilder_sim::scenario::{self, BuildShape, Ids};
 use imagebuilder_sim::{Faults, Simulator};
+use measure::{memory_of, quantile};
 use running::Running;
 
 const OPS: [&str; 5] = [
@@ -279,18 +282,6 @@ fn print_table(rows: &[Row]) {
     println!();
 }
 
-fn rss_of(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 async fn wait_ready(base: &str) -> Duration {
     let started = Instant::now();
     let url = format!("{base}/-/ready");
@@ -380,8 +371,7 @@ async fn latency(base: &str, clients: usize, n: usize, gzip: bool) -> (Duration,
         all.extend(t.await.expect("scraper"));
     }
     all.sort();
-    let p = |q: f64| all[((all.len() as f64 * q).ceil() as usize).clamp(1, all.len()) - 1];
-    (p(0.50), p(0.99))
+    (quantile(&all, 0.50), quantile(&all, 0.99))
 }
 
 async fn measure(builds: usize, images: usize, running: usize) -> Row {
@@ -533,7 +523,7 @@ async fn measure_process(
     sim.reset_calls();
     scrape(&base).await;
     row.new_build = sim.calls();
-    (row.rss_steady, row.rss_peak) = rss_of(pid);
+    (row.rss_steady, row.rss_peak) = memory_of(pid);
 
     // Memory while ten scrapers hammer it.
     let peak = Arc::new(AtomicU64::new(0));
@@ -542,7 +532,7 @@ async fn measure_process(
         let (peak, done) = (peak.clone(), done.clone());
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                peak.fetch_max(rss_of(pid).0, Ordering::Relaxed);
+                peak.fetch_max(memory_of(pid).0, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

@@ -3,9 +3,9 @@
 //! Prometheus asks for gzip at every scrape, and most of the page only
 //! changes when a refresh does. Compressing megabytes at every scrape would
 //! cost more than everything else the exporter does, so each unchanging part
-//! is compressed once into a [`Segment`]: a piece of a deflate stream made by
-//! a fresh compressor (it refers to nothing before it) and ended by a sync
-//! flush (it ends on a byte boundary, and is not the last block). A
+//! is compressed once into a [`Segment`]: a piece of a deflate stream ended
+//! by a full flush (it ends on a byte boundary, is not the last block, and
+//! refers to nothing before it). A
 //! [`GzipWriter`] joins the cached segments and the few bytes computed per
 //! scrape into one ordinary gzip stream, whose CRC-32 it combines from the
 //! parts' without reading them again.
@@ -29,11 +29,8 @@
 //! assert_eq!(text, "# computed per scrape\nunchanging text\nelapsed 12.5\n");
 //! ```
 
-use std::io::Write;
-
 use bytes::Bytes;
 use crc32fast::Hasher;
-use flate2::write::DeflateEncoder;
 use flate2::{Compress, Compression, FlushCompress};
 
 /// The gzip header: deflate, no name or time, unknown OS (RFC 1952 §2.3).
@@ -53,22 +50,45 @@ impl Segment {
     /// Compresses `data` at the fastest level: the exposition format is so
     /// repetitive that it still shrinks about twentyfold.
     pub fn compress(data: &[u8]) -> Self {
-        let mut enc =
-            DeflateEncoder::new(Vec::with_capacity(data.len() / 8 + 64), Compression::fast());
-        // Writing to a Vec cannot fail. `flush` is a sync flush: all input
-        // is out, ending on a byte boundary, and no final block is written.
-        let _ = enc.write_all(data);
-        let _ = enc.flush();
-        // Dropping the encoder finishes the stream into the empty Vec left
-        // in its place, which is discarded.
-        let mut deflate = std::mem::take(enc.get_mut());
-        // Sized for text that compresses eightfold; the exposition format
+        let mut deflate = full_flush(&mut Compress::new(Compression::fast(), false), data);
+        // Sized for text that compresses fourfold; the exposition format
         // does much better, and the segment is kept until the next refresh.
         deflate.shrink_to_fit();
+        Self::of(data, deflate)
+    }
+
+    /// Compresses `data` with `c`, which can then make the next segment.
+    fn compress_with(c: &mut Compress, data: &[u8]) -> Self {
+        Self::of(data, full_flush(c, data))
+    }
+
+    fn of(data: &[u8], deflate: Vec<u8>) -> Self {
         Self {
             deflate: Bytes::from(deflate),
             crc: crc32fast::hash(data),
             len: data.len() as u64,
+        }
+    }
+}
+
+/// `data` deflated by `c`, ended by a full flush: on a byte boundary, no
+/// final block, and the dictionary forgotten, so that it refers to nothing
+/// before it and can sit between any two segments.
+fn full_flush(c: &mut Compress, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 4 + 64);
+    let mut input = data;
+    loop {
+        if out.capacity() - out.len() < 64 {
+            out.reserve(out.capacity().max(1024));
+        }
+        let before = c.total_in();
+        // Compressing into a Vec with room left cannot fail.
+        let _ = c.compress_vec(input, &mut out, FlushCompress::Full);
+        input = &input[(c.total_in() - before) as usize..];
+        // The flush is done when input is used up and the output was not
+        // filled: deflate had nothing more to write.
+        if input.is_empty() && out.len() < out.capacity() {
+            return out;
         }
     }
 }
@@ -140,30 +160,7 @@ impl GzipWriter {
         let c = self
             .compressor
             .get_or_insert_with(|| Compress::new(Compression::fast(), false));
-        // A full flush ends on a byte boundary and forgets what came
-        // before, so this piece refers to nothing outside itself and may
-        // sit between any two segments, as a fresh compressor's would.
-        let mut out = Vec::with_capacity(self.pending.len() / 4 + 64);
-        let mut input = &self.pending[..];
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(1024));
-            }
-            let before = c.total_in();
-            // Compressing into a Vec with room left cannot fail.
-            let _ = c.compress_vec(input, &mut out, FlushCompress::Full);
-            input = &input[(c.total_in() - before) as usize..];
-            // The flush is done when input is used up and the output was
-            // not filled: deflate had nothing more to write.
-            if input.is_empty() && out.len() < out.capacity() {
-                break;
-            }
-        }
-        let segment = Segment {
-            crc: crc32fast::hash(&self.pending),
-            len: self.pending.len() as u64,
-            deflate: Bytes::from(out),
-        };
+        let segment = Segment::compress_with(c, &self.pending);
         self.pending.clear();
         self.push(&segment);
     }
