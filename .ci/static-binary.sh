@@ -147,6 +147,11 @@ fi
 # waits on their lock.
 export CARGO_TARGET_DIR="${STATIC_TARGET_DIR:-$PWD/target/static}"
 log "building the static binary (as the Dockerfile does)"
+overrides=$(env | grep '^CARGO_PROFILE_RELEASE_' | sort | tr '\n' ' ' || true)
+if [ -n "$overrides" ]; then
+  # .ci/run turns optimisation off; the image is built without overrides.
+  log "with the release profile overridden by: $overrides"
+fi
 start=$SECONDS
 # Same command as the Dockerfile's builder stage: keep them in sync.
 cargo build --release --locked --target x86_64-unknown-linux-musl --config 'profile.release.strip="symbols"' --bin imagebuilder-exporter
@@ -158,10 +163,15 @@ built="$CARGO_TARGET_DIR/$TARGET/release/imagebuilder-exporter"
 unset CARGO_TARGET_DIR
 
 # The simulator is the test's, not the image's: the usual debug build of
-# its crate (which cargo test has usually built already).
-log "building the simulator"
-cargo build --locked -p imagebuilder-sim
-sim="$PWD/target/debug/imagebuilder-sim"
+# its crate, or SIMULATOR_BIN (.ci/run's, built with its tests).
+if [ -n "${SIMULATOR_BIN:-}" ]; then
+  sim=$SIMULATOR_BIN
+  [ -x "$sim" ] || die "SIMULATOR_BIN is not an executable: $sim"
+else
+  log "building the simulator"
+  cargo build --locked -p imagebuilder-sim
+  sim="$PWD/target/debug/imagebuilder-sim"
+fi
 
 # Static: no program interpreter, no shared libraries.
 file_out=$(file -b "$built")

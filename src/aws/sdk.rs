@@ -85,6 +85,36 @@ impl TimeSource for ClockTimeSource {
     }
 }
 
+/// One HTTPS client for every AWS client of the process: Image Builder's of
+/// each target, STS's of each role, SQS's, Organizations'. Left to
+/// themselves, SDK clients build one each, each with a TLS configuration
+/// and a copy of the system's root certificates of its own: some 0.3 MB a
+/// target, a third of the memory of an organisation of 600 targets
+/// (BENCHMARKS.md). Shared, there is one per set of timeouts, and one pool
+/// of connections per host. Otherwise the SDK's default client: rustls on
+/// aws-lc, proxies from the environment (`HTTPS_PROXY`, `NO_PROXY`).
+pub fn shared_https_client() -> aws_sdk_imagebuilder::config::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    static CLIENT: std::sync::OnceLock<aws_sdk_imagebuilder::config::SharedHttpClient> =
+        std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            Builder::new().build_with_connector_fn(|settings, components| {
+                let mut conn =
+                    ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::AwsLc));
+                conn.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    conn.set_sleep_impl(components.sleep_impl());
+                }
+                conn.set_proxy_config(Some(ProxyConfig::from_env()));
+                conn.build()
+            })
+        })
+        .clone()
+}
+
 /// Loads the SDK configuration for one target, telling time by `clock`.
 pub async fn load_sdk_config(
     s: &AwsSettings,
@@ -99,6 +129,7 @@ pub async fn load_sdk_config(
         // would hide attempts from the metrics.
         .retry_config(RetryConfig::disabled())
         .timeout_config(timeouts)
+        .http_client(shared_https_client())
         .time_source(ClockTimeSource(clock));
     if let Some(r) = &s.region {
         loader = loader.region(Region::new(r.clone()));

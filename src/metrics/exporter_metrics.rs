@@ -10,6 +10,9 @@ use prometheus::{
     Opts, Registry, TextEncoder,
 };
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use super::family::{FamilyDef, Kind, Own};
 
 /// Every metric the exporter keeps about itself.
@@ -44,6 +47,9 @@ pub struct ExporterMetrics {
     pub organization_errors: IntCounterVec,
     pub organization_accounts: IntGauge,
     pub shard_targets: IntGauge,
+    /// Counts [`ExporterMetrics::touch`]: a page rendered earlier is served
+    /// again only while this has not moved (see `refresh::page`).
+    changes: Arc<AtomicU64>,
 }
 
 /// Metric construction only fails on invalid names, duplicate registration
@@ -95,8 +101,21 @@ impl ExporterMetrics {
             organization_errors: unregistered(Own::OrganizationErrors)?,
             organization_accounts: unregistered(Own::OrganizationAccounts)?,
             shard_targets: register(&r, Own::ShardTargets)?,
+            changes: Arc::default(),
             registry: r,
         })
+    }
+
+    /// Says that these metrics changed outside a scrape (a refresh ended,
+    /// events were handled, the organisation was listed): a page rendered
+    /// before is not served again. Called after the changes, not before.
+    pub fn touch(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times [`ExporterMetrics::touch`] was called.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// Appends the text encoding of every metric in the registry.

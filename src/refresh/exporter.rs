@@ -14,6 +14,7 @@ use crate::refresh::target::Target;
 use bytes::Bytes;
 
 use crate::base::loglimit::LogLimiter;
+use crate::refresh::page::{Lookup, PageCache, PageKey};
 use crate::snapshot::{render, render_gzip, Snapshot};
 use crate::web::serve::Chunks;
 
@@ -34,6 +35,8 @@ pub struct Exporter<C> {
     /// Targets whose series are not served, and the earlier target that
     /// serves their account and region, as of the last scrape.
     overlaps: Mutex<HashMap<Arc<str>, Arc<str>>>,
+    /// The last gzip page, for the scrapes that come right after it.
+    page: PageCache,
     logs: LogLimiter,
 }
 
@@ -52,6 +55,7 @@ impl<C: ImageBuilderApi> Exporter<C> {
             clock,
             scrape_timeout,
             overlaps: Mutex::new(HashMap::new()),
+            page: PageCache::default(),
             logs: LogLimiter::default(),
         })
     }
@@ -183,20 +187,69 @@ impl<C: ImageBuilderApi> Exporter<C> {
 
     /// The body of `/metrics`, waiting at most `--scrape.timeout` for a
     /// refresh (see [`Exporter::render_metrics_within`]).
-    pub async fn render_metrics(&self, encoding: Encoding) -> Chunks {
+    pub async fn render_metrics(self: &Arc<Self>, encoding: Encoding) -> Chunks {
         self.render_metrics_within(encoding, self.scrape_timeout.max)
             .await
     }
 
     /// The body of `/metrics`: refreshes what is due (waiting at most
     /// `wait`), then renders every target and the exporter's own metrics,
-    /// as plain text or gzip.
-    pub async fn render_metrics_within(&self, encoding: Encoding, wait: Duration) -> Chunks {
+    /// as plain text or gzip. A gzip page rendered for an earlier scrape is
+    /// served again while nothing on it changed, for up to a second (see
+    /// [`crate::refresh::page`]); plain text, which people read, is always
+    /// rendered anew.
+    pub async fn render_metrics_within(
+        self: &Arc<Self>,
+        encoding: Encoding,
+        wait: Duration,
+    ) -> Chunks {
         let targets = self.targets();
         let snapshots = join_all(targets.iter().map(|t| t.scrape(wait))).await;
-        let snapshots = self.without_overlaps(snapshots);
+        let key = PageKey {
+            snapshots,
+            changes: self.metrics.changes(),
+        };
+        if encoding == Encoding::Identity {
+            return self.render_page(&key.snapshots, Encoding::Identity);
+        }
+        match self.page.lookup(&key, self.clock.now()) {
+            Lookup::Fresh(body) => return body,
+            Lookup::Stale(body) => {
+                if let Some(turn) = self.page.try_render_turn() {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        me.render_gzip_page(key);
+                        drop(turn);
+                    });
+                }
+                return body;
+            }
+            Lookup::Miss => {}
+        }
+        let turn = self.page.render_turn().await;
+        // Rendered for this same key while this scrape waited its turn.
+        if let Lookup::Fresh(body) = self.page.lookup(&key, self.clock.now()) {
+            return body;
+        }
+        let body = self.render_gzip_page(key);
+        drop(turn);
+        body
+    }
+
+    /// Renders the gzip page of `key` and keeps it for the next scrapes.
+    fn render_gzip_page(&self, key: PageKey) -> Chunks {
+        let at = self.clock.now();
+        let body = self.render_page(&key.snapshots, Encoding::Gzip);
+        self.page.store(key, at, &body);
+        body
+    }
+
+    /// Renders `snapshots` (but those that overlap an earlier one) and the
+    /// exporter's own metrics.
+    fn render_page(&self, snapshots: &[Arc<Snapshot>], encoding: Encoding) -> Chunks {
+        let snapshots = self.without_overlaps(snapshots.to_vec());
         let now = self.clock.now();
-        for t in targets.iter() {
+        for t in self.targets().iter() {
             if let Some(at) = t.refreshed_at() {
                 self.metrics
                     .snapshot_age
@@ -212,7 +265,7 @@ impl<C: ImageBuilderApi> Exporter<C> {
                 chunks.push(Bytes::from(own));
                 Chunks::new(chunks)
             }
-            Encoding::Gzip => Chunks::new(render_gzip(&snapshots, now, &own)),
+            Encoding::Gzip => Chunks::from(render_gzip(&snapshots, now, Bytes::from(own))),
         }
     }
 }

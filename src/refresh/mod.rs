@@ -8,6 +8,7 @@
 //!   targets to read what they name;
 //! * [`exporter`]: the [`Exporter`], every target behind one page, as a
 //!   scrape asks for it;
+//! * [`page`]: the last gzip page, served again to the scrapes right after;
 //! * [`organization`]: an AWS organisation's accounts as targets, listed
 //!   again every `--organization.interval`;
 //! * [`shard`]: which targets this replica serves.
@@ -16,6 +17,7 @@ pub(crate) mod discovery;
 pub(crate) mod events;
 pub mod exporter;
 pub mod organization;
+pub(crate) mod page;
 pub mod shard;
 pub(crate) mod target;
 

@@ -210,6 +210,7 @@ where
                     wait
                 }
             };
+            self.metrics.touch();
             tokio::time::sleep(wait).await;
         }
     }

@@ -347,6 +347,7 @@ impl<C: ImageBuilderApi> Target<C> {
             let waited = tokio::time::timeout(timeout, rx.wait_for(|g| *g >= generation)).await;
             if waited.is_err() {
                 self.metrics.scrape_timeouts.inc();
+                self.metrics.touch();
                 if self.logs.allow("scrape-timeout", Some(WARN_EVERY)) {
                     tracing::warn!(target_name = %self.name, timeout_s = timeout.as_secs_f64(), "refresh slower than the scrape could wait (--scrape.timeout, or the scraper's timeout less --scrape.timeout-offset); serving the previous snapshot while it finishes");
                 }
@@ -423,6 +424,7 @@ impl<C: ImageBuilderApi> Target<C> {
                 .with_label_values(&t)
                 .set(secs(self.clock.now()));
         }
+        self.metrics.touch();
         if pending > 0 {
             let mut c = self.coord();
             if !c.backfilling {
@@ -458,6 +460,7 @@ impl<C: ImageBuilderApi> Target<C> {
         let known = tracker.pipeline_arns();
         self.publish(&tracker);
         drop(tracker);
+        self.metrics.touch();
         self.log_failures(&report);
         (report, known)
     }
@@ -494,6 +497,7 @@ impl<C: ImageBuilderApi> Target<C> {
             .builds_in_flight
             .with_label_values(&t)
             .set(stats.builds_in_flight as i64);
+        self.metrics.touch();
     }
 
     /// Reads the backfill in batches until nothing is left, each batch

@@ -74,7 +74,7 @@ pub async fn run<C: ImageBuilderApi>(
 }
 
 async fn route<C: ImageBuilderApi>(
-    exporter: &Exporter<C>,
+    exporter: &Arc<Exporter<C>>,
     telemetry_path: &str,
     req: Request<Incoming>,
 ) -> Response<Chunks> {

@@ -20,7 +20,6 @@ use render::render_text;
 pub use render::{render, render_gzip};
 
 use crate::base::clock::{secs, Nanos, NANOS_PER_SEC};
-use crate::base::gzip::Segment;
 use crate::metrics::family::Family;
 use crate::metrics::labels::TagAllowList;
 use crate::tracking::counters::StepCounters;
@@ -56,9 +55,6 @@ struct Body {
     /// Samples computed at scrape time: the encoded `name{labels} ` and how
     /// to compute the value.
     live: Vec<(Box<[u8]>, Live)>,
-    /// `text` compressed: by the refresh, so that gzip scrapes (all of
-    /// Prometheus' scrapes) only join segments.
-    gz: Segment,
 }
 
 impl Body {
@@ -106,7 +102,6 @@ impl Snapshot {
                     d.text.shrink_to_fit();
                     d.live.shrink_to_fit();
                     Body {
-                        gz: Segment::compress(&d.text),
                         text: Bytes::from(d.text),
                         live: d.live,
                     }

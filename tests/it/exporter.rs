@@ -520,6 +520,83 @@ async fn gzip_when_asked() {
     h.shutdown().await;
 }
 
+/// A gzip scrape of `url`: the compressed body and its text.
+async fn gzip_page(url: &str) -> (Vec<u8>, String) {
+    let (status, headers, body) = raw_request(
+        "GET",
+        &format!("{url}/metrics"),
+        &[("accept-encoding", "gzip")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("content-encoding").unwrap(), "gzip");
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+    (body.to_vec(), text)
+}
+
+/// Scrapes that come together share one gzip page: rendered once, not once
+/// per scrape. What moves with the clock alone is then up to a second old
+/// (two while a newer page is rendered); older, the scrape renders anew.
+#[tokio::test]
+async fn gzip_scrapes_within_a_second_share_one_page() {
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&["--refresh.min-interval", "1h"])
+        .await;
+    let approve = |text: &str| Metrics::parse(text).get(DURATION, &web("Approve")).unwrap();
+    let (first, text) = gzip_page(&h.url).await;
+    let at_first = approve(&text);
+    // Rendered again, the running step's duration would be 0.5 s longer.
+    h.clock.advance_secs(0.5);
+    assert!(gzip_page(&h.url).await.0 == first, "not the same page");
+    // 1.5 s old: served once more, while a newer one is rendered.
+    h.clock.advance_secs(1.0);
+    assert!(
+        gzip_page(&h.url).await.0 == first,
+        "not served while a newer one is rendered"
+    );
+    let newer = async {
+        loop {
+            let (_, text) = gzip_page(&h.url).await;
+            if approve(&text) == at_first + 1.5 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), newer)
+        .await
+        .expect("a newer page, rendered in the background");
+    // Over two seconds old: rendered for the scrape that asks.
+    h.clock.advance_secs(5.0);
+    assert_eq!(approve(&gzip_page(&h.url).await.1), at_first + 6.5);
+    // Plain text is rendered for each scrape.
+    h.clock.advance_secs(0.25);
+    let plain = Metrics::parse(&get(&format!("{}/metrics", h.url)).await.2);
+    assert_eq!(plain.get(DURATION, &web("Approve")), Some(at_first + 6.75));
+    h.shutdown().await;
+}
+
+/// A shared page never hides a change: a refresh that changed only the
+/// exporter's own metrics (`imagebuilder_up`, every snapshot as it was) is
+/// on the very next gzip scrape.
+#[tokio::test]
+async fn a_gzip_page_is_not_shared_past_a_refresh() {
+    let h = World::new(sample_world(), at(160.0))
+        .spawn_exporter(&[])
+        .await;
+    let up = |text: &str| Metrics::parse(text).get("imagebuilder_up", &[]);
+    assert_eq!(up(&gzip_page(&h.url).await.1), Some(1.0));
+    h.sim.set_faults(Faults {
+        server_error_ratio: 1.0,
+        ..Faults::default()
+    });
+    // The clock stands still: only the refresh can tell the pages apart.
+    assert_eq!(up(&gzip_page(&h.url).await.1), Some(0.0));
+    h.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_slow_api_gets_the_last_snapshot_within_the_scrape_timeout() {
     let h = World::new(sample_world(), at(160.0))

@@ -242,6 +242,7 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
                 self.queue_failed(&e);
             }
         }
+        self.metrics.touch();
         outcome
     }
 
@@ -292,6 +293,7 @@ impl<C: ImageBuilderApi, Q: EventQueue> Follower<C, Q> {
             .event_queue_errors
             .with_label_values(&[name, e.code()])
             .inc();
+        self.metrics.touch();
         if self
             .logs
             .allow(&format!("queue|{}", e.code()), Some(WARN_EVERY))
