@@ -218,7 +218,7 @@ impl<C: ImageBuilderApi> Exporter<C> {
                 if let Some(turn) = self.page.try_render_turn() {
                     let me = self.clone();
                     tokio::spawn(async move {
-                        me.render_gzip_page(key);
+                        me.render_gzip_page(&key);
                         drop(turn);
                     });
                 }
@@ -231,13 +231,13 @@ impl<C: ImageBuilderApi> Exporter<C> {
         if let Lookup::Fresh(body) = self.page.lookup(&key, self.clock.now()) {
             return body;
         }
-        let body = self.render_gzip_page(key);
+        let body = self.render_gzip_page(&key);
         drop(turn);
         body
     }
 
     /// Renders the gzip page of `key` and keeps it for the next scrapes.
-    fn render_gzip_page(&self, key: PageKey) -> Chunks {
+    fn render_gzip_page(&self, key: &PageKey) -> Chunks {
         let at = self.clock.now();
         let body = self.render_page(&key.snapshots, Encoding::Gzip);
         self.page.store(key, at, &body);

@@ -11,7 +11,7 @@
 //! step's duration, snapshot ages, the process' CPU) is then that much
 //! older than the scrape, never more than [`STALE`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::OwnedMutexGuard;
 
@@ -27,33 +27,36 @@ pub(crate) const FRESH: Nanos = NANOS_PER_SEC;
 /// rendering that only the clock asked for. Older, a scrape renders its own.
 pub(crate) const STALE: Nanos = 2 * NANOS_PER_SEC;
 
-/// What a page shows: the snapshots it rendered, in order, and the count of
+/// What a page shows: the snapshots it renders, in order, and the count of
 /// changes to the exporter's own metrics when it was rendered.
-#[derive(Clone)]
 pub(crate) struct PageKey {
     pub snapshots: Vec<Arc<Snapshot>>,
     pub changes: u64,
 }
 
-impl PartialEq for PageKey {
-    /// Snapshots are immutable and swapped whole, so the same `Arc` is the
-    /// same content.
-    fn eq(&self, other: &Self) -> bool {
-        self.changes == other.changes
-            && self.snapshots.len() == other.snapshots.len()
-            && self
-                .snapshots
-                .iter()
-                .zip(&other.snapshots)
-                .all(|(a, b)| Arc::ptr_eq(a, b))
-    }
-}
-
 struct Page {
-    key: PageKey,
+    /// The key's snapshots, not kept alive by the page: one swapped out
+    /// is freed (but for its pointer's allocation, so no other snapshot
+    /// takes its address while the page compares against it).
+    snapshots: Vec<Weak<Snapshot>>,
+    changes: u64,
     /// The exporter's clock when it was rendered.
     at: Nanos,
     body: Chunks,
+}
+
+impl Page {
+    /// Snapshots are immutable and swapped whole, so the same pointer is the
+    /// same content.
+    fn shows(&self, key: &PageKey) -> bool {
+        self.changes == key.changes
+            && self.snapshots.len() == key.snapshots.len()
+            && self
+                .snapshots
+                .iter()
+                .zip(&key.snapshots)
+                .all(|(w, a)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(a)))
+    }
 }
 
 /// What [`PageCache::lookup`] found for a key.
@@ -79,7 +82,7 @@ impl PageCache {
     pub fn lookup(&self, key: &PageKey, now: Nanos) -> Lookup {
         let last = crate::base::sync::lock(&self.last).clone();
         match last {
-            Some(p) if p.key == *key => {
+            Some(p) if p.shows(key) => {
                 let age = now.saturating_sub(p.at);
                 // A clock that went back: the page is not known to be fresh.
                 if (0..FRESH).contains(&age) {
@@ -95,9 +98,10 @@ impl PageCache {
     }
 
     /// Keeps `body` as the page of `key`, rendered at `at`.
-    pub fn store(&self, key: PageKey, at: Nanos, body: &Chunks) {
+    pub fn store(&self, key: &PageKey, at: Nanos, body: &Chunks) {
         *crate::base::sync::lock(&self.last) = Some(Arc::new(Page {
-            key,
+            snapshots: key.snapshots.iter().map(Arc::downgrade).collect(),
+            changes: key.changes,
             at,
             body: body.clone(),
         }));
@@ -149,7 +153,7 @@ mod tests {
             text(cache.lookup(&key(std::slice::from_ref(&a), 0), 0)).0,
             "miss"
         );
-        cache.store(key(&[a.clone(), b.clone()], 3), 100, &body("page"));
+        cache.store(&key(&[a.clone(), b.clone()], 3), 100, &body("page"));
 
         let same = key(&[a.clone(), b.clone()], 3);
         assert_eq!(text(cache.lookup(&same, 100)), ("fresh", "page".into()));
@@ -174,6 +178,19 @@ mod tests {
         ] {
             assert_eq!(text(cache.lookup(&other, 100)).0, "miss");
         }
+    }
+
+    #[test]
+    fn a_page_does_not_keep_the_snapshots_it_shows_alive() {
+        let a = Arc::new(Snapshot::empty("a"));
+        let cache = PageCache::default();
+        cache.store(&key(std::slice::from_ref(&a), 0), 0, &body("page"));
+        let weak = Arc::downgrade(&a);
+        // Swapped out by its target: freed, though the page is kept.
+        drop(a);
+        assert!(weak.upgrade().is_none());
+        let b = Arc::new(Snapshot::empty("a"));
+        assert_eq!(text(cache.lookup(&key(&[b], 0), 0)).0, "miss");
     }
 
     #[tokio::test]

@@ -8,9 +8,8 @@ use crate::common;
 
 use std::time::Duration;
 
-use crate::shared::http::free_port;
 use common::process::{exporter, Spawned};
-use common::{get, Metrics};
+use common::{get, Metrics, CLOSED};
 use imagebuilder_sim::{RunningSimulator, Simulator};
 
 /// Generous bounds for a busy machine: each wait ends as soon as the line
@@ -131,7 +130,7 @@ async fn no_credentials_from_the_profile_named_says_so() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_endpoint_names_the_host_the_region_and_the_fix() {
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed = CLOSED.to_string();
     let run = exporter(
         &["--readiness.max-wait", "2s", "--aws.max-attempts", "1"],
         &[
@@ -231,7 +230,7 @@ async fn an_empty_or_malformed_region_is_refused_naming_its_source() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_region_is_said_once_without_the_instance_metadatas_warnings() {
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed = CLOSED.to_string();
     let (code, log) = refused(
         &[],
         // The instance metadata is tried, and fails, as off EC2.

@@ -408,7 +408,8 @@ async fn an_unreachable_queue_degrades_to_polling() {
     // Builder is the simulator, SQS a port nobody listens on.
     let sim = World::new(sample_world(), at(0.0)).sim;
     let running = sim.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let dead = format!("http://127.0.0.1:{}", crate::shared::http::free_port());
+    let dead = CLOSED;
+    let log = tempfile::NamedTempFile::new().expect("a log file");
     let port = crate::shared::http::free_port();
     let child = std::process::Command::new(EXPORTER)
         .args([
@@ -419,20 +420,27 @@ async fn an_unreachable_queue_degrades_to_polling() {
         ])
         .env_clear()
         .env("AWS_ENDPOINT_URL_IMAGEBUILDER", running.url())
-        .env("AWS_ENDPOINT_URL_SQS", &dead)
+        .env("AWS_ENDPOINT_URL_SQS", dead)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "secret")
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stderr(std::process::Stdio::null())
+        .stderr(log.reopen().expect("the log file"))
         .spawn()
         .expect("starts");
     let _child = Running(child);
     let url = format!("http://127.0.0.1:{port}/metrics");
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::from("no page");
     loop {
         if let Ok((200, _, body)) = try_request("GET", &url).await {
             let m = Metrics::parse(&body);
+            seen = m
+                .text
+                .lines()
+                .filter(|l| l.starts_with("imagebuilder_up") || l.contains("event_queue_errors"))
+                .collect::<Vec<_>>()
+                .join("\n");
             let errors = m.get(
                 "imagebuilder_exporter_event_queue_errors_total",
                 &[("code", "connection")],
@@ -443,7 +451,11 @@ async fn an_unreachable_queue_degrades_to_polling() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "no connection error counted");
+        assert!(
+            Instant::now() < deadline,
+            "no connection error counted; last page:\n{seen}\nlog:\n{}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -15,6 +15,12 @@ pub use harness::Harness;
 pub use metrics::Metrics;
 pub use world::*;
 
+/// An endpoint that refuses connections: port 1 (tcpmux), where nothing
+/// listens and no test listens. A port `free_port` found free can be taken
+/// a moment later by a test of the other binary, which runs beside
+/// (`.ci/run`): the requests meant to be refused would then be answered.
+pub const CLOSED: &str = "http://127.0.0.1:1";
+
 /// GET over a fresh connection: (status, headers, body).
 pub async fn get(url: &str) -> (u16, hyper::HeaderMap, String) {
     request("GET", url).await
