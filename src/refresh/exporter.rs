@@ -217,7 +217,9 @@ impl<C: ImageBuilderApi> Exporter<C> {
             Lookup::Stale(body) => {
                 if let Some(turn) = self.page.try_render_turn() {
                     let me = self.clone();
-                    tokio::spawn(async move {
+                    // Off the runtime's workers: they serve the stale page
+                    // to the other scrapers meanwhile.
+                    tokio::task::spawn_blocking(move || {
                         me.render_gzip_page(&key);
                         drop(turn);
                     });

@@ -43,8 +43,8 @@ pub struct Chunks {
 }
 
 /// Chunks shorter than this are copied together into one of up to
-/// [`JOINED`] bytes. A page of hundreds of targets is tens of thousands of
-/// small pieces (a family's rows of one target, compressed); sent one by
+/// [`JOINED`] bytes. A plain-text page of hundreds of targets is tens of
+/// thousands of small pieces (a family's rows of one target); sent one by
 /// one, each costs a body frame and an I/O vector, which cost more than
 /// copying them.
 const SMALL: usize = 16 * 1024;
